@@ -1,0 +1,62 @@
+// Liveness (no I/O), readiness (Postgres and Redis), and the root document.
+import type { FastifyInstance } from 'fastify';
+import type { DbHandle } from '../../db/client.js';
+import { errorBody } from '../../errors.js';
+import type { RedisHandle } from '../../plugins/redis.js';
+
+async function check(fn: () => Promise<void>, timeoutMs: number): Promise<'up' | 'down'> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), timeoutMs);
+      }),
+    ]);
+    return 'up';
+  } catch {
+    return 'down';
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface HealthDeps {
+  db: Pick<DbHandle, 'ping'>;
+  redis: Pick<RedisHandle, 'ping'> | null;
+  version: string;
+  isDraining: () => boolean;
+}
+
+export async function healthRoutes(app: FastifyInstance, deps: HealthDeps) {
+  app.get('/health', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
+
+  app.get('/health/ready', { logLevel: 'warn' }, async (request, reply) => {
+    const [database, redis] = await Promise.all([
+      check(() => deps.db.ping(), 2000),
+      deps.redis ? check(() => deps.redis!.ping(1000), 1500) : Promise.resolve('in-process' as const),
+    ]);
+    const checks = { database, redis, accepting_turns: !deps.isDraining() };
+    const down = Object.entries({ database, redis })
+      .filter(([, v]) => v === 'down')
+      .map(([k]) => k);
+    if (down.length === 0) return { status: 'ready', checks };
+    return reply
+      .code(503)
+      .send(
+        errorBody(
+          request.id,
+          'NOT_READY',
+          `Not ready: ${down.join(' and ')} ${down.length > 1 ? 'are' : 'is'} down`,
+          { checks },
+        ),
+      );
+  });
+
+  app.get('/', async () => ({
+    name: 'cidadao-api',
+    version: deps.version,
+    description: 'Cidadão.AI API: streamed, persisted chat with transparency agents and investigations',
+    links: { docs: '/docs', health: '/health', ready: '/health/ready', agents: '/api/v1/chat/agents' },
+  }));
+}

@@ -1,0 +1,50 @@
+// CORS from CORS_ORIGINS, request ids honoured from the edge and echoed back.
+import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
+import type { FastifyInstance, RawRequestDefaultExpression } from 'fastify';
+
+const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Railway's edge id first, then a caller's X-Request-Id, else a fresh UUID. */
+export function genReqId(req: RawRequestDefaultExpression): string {
+  for (const name of ['x-railway-request-id', 'x-request-id']) {
+    const v = req.headers[name];
+    if (typeof v === 'string' && SAFE_ID.test(v)) return v;
+  }
+  return randomUUID();
+}
+
+// Browsers send Access-Control-Request-Headers lowercase, comma-separated, with no space.
+export const ALLOWED_HEADERS = [
+  'authorization',
+  'content-type',
+  'accept',
+  'idempotency-key',
+  'last-event-id',
+  'x-request-id',
+  'cache-control',
+];
+export const EXPOSED_HEADERS = [
+  'x-request-id',
+  'retry-after',
+  'x-ratelimit-limit',
+  'x-ratelimit-remaining',
+  'x-ratelimit-reset',
+  'www-authenticate',
+];
+
+export async function registerSecurity(app: FastifyInstance, origins: string[]) {
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  await app.register(cors, {
+    origin: origins.includes('*') ? true : origins,
+    credentials: true,
+    methods: ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ALLOWED_HEADERS,
+    exposedHeaders: EXPOSED_HEADERS,
+    maxAge: 600,
+    // A preflight without Access-Control-Request-Method is still answered, not 400'd.
+    strictPreflight: false,
+  });
+}

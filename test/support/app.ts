@@ -1,0 +1,26 @@
+// Builds the app the way server.ts does, over the test backends, with a config from overrides.
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { type AppDeps, buildApp } from '../../src/app.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import type { DbHandle } from '../../src/db/client.js';
+import type { RedisHandle } from '../../src/plugins/redis.js';
+import { silentLogger } from './backends.js';
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ LOG_LEVEL: 'silent', NODE_ENV: 'test', ...env });
+}
+
+export interface TestAppOptions extends Partial<Omit<AppDeps, 'config'>> {
+  env?: Record<string, string>;
+  db: DbHandle;
+  redis: RedisHandle | null;
+  logger?: Logger;
+}
+
+export async function createTestApp(opts: TestAppOptions): Promise<FastifyInstance> {
+  const { env, ...deps } = opts;
+  const app = await buildApp({ ...deps, config: testConfig(env), logger: opts.logger ?? silentLogger() });
+  await app.ready();
+  return app;
+}
