@@ -7,7 +7,14 @@ import type { Config } from './config.js';
 import { createDb, type DbHandle } from './db/client.js';
 import { migrate, pendingMigrations } from './db/migrate.js';
 import { registerErrorHandling } from './errors.js';
+import { registerChat } from './modules/chat/chat.module.js';
+import type { GenerationRegistry } from './modules/generation/registry.js';
 import { healthRoutes } from './modules/health/health.routes.js';
+import { createOfflineProvider } from './modules/llm/offline.js';
+import { createOpenAIProvider } from './modules/llm/openai.js';
+import type { ModelProvider } from './modules/llm/provider.js';
+import { createMemoryStore } from './modules/memory/memory.js';
+import { describeAuth, registerAuth } from './plugins/auth.js';
 import { createRedis, type RedisHandle } from './plugins/redis.js';
 import { genReqId, registerSecurity } from './plugins/security.js';
 import { VERSION } from './version.js';
@@ -22,6 +29,8 @@ export interface AppDeps {
   logger?: Logger;
   /** Identifies this process in heartbeats and cross-instance messages. */
   instanceId?: string;
+  /** The model provider; default: OpenAI-compatible when LLM_API_KEY is set, else the offline agent. */
+  model?: ModelProvider;
 }
 
 export interface AppInfra {
@@ -32,6 +41,7 @@ export interface AppInfra {
   /** True once shutdown began: new turns are refused, running ones drain. */
   isDraining(): boolean;
   startDraining(): void;
+  generations: GenerationRegistry;
 }
 
 declare module 'fastify' {
@@ -103,7 +113,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   let draining = false;
-  const infra: AppInfra = {
+  // `generations` is filled in once the chat module is registered, before the app is ready.
+  const infra = {
     config,
     db,
     redis,
@@ -112,8 +123,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     startDraining: () => {
       draining = true;
     },
-  };
+  } as AppInfra;
   app.decorate('infra', infra);
+  app.decorateRequest('user', null);
 
   // Routes declare zod schemas; a failure becomes a 422 with the issues (see errors.ts).
   app.setValidatorCompiler(({ schema }) => (data) => {
@@ -121,10 +133,40 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return result.success ? { value: result.data } : { error: result.error };
   });
 
+  // JSON is the only body this API reads by default; text/plain would reach validation as a string.
+  app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   await registerSecurity(app, config.CORS_ORIGINS);
 
   await app.register(healthRoutes, { db, redis, version: VERSION, isDraining: infra.isDraining });
+
+  // Auth runs on every request before any route: an invalid token is a 401, never anonymous.
+  registerAuth(app, { config });
+
+  const model = deps.model ?? defaultModel(config, logger);
+  const memory = createMemoryStore({
+    redis,
+    conversationTtlS: config.MEMORY_CONVERSATION_TTL_S,
+    episodicTtlS: config.MEMORY_EPISODIC_TTL_S,
+    log: logger,
+  });
+  infra.generations = await registerChat(app, {
+    config,
+    db,
+    log: logger,
+    model,
+    memory,
+    instanceId: infra.instanceId,
+    isDraining: infra.isDraining,
+    remote: null,
+    mirror: null,
+  });
+
+  // Shutdown: refuse new turns, let running replies finish until the deadline, store the rest as interrupted.
+  app.addHook('preClose', async () => {
+    infra.startDraining();
+    await infra.generations.drain(config.SHUTDOWN_GRACE_MS);
+  });
 
   app.addHook('onClose', async () => {
     if (ownsRedis) await redis?.close();
@@ -135,5 +177,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   logger.info(
     `stores (stream log, memory, rate limits): ${redis ? redis.describe : 'in-process (single instance only)'}`,
   );
+  logger.info(`model: ${model.describe}`);
+  logger.info(describeAuth(config));
   return app;
+}
+
+function defaultModel(config: Config, logger: Logger): ModelProvider {
+  if (!config.LLM_API_KEY) return createOfflineProvider();
+  return createOpenAIProvider({
+    baseUrl: config.LLM_BASE_URL,
+    apiKey: config.LLM_API_KEY,
+    model: config.LLM_MODEL,
+    agentModels: config.LLM_AGENT_MODELS,
+    connectTimeoutMs: config.LLM_CONNECT_TIMEOUT_MS,
+    idleTimeoutMs: config.LLM_IDLE_TIMEOUT_MS,
+    maxTokens: config.LLM_MAX_TOKENS,
+    log: logger,
+  });
 }

@@ -28,6 +28,7 @@ export const errorCatalogue = {
   },
   TOKEN_BUDGET_EXCEEDED: { status: 429, message: 'The daily token budget is used up.' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error.' },
+  GENERATION_FAILED: { status: 503, message: 'The reply could not be generated; retry shortly.' },
   NOT_READY: { status: 503, message: 'A dependency is unavailable.' },
   AUTH_UNAVAILABLE: { status: 503, message: 'The identity provider could not be reached; retry shortly.' },
   SHUTTING_DOWN: { status: 503, message: 'The server is restarting; retry shortly.' },

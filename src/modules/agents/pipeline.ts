@@ -1,0 +1,143 @@
+// The agent pipeline of one turn: intent → agent → memory + history → model stream.
+import type { Logger } from 'pino';
+import type { GenEvent } from '../generation/events.js';
+import type { ChatTurnMessage, ModelProvider, ModelUsage } from '../llm/provider.js';
+import { type DetectedIntent, detectIntent, type RoutedAgent, routeAgent } from './intent.js';
+import { getAgent } from './roster.js';
+
+export interface TurnInput {
+  message: string;
+  requestedAgentId?: string;
+  sessionId: string;
+  userId: string | null;
+  /** The user message's position; history is what came before it. */
+  userSeq: number;
+  context: Record<string, unknown> | null;
+}
+
+/** Filled in as the pipeline learns things; the producer stores it with the reply. */
+export interface TurnState {
+  agent?: RoutedAgent;
+  intent?: DetectedIntent;
+  model?: string;
+  /** Extra fields for the `complete` event (contracts on the contract-search path). */
+  completeExtra: Record<string, unknown>;
+  suggestedActions: string[];
+}
+
+export type PipelineEvent =
+  | { type: 'event'; event: GenEvent }
+  | { type: 'token'; text: string }
+  | { type: 'done'; finishReason: string; usage: ModelUsage };
+
+export interface PromptParts {
+  agentId: string;
+  history: Array<{ role: 'user' | 'assistant'; content: string }>;
+  memory: { conversation: string[]; episodic: string[] };
+  userMessage: string;
+  context: Record<string, unknown> | null;
+}
+
+export interface PipelineDeps {
+  model: ModelProvider;
+  /** Recent turns before `beforeSeq`, oldest first (only loaded for real models). */
+  loadHistory(
+    sessionId: string,
+    beforeSeq: number,
+  ): Promise<Array<{ role: 'user' | 'assistant'; content: string }>>;
+  memory: {
+    conversation(sessionId: string): Promise<string[]>;
+    episodes(userId: string): Promise<string[]>;
+  } | null;
+  buildMessages(parts: PromptParts): ChatTurnMessage[];
+  /** Optional contract-search step for the investigate intent (events + a note for the answer). */
+  searchContracts?: (
+    input: TurnInput,
+    state: TurnState,
+    signal: AbortSignal,
+  ) => AsyncIterable<PipelineEvent | { type: 'note'; text: string }>;
+  maxTokens: number;
+  log: Pick<Logger, 'warn' | 'debug'>;
+}
+
+const suggestions: Record<string, string[]> = {
+  greeting: ['Investigar contratos', 'Como funciona uma licitação?', 'Quem são os agentes?'],
+  help: ['Investigar contratos de saúde', 'O que é dispensa de licitação?'],
+  investigate: [
+    'Abrir uma investigação completa',
+    'Ver fornecedores mais contratados',
+    'Explicar os achados',
+  ],
+  explain: ['Dar um exemplo real', 'Investigar contratos relacionados'],
+};
+
+export async function* runPipeline(
+  deps: PipelineDeps,
+  input: TurnInput,
+  state: TurnState,
+  signal: AbortSignal,
+): AsyncIterable<PipelineEvent> {
+  yield { type: 'event', event: { type: 'detecting', message: 'Analisando sua mensagem...' } };
+  const intent = detectIntent(input.message);
+  state.intent = intent;
+  yield { type: 'event', event: { type: 'intent', intent: intent.intent, confidence: intent.confidence } };
+
+  const agent = routeAgent(input.requestedAgentId, intent);
+  state.agent = agent;
+  state.suggestedActions = suggestions[intent.intent] ?? ['Investigar contratos', 'Pedir ajuda'];
+  yield { type: 'event', event: { type: 'agent_selected', agent_id: agent.echoId, agent_name: agent.name } };
+
+  let contextNote: string | undefined;
+  if (intent.intent === 'investigate' && deps.searchContracts) {
+    for await (const ev of deps.searchContracts(input, state, signal)) {
+      if (ev.type === 'note') contextNote = ev.text;
+      else yield ev;
+    }
+  }
+
+  const offline = deps.model.kind === 'offline';
+  let history: PromptParts['history'] = [];
+  let memory: PromptParts['memory'] = { conversation: [], episodic: [] };
+  if (!offline) {
+    yield {
+      type: 'event',
+      event: { type: 'thinking', message: `${getAgent(agent.id).name} está pensando...` },
+    };
+    [history, memory] = await Promise.all([
+      deps.loadHistory(input.sessionId, input.userSeq),
+      loadMemory(deps, input),
+    ]);
+  }
+  const context = contextNote
+    ? { ...(input.context ?? {}), contratos_encontrados: contextNote }
+    : input.context;
+  const messages = deps.buildMessages({
+    agentId: agent.id,
+    history,
+    memory,
+    userMessage: input.message,
+    context,
+  });
+  const model = deps.model.modelFor(agent.id);
+  state.model = model;
+
+  for await (const ev of deps.model.stream({
+    model,
+    messages,
+    maxTokens: deps.maxTokens,
+    signal,
+    hints: { agentId: agent.id, intent: intent.intent, userMessage: input.message, contextNote },
+  })) {
+    if (ev.type === 'token') yield { type: 'token', text: ev.text };
+    else yield { type: 'done', finishReason: ev.finishReason, usage: ev.usage };
+  }
+}
+
+async function loadMemory(deps: PipelineDeps, input: TurnInput): Promise<PromptParts['memory']> {
+  if (!deps.memory) return { conversation: [], episodic: [] };
+  const [conversation, episodic] = await Promise.all([
+    deps.memory.conversation(input.sessionId),
+    input.userId ? deps.memory.episodes(input.userId) : Promise.resolve([]),
+  ]);
+  return { conversation, episodic };
+}

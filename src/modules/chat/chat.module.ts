@@ -1,0 +1,120 @@
+// Composes the chat turn: registry, generation, pipeline, services and routes, over the app's infrastructure.
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../../config.js';
+import type { DbHandle } from '../../db/client.js';
+import { AppError } from '../../errors.js';
+import { personas } from '../agents/personas.js';
+import { type PipelineDeps, runPipeline } from '../agents/pipeline.js';
+import { getAgent } from '../agents/roster.js';
+import type { EventMirror } from '../generation/generation.js';
+import { createRegistry, type GenerationRegistry } from '../generation/registry.js';
+import { buildPrompt } from '../llm/prompt.js';
+import type { ModelProvider } from '../llm/provider.js';
+import type { MemoryStore } from '../memory/memory.js';
+import * as repo from './chat.repo.js';
+import { chatRoutes } from './chat.routes.js';
+import { type Caller, createChatService } from './chat.service.js';
+import { createTurnService, type RemoteGenerations, type TurnAdmission } from './chat.turns.js';
+
+export interface ChatModuleDeps {
+  config: Config;
+  db: DbHandle;
+  log: Logger;
+  model: ModelProvider;
+  memory: MemoryStore;
+  instanceId: string;
+  isDraining(): boolean;
+  remote: RemoteGenerations | null;
+  mirror: EventMirror | null;
+  /** Extra admission (cross-instance caps, budgets); the local concurrency cap always applies. */
+  admission?: TurnAdmission;
+  searchContracts?: PipelineDeps['searchContracts'];
+  rateLimit?: (cls: 'chat' | 'read') => Record<string, unknown> | undefined;
+}
+
+export const userKeyOf = (userId: string | null, sessionId: string) => userId ?? `anon:${sessionId}`;
+
+export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): Promise<GenerationRegistry> {
+  const { config, db } = deps;
+  const registry = createRegistry({
+    retainMs: 30_000,
+    maxRetained: 2000,
+    userKey: (g) => userKeyOf(g.userId, g.sessionId),
+  });
+
+  const pipelineDeps: PipelineDeps = {
+    model: deps.model,
+    memory: deps.memory,
+    maxTokens: config.LLM_MAX_TOKENS,
+    log: deps.log,
+    searchContracts: deps.searchContracts,
+    async loadHistory(sessionId, beforeSeq) {
+      return (await repo.recentForPrompt(db.db, sessionId, beforeSeq, 40)).reverse();
+    },
+    buildMessages: (parts) =>
+      buildPrompt({
+        systemPrompt: personas[parts.agentId]?.systemPrompt ?? getAgent(parts.agentId).intro,
+        history: parts.history,
+        memory: parts.memory,
+        userMessage: parts.userMessage,
+        historyTokenBudget: config.PROMPT_HISTORY_TOKENS,
+        context: parts.context ?? undefined,
+      }),
+  };
+
+  const localCap: TurnAdmission = {
+    async admit(caller: Caller, sessionId: string) {
+      if (registry.runningFor(userKeyOf(caller.userId, sessionId)) >= config.MAX_CONCURRENT_GENERATIONS) {
+        throw new AppError('TOO_MANY_GENERATIONS', undefined, { limit: config.MAX_CONCURRENT_GENERATIONS });
+      }
+      await deps.admission?.admit(caller, sessionId);
+    },
+  };
+
+  const turns = createTurnService({
+    db: db.db,
+    log: deps.log,
+    registry,
+    instanceId: deps.instanceId,
+    isDraining: deps.isDraining,
+    heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
+    remote: deps.remote,
+    admission: localCap,
+    generation: {
+      db: db.db,
+      checkpointMs: config.CHECKPOINT_MS,
+      heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
+      mirror: deps.mirror,
+      pipeline: (input, state, signal) => runPipeline(pipelineDeps, input, state, signal),
+      async onFinished(outcome, input) {
+        if (outcome.status !== 'completed' || !outcome.content) return;
+        const at = new Date().toISOString();
+        await deps.memory.rememberTurn(input.sessionId, {
+          user: input.message,
+          assistant: outcome.content,
+          agentId: outcome.agentId,
+          at,
+        });
+        if (input.userId && outcome.intent === 'investigate') {
+          await deps.memory.rememberEpisode(
+            input.userId,
+            `${at.slice(0, 10)}: perguntou "${input.message.slice(0, 200)}"`,
+          );
+        }
+      },
+    },
+  });
+  const chat = createChatService({ db: db.db, restoreDays: config.SESSION_RESTORE_DAYS });
+
+  await app.register(chatRoutes, {
+    prefix: '/api/v1/chat',
+    chat,
+    turns,
+    maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
+    heartbeatMs: config.SSE_HEARTBEAT_MS,
+    onDisconnect: config.GENERATION_ON_DISCONNECT,
+    rateLimit: deps.rateLimit,
+  });
+  return registry;
+}

@@ -1,0 +1,275 @@
+// Chat queries: the one-statement turn write, sessions, history. Every query is scoped by the caller.
+import { sql } from 'drizzle-orm';
+import { type Db, rowsOf } from '../../db/client.js';
+
+export interface SessionRow {
+  id: string;
+  user_id: string | null;
+  title: string | null;
+  status: string;
+  agent_id: string | null;
+  message_count: number;
+  context: Record<string, unknown>;
+  created_at: Date | string;
+  updated_at: Date | string;
+  last_message_at: Date | string | null;
+  last_activity_at: Date | string;
+  deleted_at?: Date | string | null;
+}
+
+export interface MessageRow {
+  id: string;
+  session_id: string;
+  seq: number | string;
+  role: 'user' | 'assistant';
+  content: string;
+  status: string;
+  user_id: string | null;
+  agent_id: string | null;
+  agent_name: string | null;
+  intent: string | null;
+  confidence: number | null;
+  finish_reason: string | null;
+  usage: { prompt_tokens: number; completion_tokens: number; estimated: boolean } | null;
+  metadata: Record<string, unknown>;
+  reply_to: string | null;
+  created_at: Date | string;
+  updated_at: Date | string;
+  heartbeat_at?: Date | string | null;
+}
+
+const SESSION_COLS = sql.raw(
+  'id, user_id, title, status, agent_id, message_count, context, created_at, updated_at, last_message_at, last_activity_at',
+);
+const MESSAGE_COLS = sql.raw(
+  'id, session_id, seq, role, content, status, user_id, agent_id, agent_name, intent, confidence, finish_reason, usage, metadata, reply_to, created_at, updated_at',
+);
+
+// A session is visible to its owner; an anonymous session to whoever holds its id.
+const visibleTo = (userId: string | null) =>
+  userId === null ? sql`user_id is null` : sql`(user_id is null or user_id = ${userId})`;
+
+export interface TurnInsert {
+  sessionId: string;
+  userId: string | null;
+  title: string;
+  agentId: string | null;
+  context: Record<string, unknown> | null;
+  userMessageId: string;
+  assistantMessageId: string;
+  content: string;
+  idempotencyScope: string;
+  idempotencyKey: string | null;
+  requestHash: string;
+  instanceId: string;
+  /** Seconds during which an identical keyless request attaches to a running turn. */
+  dedupeWindowS: number;
+}
+
+export type TurnInsertResult =
+  | { kind: 'created'; userSeq: number; sessionCreated: boolean }
+  | { kind: 'duplicate'; userMessageId: string; assistantMessageId: string }
+  | { kind: 'forbidden' };
+
+/**
+ * The whole turn in ONE statement (one round trip, one implicit transaction): upsert the session
+ * with ownership enforced in its WHERE, then insert the user message and the streaming assistant
+ * message. A foreign or deleted session makes the upsert return nothing, so nothing is written.
+ * An identical keyless request within the window returns the running turn instead of a new one.
+ */
+export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResult> {
+  const ctx = t.context === null ? null : JSON.stringify(t.context);
+  const result = await db.execute(sql`
+    with dup as (
+      select um.id as user_message_id, am.id as assistant_message_id
+      from chat_messages um
+      join chat_messages am on am.reply_to = um.id and am.session_id = um.session_id
+      join chat_sessions ds on ds.id = um.session_id and ds.deleted_at is null
+        and (ds.user_id is null or ds.user_id = ${t.userId})
+      where ${t.idempotencyKey === null}
+        and um.session_id = ${t.sessionId} and um.role = 'user' and um.request_hash = ${t.requestHash}
+        and um.created_at > now() - make_interval(secs => ${t.dedupeWindowS})
+        and am.status = 'streaming' and um.deleted_at is null
+      order by um.seq desc limit 1
+    ),
+    s as (
+      insert into chat_sessions as cs (id, user_id, title, agent_id, context, message_count, last_seq, last_message_at, last_activity_at)
+      select ${t.sessionId}, ${t.userId}, ${t.title}, ${t.agentId}, coalesce(${ctx}::jsonb, '{}'::jsonb), 2, 2, now(), now()
+      where not exists (select 1 from dup)
+      on conflict (id) do update set
+        user_id = coalesce(cs.user_id, excluded.user_id),
+        title = coalesce(cs.title, excluded.title),
+        agent_id = coalesce(${t.agentId}, cs.agent_id),
+        context = case when ${ctx}::jsonb is null then cs.context else excluded.context end,
+        message_count = cs.message_count + 2,
+        last_seq = cs.last_seq + 2,
+        last_message_at = now(), last_activity_at = now(), updated_at = now()
+      where cs.deleted_at is null and (cs.user_id is null or cs.user_id = excluded.user_id)
+      returning cs.last_seq, (xmax = 0) as created
+    ),
+    u as (
+      insert into chat_messages (id, session_id, seq, role, content, status, user_id, idempotency_scope, idempotency_key, request_hash)
+      select ${t.userMessageId}::uuid, ${t.sessionId}, s.last_seq - 1, 'user', ${t.content}, 'completed', ${t.userId},
+             ${t.idempotencyScope}, ${t.idempotencyKey}, ${t.requestHash}
+      from s
+      returning seq
+    ),
+    a as (
+      insert into chat_messages (id, session_id, seq, role, content, status, user_id, reply_to, instance_id, heartbeat_at)
+      select ${t.assistantMessageId}::uuid, ${t.sessionId}, s.last_seq, 'assistant', '', 'streaming', ${t.userId},
+             ${t.userMessageId}::uuid, ${t.instanceId}, now()
+      from s
+      returning id
+    )
+    select (select seq from u) as user_seq, (select created from s) as created,
+           (select user_message_id from dup) as dup_user, (select assistant_message_id from dup) as dup_assistant,
+           (select count(*) from a)::int as inserted
+  `);
+  const row = rowsOf<{
+    user_seq: string | number | null;
+    created: boolean | null;
+    dup_user: string | null;
+    dup_assistant: string | null;
+    inserted: number;
+  }>(result)[0]!;
+  if (row.dup_user && row.dup_assistant) {
+    return { kind: 'duplicate', userMessageId: row.dup_user, assistantMessageId: row.dup_assistant };
+  }
+  if (row.user_seq === null || row.inserted === 0) return { kind: 'forbidden' };
+  return { kind: 'created', userSeq: Number(row.user_seq), sessionCreated: row.created === true };
+}
+
+/** The turn a previous request with this Idempotency-Key started, if any. */
+export async function findByIdempotencyKey(db: Db, scope: string, key: string) {
+  return rowsOf<{
+    user_message_id: string;
+    assistant_message_id: string | null;
+    request_hash: string;
+    session_id: string;
+  }>(
+    await db.execute(sql`
+      select um.id as user_message_id, am.id as assistant_message_id, um.request_hash, um.session_id
+      from chat_messages um left join chat_messages am on am.reply_to = um.id and am.session_id = um.session_id
+      where um.idempotency_scope = ${scope} and um.idempotency_key = ${key}
+      limit 1`),
+  )[0];
+}
+
+export async function getSession(db: Db, id: string, userId: string | null): Promise<SessionRow | undefined> {
+  return rowsOf<SessionRow>(
+    await db.execute(
+      sql`select ${SESSION_COLS} from chat_sessions where id = ${id} and deleted_at is null and ${visibleTo(userId)}`,
+    ),
+  )[0];
+}
+
+export interface SessionPage {
+  rows: SessionRow[];
+  count: number;
+}
+
+export async function listSessions(
+  db: Db,
+  userId: string,
+  opts: { limit: number; offset: number; after?: { at: string; id: string } },
+): Promise<SessionPage> {
+  const keyset = opts.after
+    ? sql`and (last_activity_at, id) < (${opts.after.at}::timestamptz, ${opts.after.id})`
+    : sql``;
+  const [rows, count] = await Promise.all([
+    db.execute(sql`
+      select ${SESSION_COLS} from chat_sessions
+      where user_id = ${userId} and deleted_at is null ${keyset}
+      order by last_activity_at desc, id desc
+      limit ${opts.limit} offset ${opts.after ? 0 : opts.offset}`),
+    db.execute(
+      sql`select count(*)::int as n from chat_sessions where user_id = ${userId} and deleted_at is null`,
+    ),
+  ]);
+  return { rows: rowsOf<SessionRow>(rows), count: rowsOf<{ n: number }>(count)[0]!.n };
+}
+
+export async function renameSession(db: Db, id: string, userId: string | null, title: string) {
+  return rowsOf<SessionRow>(
+    await db.execute(sql`
+      update chat_sessions set title = ${title}, title_is_custom = true, updated_at = now(), last_activity_at = now()
+      where id = ${id} and deleted_at is null and ${visibleTo(userId)}
+      returning ${SESSION_COLS}`),
+  )[0];
+}
+
+export async function softDeleteSession(db: Db, id: string, userId: string | null): Promise<boolean> {
+  const rows = rowsOf<{ id: string }>(
+    await db.execute(sql`
+      update chat_sessions set deleted_at = now(), updated_at = now()
+      where id = ${id} and deleted_at is null and ${visibleTo(userId)} returning id`),
+  );
+  return rows.length > 0;
+}
+
+export async function restoreSession(db: Db, id: string, userId: string | null, windowDays: number) {
+  return rowsOf<SessionRow>(
+    await db.execute(sql`
+      update chat_sessions set deleted_at = null, updated_at = now()
+      where id = ${id} and deleted_at is not null and deleted_at > now() - make_interval(days => ${windowDays})
+        and ${visibleTo(userId)}
+      returning ${SESSION_COLS}`),
+  )[0];
+}
+
+/** Soft-clears a session's messages; false when the session is not visible to the caller. */
+export async function clearHistory(db: Db, id: string, userId: string | null): Promise<boolean> {
+  const rows = rowsOf<{ id: string }>(
+    await db.execute(sql`
+      with s as (
+        update chat_sessions set message_count = 0, updated_at = now()
+        where id = ${id} and deleted_at is null and ${visibleTo(userId)} returning id
+      ), m as (
+        update chat_messages set deleted_at = now()
+        where session_id in (select id from s) and deleted_at is null returning 1
+      )
+      select id from s`),
+  );
+  return rows.length > 0;
+}
+
+/** The latest `limit` messages before `beforeSeq`, newest first (the caller reverses). */
+export async function historyPage(db: Db, sessionId: string, limit: number, beforeSeq?: number) {
+  const before = beforeSeq === undefined ? sql`` : sql`and seq < ${beforeSeq}`;
+  return rowsOf<MessageRow>(
+    await db.execute(sql`
+      select ${MESSAGE_COLS} from chat_messages
+      where session_id = ${sessionId} and deleted_at is null ${before}
+      order by seq desc limit ${limit}`),
+  );
+}
+
+/** Recent completed turns for the model prompt, newest first. */
+export async function recentForPrompt(db: Db, sessionId: string, beforeSeq: number, limit: number) {
+  return rowsOf<{ role: 'user' | 'assistant'; content: string }>(
+    await db.execute(sql`
+      select role, content from chat_messages
+      where session_id = ${sessionId} and seq < ${beforeSeq} and deleted_at is null
+        and status in ('completed', 'stopped') and content <> ''
+      order by seq desc limit ${limit}`),
+  );
+}
+
+/** A message with its session's owner, for ownership checks on message routes. */
+export async function getMessage(db: Db, messageId: string) {
+  return rowsOf<MessageRow & { session_user_id: string | null; session_deleted: boolean }>(
+    await db.execute(sql`
+      select m.id, m.session_id, m.seq, m.role, m.content, m.status, m.user_id, m.agent_id, m.agent_name, m.intent,
+             m.confidence, m.finish_reason, m.usage, m.metadata, m.reply_to, m.created_at, m.updated_at, m.heartbeat_at,
+             s.user_id as session_user_id, (s.deleted_at is not null) as session_deleted
+      from chat_messages m join chat_sessions s on s.id = m.session_id
+      where m.id = ${messageId} and m.deleted_at is null`),
+  )[0];
+}
+
+/** Stops a reply whose producer is gone, keeping the last checkpointed text. */
+export async function markStopped(db: Db, messageId: string): Promise<void> {
+  await db.execute(sql`
+    update chat_messages set status = 'stopped', finish_reason = 'stopped', heartbeat_at = null, updated_at = now()
+    where id = ${messageId} and status = 'streaming'`);
+}

@@ -1,0 +1,96 @@
+// Zod schemas and response shapes of the chat routes (API.md sections 1–3).
+import { z } from 'zod';
+import type { MessageRow, SessionRow } from './chat.repo.js';
+
+export const SESSION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+const MAX_CONTEXT_BYTES = 16 * 1024;
+
+export const sessionIdSchema = z.string().regex(SESSION_ID, 'must be 1–128 characters of [A-Za-z0-9_.:-]');
+
+export function chatBodySchema(maxChars: number) {
+  return z.object({
+    message: z
+      .string({ error: 'message is required' })
+      .refine((m) => m.trim().length > 0, 'message must not be blank')
+      .refine((m) => m.length <= maxChars, `message must be at most ${maxChars} characters`),
+    session_id: sessionIdSchema.optional(),
+    agent_id: z.string().min(1).max(64).optional(),
+    context: z
+      .record(z.string(), z.unknown())
+      .refine(
+        (c) => Buffer.byteLength(JSON.stringify(c)) <= MAX_CONTEXT_BYTES,
+        'context must be at most 16 KiB',
+      )
+      .optional(),
+  });
+}
+export type ChatBody = z.infer<ReturnType<typeof chatBodySchema>>;
+
+export const sessionParamsSchema = z.object({ id: sessionIdSchema });
+export const messageParamsSchema = z.object({ message_id: z.string().min(1).max(64) });
+
+export const listSessionsQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  offset: z.coerce.number().int().min(0).max(100_000).default(0),
+  cursor: z.string().max(300).optional(),
+});
+
+export const historyQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  before: z
+    .string()
+    .regex(/^\d{1,15}$/, 'before must be a cursor from next_cursor')
+    .optional(),
+});
+
+export const renameBodySchema = z.object({
+  title: z
+    .string()
+    .transform((t) => t.trim())
+    .pipe(z.string().min(1, 'title must not be blank').max(200)),
+});
+
+export const resumeQuerySchema = z.object({ after: z.string().max(40).optional() });
+
+const iso = (d: Date | string | null | undefined) => (d == null ? null : new Date(d).toISOString());
+
+export function toSession(r: SessionRow) {
+  return {
+    id: r.id,
+    user_id: r.user_id,
+    title: r.title,
+    status: r.status,
+    agent_id: r.agent_id,
+    message_count: Number(r.message_count),
+    created_at: iso(r.created_at),
+    updated_at: iso(r.updated_at),
+    last_message_at: iso(r.last_message_at),
+    last_activity: iso(r.last_activity_at),
+    context: r.context ?? {},
+  };
+}
+
+export function toMessage(r: MessageRow) {
+  return {
+    id: r.id,
+    session_id: r.session_id,
+    role: r.role,
+    content: r.content,
+    status: r.status,
+    agent_id: r.agent_id,
+    agent_name: r.agent_name,
+    intent: r.intent,
+    timestamp: iso(r.created_at),
+    usage: r.usage,
+    metadata: { ...(r.metadata ?? {}), ...(r.finish_reason ? { finish_reason: r.finish_reason } : {}) },
+  };
+}
+
+/** About 80 characters of the first user message, cut at a word. */
+export function deriveTitle(message: string): string {
+  const clean = message.replace(/\s+/g, ' ').trim();
+  if (clean.length <= 80) return clean;
+  const cut = clean.slice(0, 80);
+  const space = cut.lastIndexOf(' ');
+  return `${(space > 40 ? cut.slice(0, space) : cut).trimEnd()}…`;
+}

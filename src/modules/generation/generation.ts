@@ -1,0 +1,254 @@
+// A running assistant reply: runs the pipeline, logs every event, checkpoints, and always finalises the row.
+import type { Logger } from 'pino';
+import type { Db } from '../../db/client.js';
+import type { PipelineEvent, TurnInput, TurnState } from '../agents/pipeline.js';
+import { estimateTokens, type ModelUsage } from '../llm/provider.js';
+import { createChunker } from './chunker.js';
+import { cursorId, type GenEvent, type StreamEntry } from './events.js';
+import { checkpoint, type FinalStatus, finalize } from './generation.repo.js';
+
+export type AbortReason = 'stopped' | 'interrupted';
+
+/** Where events are mirrored for other instances (a Redis Stream); optional. */
+export interface EventMirror {
+  append(messageId: string, entry: StreamEntry): void;
+  end(messageId: string): void;
+}
+
+export interface GenerationDeps {
+  db: Db;
+  log: Logger;
+  checkpointMs: number;
+  heartbeatMs: number;
+  mirror: EventMirror | null;
+  pipeline(input: TurnInput, state: TurnState, signal: AbortSignal): AsyncIterable<PipelineEvent>;
+  /** Called after the final write (memory, metrics); errors are logged, never thrown. */
+  onFinished?(outcome: GenerationOutcome, input: TurnInput): Promise<void> | void;
+}
+
+export interface GenerationOutcome {
+  messageId: string;
+  status: FinalStatus;
+  content: string;
+  finishReason: string;
+  agentId: string;
+  agentName: string;
+  intent: string | null;
+  confidence: number | null;
+  usage: ModelUsage;
+  suggestedActions: string[];
+  persisted: boolean;
+}
+
+export interface Generation {
+  readonly messageId: string;
+  readonly sessionId: string;
+  readonly userId: string | null;
+  readonly entries: readonly StreamEntry[];
+  readonly ended: boolean;
+  /** Resolves on the next appended event (or the end). */
+  changed(): Promise<void>;
+  abort(reason: AbortReason): void;
+  readonly done: Promise<GenerationOutcome>;
+}
+
+const ERROR_MESSAGES: Record<string, string> = {
+  interrupted:
+    'A resposta foi interrompida porque o servidor está reiniciando. Tente novamente em instantes.',
+  failed: 'Não foi possível concluir a resposta agora. Tente novamente em instantes.',
+};
+
+export function startGeneration(
+  deps: GenerationDeps,
+  ids: { messageId: string; userMessageId: string },
+  input: TurnInput,
+): Generation {
+  const entries: StreamEntry[] = [];
+  let waiters: Array<() => void> = [];
+  let ended = false;
+  let offset = 0;
+  const controller = new AbortController();
+  let abortReason: AbortReason | null = null;
+
+  const append = (event: GenEvent, addedChars = 0) => {
+    offset += addedChars;
+    const entry: StreamEntry = {
+      id: cursorId(offset, entries.length + 1),
+      seq: entries.length + 1,
+      offset,
+      event,
+    };
+    entries.push(entry);
+    deps.mirror?.append(ids.messageId, entry);
+    const w = waiters;
+    waiters = [];
+    for (const fn of w) fn();
+  };
+
+  // The start event is in the log before the model is called: the response can flush it at once.
+  append({
+    type: 'start',
+    session_id: input.sessionId,
+    message_id: ids.messageId,
+    user_message_id: ids.userMessageId,
+    timestamp: new Date().toISOString(),
+  });
+
+  const state: TurnState = { completeExtra: {}, suggestedActions: [] };
+  let content = '';
+  let persistedChars = 0;
+  let lastBeat = Date.now();
+  let writes: Promise<unknown> = Promise.resolve();
+
+  // Checkpoints are timer-driven, so database writes depend on elapsed time, never on chunk count.
+  const tick = setInterval(
+    () => {
+      const grown = content.length !== persistedChars;
+      if (!grown && Date.now() - lastBeat < deps.heartbeatMs) return;
+      const snapshot = grown ? content : null;
+      persistedChars = content.length;
+      lastBeat = Date.now();
+      writes = writes
+        .then(() => checkpoint(deps.db, ids.messageId, snapshot))
+        .catch((err) => deps.log.warn({ err, messageId: ids.messageId }, 'checkpoint failed'));
+    },
+    Math.min(deps.checkpointMs, deps.heartbeatMs),
+  );
+  tick.unref();
+
+  const run = async (): Promise<GenerationOutcome> => {
+    const chunker = createChunker();
+    const emit = (text: string) => {
+      if (!text) return;
+      content += text;
+      append({ type: 'chunk', content: text, agent_id: state.agent?.echoId ?? 'abaporu' }, text.length);
+    };
+    let status: FinalStatus = 'completed';
+    let finishReason = 'stop';
+    let usage: ModelUsage | null = null;
+    let errorCode: string | null = null;
+    try {
+      for await (const ev of deps.pipeline(input, state, controller.signal)) {
+        if (ev.type === 'token') emit(chunker.push(ev.text));
+        else if (ev.type === 'event') append(ev.event);
+        else {
+          finishReason = ev.finishReason;
+          usage = ev.usage;
+        }
+      }
+      if (controller.signal.aborted) throw controller.signal.reason;
+    } catch (err) {
+      if (abortReason) {
+        status = abortReason;
+        finishReason = abortReason;
+      } else {
+        status = 'failed';
+        finishReason = 'error';
+        errorCode = (err as { code?: string }).code ?? 'GENERATION_FAILED';
+        deps.log.warn({ err, messageId: ids.messageId }, 'generation failed');
+      }
+    }
+    // Whatever was held back at a word boundary is part of the reply, on every path.
+    emit(chunker.flush());
+    clearInterval(tick);
+
+    const agentId = state.agent?.id ?? 'abaporu';
+    const agentName = state.agent?.name ?? 'Abaporu';
+    const finalUsage = usage ?? {
+      prompt_tokens: estimateTokens(input.message),
+      completion_tokens: content ? estimateTokens(content) : 0,
+      estimated: true,
+    };
+    let persisted = false;
+    await writes;
+    try {
+      persisted = await finalize(deps.db, {
+        messageId: ids.messageId,
+        content,
+        status,
+        finishReason,
+        agentId,
+        agentName,
+        intent: state.intent?.intent ?? null,
+        confidence: state.intent?.confidence ?? null,
+        usage: finalUsage,
+        model: state.model ?? 'unknown',
+        metadata: errorCode ? { error_code: errorCode } : {},
+      });
+    } catch (err) {
+      // The row keeps its last checkpoint; the sweeper will mark it interrupted.
+      deps.log.error({ err, messageId: ids.messageId }, 'final write failed');
+      status = 'failed';
+      errorCode = 'PERSIST_FAILED';
+    }
+
+    if (status === 'completed' || status === 'stopped') {
+      append({
+        type: 'complete',
+        session_id: input.sessionId,
+        message_id: ids.messageId,
+        agent_id: state.agent?.echoId ?? agentId,
+        agent_name: agentName,
+        finish_reason: finishReason,
+        suggested_actions: state.suggestedActions,
+        usage: finalUsage,
+        ...state.completeExtra,
+      });
+    } else {
+      append({
+        type: 'error',
+        message: ERROR_MESSAGES[status] ?? ERROR_MESSAGES.failed,
+        code: status === 'interrupted' ? 'GENERATION_INTERRUPTED' : (errorCode ?? 'GENERATION_FAILED'),
+        fallback_endpoint: '/api/v1/chat/message',
+      });
+    }
+    ended = true;
+    deps.mirror?.end(ids.messageId);
+    const w = waiters;
+    waiters = [];
+    for (const fn of w) fn();
+
+    const outcome: GenerationOutcome = {
+      messageId: ids.messageId,
+      status,
+      content,
+      finishReason,
+      agentId,
+      agentName,
+      intent: state.intent?.intent ?? null,
+      confidence: state.intent?.confidence ?? null,
+      usage: finalUsage,
+      suggestedActions: state.suggestedActions,
+      persisted,
+    };
+    if (deps.onFinished) {
+      try {
+        await deps.onFinished(outcome, input);
+      } catch (err) {
+        deps.log.warn({ err }, 'post-generation hook failed');
+      }
+    }
+    return outcome;
+  };
+
+  const done = run();
+  return {
+    messageId: ids.messageId,
+    sessionId: input.sessionId,
+    userId: input.userId,
+    entries,
+    get ended() {
+      return ended;
+    },
+    changed() {
+      if (ended) return Promise.resolve();
+      return new Promise<void>((resolve) => waiters.push(resolve));
+    },
+    abort(reason) {
+      if (ended || controller.signal.aborted) return;
+      abortReason = reason;
+      controller.abort(Object.assign(new Error(reason), { name: 'AbortError' }));
+    },
+    done,
+  };
+}

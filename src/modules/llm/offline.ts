@@ -1,0 +1,126 @@
+// The built-in offline agent: streams real answers from the roster's texts when no model is configured.
+import { type Agent, getAgent, listAgents } from '../agents/roster.js';
+import { estimateTokens, type ModelEvent, type ModelProvider, type ModelRequest } from './provider.js';
+
+function helpText(): string {
+  return [
+    'Posso ajudar você a acompanhar o dinheiro público. Experimente:',
+    '',
+    '- **Investigar contratos**: "investigue contratos de material de escritório do Ministério da Saúde"',
+    '- **Entender termos**: "o que é dispensa de licitação?"',
+    '- **Conhecer os agentes**: "quem são vocês?"',
+    '',
+    'Sem uma chave de modelo configurada, respondo com o agente offline e com dados de exemplo.',
+  ].join('\n');
+}
+
+function aboutText(): string {
+  const lines = listAgents()
+    .slice(0, 8)
+    .map((a) => `- **${a.name}** — ${a.role.toLowerCase()}: ${a.description}`);
+  return [
+    'O **Cidadão.AI** é um assistente de transparência dos gastos públicos brasileiros. Somos uma equipe de agentes:',
+    '',
+    ...lines,
+    '',
+    'Pergunte sobre contratos, órgãos ou fornecedores e eu chamo o agente certo.',
+  ].join('\n');
+}
+
+function investigateText(agent: Agent, note?: string): string {
+  return [
+    `${agent.intro}`,
+    '',
+    'Para investigar, eu procuro nos contratos disponíveis:',
+    '',
+    '1. **Preços fora do padrão** entre contratos comparáveis (mediana e desvio absoluto);',
+    '2. **Fracionamento**: vários contratos logo abaixo do limite de dispensa;',
+    '3. **Aditivos acima de 25%** do valor inicial;',
+    '4. **Concentração** de um fornecedor num órgão e **picos** de fim de ano.',
+    '',
+    note ??
+      'Você pode abrir uma investigação completa em `POST /api/v1/investigations/`. Sem chave do Portal da Transparência, uso a base de exemplo incluída (dados de amostra).',
+  ].join('\n');
+}
+
+function explainText(agent: Agent, message: string): string {
+  return [
+    `${agent.intro}`,
+    '',
+    `Sobre "${message.trim().slice(0, 120)}": no modo offline não tenho um modelo de linguagem para uma explicação sob medida, mas posso adiantar o essencial:`,
+    '',
+    '- **Licitação** é a disputa pública que escolhe quem fornece ao governo;',
+    '- **Dispensa** e **inexigibilidade** são as exceções previstas na Lei 14.133/2021;',
+    '- Todo contrato federal aparece no **Portal da Transparência**.',
+  ].join('\n');
+}
+
+export function offlineAnswer(agentId: string, intent: string, message: string, note?: string): string {
+  const agent = getAgent(agentId);
+  switch (intent) {
+    case 'greeting':
+      return `Olá! ${agent.intro}\n\nComo posso ajudar você hoje?`;
+    case 'thanks':
+      return 'De nada! Transparência se faz junto. Se quiser, posso investigar outro órgão ou contrato.';
+    case 'goodbye':
+      return 'Até logo! Volte quando quiser acompanhar os gastos públicos.';
+    case 'help':
+      return helpText();
+    case 'about':
+      return aboutText();
+    case 'investigate':
+      return investigateText(agent, note);
+    case 'explain':
+      return explainText(agent, message);
+    default:
+      return `${agent.intro}\n\nNão tenho certeza do que você procura. Tente perguntar sobre um contrato, um órgão ou um fornecedor, ou digite **ajuda**.`;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export interface OfflineOptions {
+  /** Pause between words, to look like a model; 0 streams as fast as the socket takes it. */
+  tokenDelayMs?: number;
+}
+
+export function createOfflineProvider(opts: OfflineOptions = {}): ModelProvider {
+  const delay = opts.tokenDelayMs ?? 0;
+  return {
+    kind: 'offline',
+    describe: 'offline agent (built-in answers; set LLM_API_KEY for a real model)',
+    modelFor: () => 'offline',
+    async *stream(req: ModelRequest): AsyncIterable<ModelEvent> {
+      const hints = req.hints ?? { agentId: 'abaporu', intent: 'unknown', userMessage: '' };
+      const text = offlineAnswer(hints.agentId, hints.intent, hints.userMessage, hints.contextNote);
+      // Word pieces keep their trailing whitespace, so newlines and Markdown survive intact.
+      const pieces = text.match(/\s+|\S+\s*/g) ?? [];
+      let i = 0;
+      for (const piece of pieces) {
+        if (req.signal.aborted) throw req.signal.reason;
+        if (delay > 0) await sleep(delay, req.signal);
+        else if (++i % 16 === 0) await new Promise((r) => setImmediate(r));
+        yield { type: 'token', text: piece };
+      }
+      const prompt = req.messages.reduce((n, m) => n + estimateTokens(m.content), 0);
+      yield {
+        type: 'done',
+        finishReason: 'stop',
+        usage: { prompt_tokens: prompt, completion_tokens: estimateTokens(text), estimated: true },
+      };
+    },
+  };
+}

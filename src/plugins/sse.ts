@@ -1,0 +1,101 @@
+// Server-Sent Events over a hijacked reply: one write per event, heartbeats while idle.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+export interface SseStream {
+  /** One event = one write: `id:` line, one compact `data:` line, blank line. */
+  send(id: string, data: unknown): boolean;
+  /** Ends the response; the last byte written is always `\n`. */
+  end(): void;
+  /** True once the client went away or end() was called. */
+  readonly closed: boolean;
+  /** Resolves when the socket drains (call when send() returned false). */
+  drained(): Promise<void>;
+  /** Called once when the client disconnects before end(). */
+  onClientClose(fn: () => void): void;
+}
+
+/** Frames one event; JSON.stringify never emits a raw newline, so one data line is always enough. */
+export function frame(id: string, data: unknown): string {
+  return `id: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+export interface OpenSseOptions {
+  heartbeatMs: number;
+  status?: number;
+}
+
+export function openSse(request: FastifyRequest, reply: FastifyReply, opts: OpenSseOptions): SseStream {
+  reply.hijack();
+  const raw = reply.raw;
+  // Headers set earlier by hooks (CORS, x-request-id) must survive the hijack.
+  const inherited = reply.getHeaders();
+  raw.writeHead(opts.status ?? 200, {
+    ...(inherited as Record<string, string>),
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    'x-accel-buffering': 'no',
+    connection: 'keep-alive',
+  });
+  // Flush headers now: the client sees the response before the first event.
+  raw.flushHeaders();
+  const socket = request.raw.socket;
+  socket.setNoDelay(true);
+  socket.setKeepAlive(true);
+
+  let closed = false;
+  let lastWrite = Date.now();
+  const closeHandlers: Array<() => void> = [];
+
+  // Heartbeat: a comment line while idle so proxies (Railway's edge, nginx) keep the stream open.
+  const heartbeat = setInterval(
+    () => {
+      if (closed) return;
+      if (Date.now() - lastWrite >= opts.heartbeatMs - 5) {
+        raw.write(': ping\n\n');
+        lastWrite = Date.now();
+      }
+    },
+    Math.max(5, Math.floor(opts.heartbeatMs / 2)),
+  );
+  heartbeat.unref();
+
+  const onClose = () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(heartbeat);
+    for (const fn of closeHandlers) fn();
+  };
+  raw.on('close', onClose);
+
+  return {
+    send(id, data) {
+      if (closed) return false;
+      lastWrite = Date.now();
+      return raw.write(frame(id, data));
+    },
+    end() {
+      if (closed) return;
+      closed = true;
+      clearInterval(heartbeat);
+      raw.end();
+    },
+    get closed() {
+      return closed;
+    },
+    drained() {
+      if (closed || !raw.writableNeedDrain) return Promise.resolve();
+      return new Promise((resolve) => {
+        const done = () => {
+          raw.off('drain', done);
+          raw.off('close', done);
+          resolve();
+        };
+        raw.once('drain', done);
+        raw.once('close', done);
+      });
+    },
+    onClientClose(fn) {
+      closeHandlers.push(fn);
+    },
+  };
+}
