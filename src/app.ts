@@ -7,8 +7,11 @@ import type { Config } from './config.js';
 import { createDb, type DbHandle } from './db/client.js';
 import { migrate, pendingMigrations } from './db/migrate.js';
 import { registerErrorHandling } from './errors.js';
-import { registerChat } from './modules/chat/chat.module.js';
+import { createGenerationRegistry, registerChat } from './modules/chat/chat.module.js';
+import { producerAlive } from './modules/generation/generation.repo.js';
+import { createRedisMirror, createRemoteGenerations } from './modules/generation/redis-log.js';
 import type { GenerationRegistry } from './modules/generation/registry.js';
+import { startSweeper } from './modules/generation/sweeper.js';
 import { healthRoutes } from './modules/health/health.routes.js';
 import { createOfflineProvider } from './modules/llm/offline.js';
 import { createOpenAIProvider } from './modules/llm/openai.js';
@@ -110,6 +113,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     trustProxy: config.TRUST_PROXY,
     bodyLimit: 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true },
+    // While draining, requests still get our JSON errors (SHUTTING_DOWN with Retry-After), not Fastify's bare 503.
+    return503OnClosing: false,
   });
 
   let draining = false;
@@ -125,7 +130,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   } as AppInfra;
   app.decorate('infra', infra);
-  app.decorateRequest('user', null);
 
   // Routes declare zod schemas; a failure becomes a 422 with the issues (see errors.ts).
   app.setValidatorCompiler(({ schema }) => (data) => {
@@ -150,16 +154,41 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     episodicTtlS: config.MEMORY_EPISODIC_TTL_S,
     log: logger,
   });
-  infra.generations = await registerChat(app, {
+  const registry = createGenerationRegistry();
+  infra.generations = registry;
+  // Three missed heartbeats make a producer dead; a checkpoint stall alone never does.
+  const staleAfterMs = Math.max(config.PRODUCER_HEARTBEAT_MS * 3, 1000);
+  const remote = redis
+    ? await createRemoteGenerations(redis, {
+        stopLocal: (id) => registry.stop(id, 'stopped'),
+        producerAlive: (id) => producerAlive(db.db, id, staleAfterMs),
+        staleMs: staleAfterMs,
+        log: logger,
+      })
+    : null;
+  await registerChat(app, {
     config,
     db,
     log: logger,
     model,
     memory,
+    registry,
     instanceId: infra.instanceId,
     isDraining: infra.isDraining,
-    remote: null,
-    mirror: null,
+    remote,
+    mirror: redis
+      ? createRedisMirror(redis, {
+          maxLen: config.STREAM_LOG_MAXLEN,
+          ttlS: config.STREAM_LOG_TTL_S,
+          log: logger,
+        })
+      : null,
+  });
+  const sweeper = startSweeper({
+    db: db.db,
+    intervalMs: config.SWEEPER_INTERVAL_MS,
+    staleAfterMs,
+    log: logger,
   });
 
   // Shutdown: refuse new turns, let running replies finish until the deadline, store the rest as interrupted.
@@ -169,6 +198,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.addHook('onClose', async () => {
+    sweeper.stop();
+    await remote?.close();
     if (ownsRedis) await redis?.close();
     if (ownsDb) await db.close();
   });

@@ -74,9 +74,13 @@ describe('migrations', () => {
     const fresh = await createTestDb();
     try {
       // createTestDb already migrated: drop the bookkeeping to race two migrators on an empty schema.
-      await fresh.handle.db.execute(
-        sql`drop schema public cascade; create schema public; drop schema drizzle cascade`,
-      );
+      for (const stmt of [
+        'drop schema public cascade',
+        'create schema public',
+        'drop schema drizzle cascade',
+      ]) {
+        await fresh.handle.db.execute(sql.raw(stmt));
+      }
       let second = fresh.handle;
       if (fresh.url) second = await createDb({ databaseUrl: fresh.url, poolMax: 2 });
       const results = await Promise.all([migrate(fresh.handle.db), migrate(second.db)]);

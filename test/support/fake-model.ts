@@ -34,7 +34,14 @@ export interface FakeModelScript {
 }
 
 export interface FakeModelRequest {
-  body: any;
+  /** The parsed JSON the client sent. */
+  body: {
+    model?: string;
+    messages?: Array<{ role: string; content: string }>;
+    stream?: boolean;
+    max_tokens?: number;
+    [field: string]: unknown;
+  };
   headers: Record<string, string | string[] | undefined>;
   /** The client closed the socket before the server finished the response. */
   aborted: boolean;
@@ -56,8 +63,6 @@ export interface FakeModel {
 /** The prompt_tokens the fake reports, so tests can tell reported usage from an estimate. */
 export const FAKE_PROMPT_TOKENS = 37;
 export const DEFAULT_TOKENS = ['Olá! ', 'Esta ', 'é ', 'uma ', 'resposta ', 'de ', 'teste.'];
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startFakeModel(defaultScript: FakeModelScript = {}): Promise<FakeModel> {
   let current: FakeModelScript = { ...defaultScript };
@@ -86,12 +91,25 @@ export async function startFakeModel(defaultScript: FakeModelScript = {}): Promi
   async function respond(res: ServerResponse, record: FakeModelRequest) {
     const { script, fail } = pick();
     const state = { closed: false, dropped: false };
+    // Pauses end early when the connection closes, so no timer outlives its request.
+    const wakers = new Set<() => void>();
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          wakers.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        wakers.add(done);
+      });
     res.on('finish', () => {
       record.finished = true;
     });
     res.on('close', () => {
       state.closed = true;
       if (!res.writableFinished && !state.dropped) record.aborted = true;
+      for (const wake of [...wakers]) wake();
       notify();
     });
     if (script.headersDelayMs) await sleep(script.headersDelayMs);
@@ -161,6 +179,7 @@ export async function startFakeModel(defaultScript: FakeModelScript = {}): Promi
       const delta = i === 0 ? { role: 'assistant', content: tokens[i] } : { content: tokens[i] };
       const extra = last && script.usage !== false ? { usage } : {};
       await send(chunk([{ index: 0, delta, finish_reason: last ? finishReason : null }], extra));
+      if (state.closed) return;
       record.tokensSent++;
     }
     if (script.dropAfter !== undefined) {
@@ -185,7 +204,7 @@ export async function startFakeModel(defaultScript: FakeModelScript = {}): Promi
         res.end(JSON.stringify({ error: { message: 'not found' } }));
         return;
       }
-      let body: unknown;
+      let body: FakeModelRequest['body'];
       try {
         body = JSON.parse(Buffer.concat(parts).toString('utf8'));
       } catch {

@@ -31,17 +31,21 @@ export interface ChatModuleDeps {
   admission?: TurnAdmission;
   searchContracts?: PipelineDeps['searchContracts'];
   rateLimit?: (cls: 'chat' | 'read') => Record<string, unknown> | undefined;
+  registry: GenerationRegistry;
 }
 
 export const userKeyOf = (userId: string | null, sessionId: string) => userId ?? `anon:${sessionId}`;
 
-export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): Promise<GenerationRegistry> {
-  const { config, db } = deps;
-  const registry = createRegistry({
+export function createGenerationRegistry(): GenerationRegistry {
+  return createRegistry({
     retainMs: 30_000,
     maxRetained: 2000,
     userKey: (g) => userKeyOf(g.userId, g.sessionId),
   });
+}
+
+export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): Promise<void> {
+  const { config, db, registry } = deps;
 
   const pipelineDeps: PipelineDeps = {
     model: deps.model,
@@ -116,5 +120,4 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     onDisconnect: config.GENERATION_ON_DISCONNECT,
     rateLimit: deps.rateLimit,
   });
-  return registry;
 }

@@ -8,7 +8,7 @@ import type { Cursor, StreamEntry } from '../generation/events.js';
 import type { Generation, GenerationDeps } from '../generation/generation.js';
 import { startGeneration } from '../generation/generation.js';
 import type { GenerationRegistry } from '../generation/registry.js';
-import { localEntries, storedEntries } from '../generation/replay.js';
+import { localEntries, storedEntries, withFallback } from '../generation/replay.js';
 import * as repo from './chat.repo.js';
 import { type ChatBody, deriveTitle, toMessage } from './chat.schemas.js';
 import type { Caller } from './chat.service.js';
@@ -154,14 +154,16 @@ export function createTurnService(deps: TurnServiceDeps) {
       const first = opts.checked ? undefined : await loadVisibleMessage(caller, messageId);
       const local = deps.registry.get(messageId);
       if (local) return localEntries(local, after);
+      const stored = async function* (from: Cursor | null) {
+        const row = first ?? (await loadVisibleMessage(caller, messageId));
+        yield* storedEntries(row, from, () => repo.getMessage(db, messageId), {
+          pollMs: 250,
+          signal,
+          staleMs: deps.heartbeatMs * 3 + 2000,
+        });
+      };
       const remote = await deps.remote?.entries(messageId, after, signal);
-      if (remote) return remote;
-      const row = first ?? (await loadVisibleMessage(caller, messageId));
-      return storedEntries(row, after, () => repo.getMessage(db, messageId), {
-        pollMs: 250,
-        signal,
-        staleMs: deps.heartbeatMs * 3 + 2000,
-      });
+      return remote ? withFallback(remote, after, stored) : stored(after);
     },
 
     async stop(caller: Caller, messageId: string) {

@@ -80,3 +80,13 @@ export async function tokensUsedToday(db: Db, userId: string): Promise<number> {
   );
   return Number(rows[0]?.n ?? 0);
 }
+
+/** Whether a streaming row's producer is still heart-beating. */
+export async function producerAlive(db: Db, messageId: string, staleAfterMs: number): Promise<boolean> {
+  const rows = rowsOf<{ alive: boolean }>(
+    await db.execute(sql`
+      select (status = 'streaming' and heartbeat_at > now() - make_interval(secs => ${staleAfterMs / 1000})) as alive
+      from chat_messages where id = ${messageId}`),
+  );
+  return rows[0]?.alive === true;
+}

@@ -96,3 +96,18 @@ export async function* storedEntries(
     row = await reload();
   }
 }
+
+/** Follows `primary`; if it ends without a terminal event (its producer died), continues from `fallback`. */
+export async function* withFallback(
+  primary: AsyncIterable<StreamEntry>,
+  after: Cursor | null,
+  fallback: (after: Cursor | null) => AsyncIterable<StreamEntry>,
+): AsyncIterable<StreamEntry> {
+  let last = after;
+  for await (const e of primary) {
+    yield e;
+    if (e.event.type === 'complete' || e.event.type === 'error') return;
+    last = { offset: e.offset, seq: e.seq };
+  }
+  yield* fallback(last);
+}

@@ -37,9 +37,10 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthDeps) {
       deps.redis ? check(() => deps.redis!.ping(1000), 1500) : Promise.resolve('in-process' as const),
     ]);
     const checks = { database, redis, accepting_turns: !deps.isDraining() };
-    const down = Object.entries({ database, redis })
+    const down: string[] = Object.entries({ database, redis })
       .filter(([, v]) => v === 'down')
       .map(([k]) => k);
+    if (deps.isDraining()) down.push('this instance (draining for shutdown)');
     if (down.length === 0) return { status: 'ready', checks };
     return reply
       .code(503)

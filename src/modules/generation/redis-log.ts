@@ -1,0 +1,209 @@
+// Generation event logs on Redis Streams, and cross-instance stop over pub/sub.
+//
+// Key layout (every key starts with the Redis prefix):
+//   <prefix>gen:<messageId>   STREAM of events; entry id = the SSE cursor `<offset>-<seq>`; field `e` = event JSON;
+//                             capped with MAXLEN ~ STREAM_LOG_MAXLEN; EXPIRE STREAM_LOG_TTL_S, renewed on every flush
+//   <prefix>gen:stop          pub/sub channel; message = messageId to stop
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { RedisHandle } from '../../plugins/redis.js';
+import type { RemoteGenerations } from '../chat/chat.turns.js';
+import { type Cursor, type GenEvent, isTerminal, parseCursor, type StreamEntry } from './events.js';
+import type { EventMirror } from './generation.js';
+
+export interface RedisLogOptions {
+  maxLen: number;
+  ttlS: number;
+  log: Pick<Logger, 'warn'>;
+}
+
+const keyOf = (redis: RedisHandle, messageId: string) => `${redis.prefix}gen:${messageId}`;
+
+/**
+ * Mirrors events with one pipeline per event-loop turn. Consecutive chunks in a batch are merged
+ * into one entry (its id is the last chunk's cursor): the offset in the cursor lets a reader cut
+ * a merged chunk exactly where its client stopped, so merging loses nothing and saves Redis work.
+ */
+export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): EventMirror {
+  const queues = new Map<string, { entries: StreamEntry[]; end: boolean }>();
+  let scheduled = false;
+  let lastWarn = 0;
+
+  const flush = () => {
+    scheduled = false;
+    const pipe = redis.client.pipeline();
+    for (const [messageId, q] of queues) {
+      const key = keyOf(redis, messageId);
+      let pending: StreamEntry | null = null;
+      const add = (e: StreamEntry) =>
+        pipe.xadd(key, 'MAXLEN', '~', opts.maxLen, e.id, 'e', JSON.stringify(e.event));
+      for (const e of q.entries) {
+        if (e.event.type === 'chunk' && pending?.event.type === 'chunk') {
+          pending = {
+            ...e,
+            event: { ...e.event, content: String(pending.event.content) + String(e.event.content) },
+          };
+          continue;
+        }
+        if (pending) add(pending);
+        pending = e;
+      }
+      if (pending) add(pending);
+      pipe.expire(key, opts.ttlS);
+    }
+    queues.clear();
+    pipe.exec().catch((err: Error) => {
+      if (Date.now() - lastWarn > 10_000) {
+        lastWarn = Date.now();
+        opts.log.warn({ err: err.message }, 'stream log mirror failed; resume falls back to the database');
+      }
+    });
+  };
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(flush);
+  };
+
+  return {
+    append(messageId, entry) {
+      let q = queues.get(messageId);
+      if (!q) {
+        q = { entries: [], end: false };
+        queues.set(messageId, q);
+      }
+      q.entries.push(entry);
+      schedule();
+    },
+    end(messageId) {
+      const q = queues.get(messageId);
+      if (q) q.end = true;
+      schedule();
+    },
+  };
+}
+
+function toEntry(id: string, fields: string[]): StreamEntry | null {
+  const cursor = parseCursor(id);
+  const raw = fields[1];
+  if (!cursor || fields[0] !== 'e' || raw === undefined) return null;
+  return { id, seq: cursor.seq, offset: cursor.offset, event: JSON.parse(raw) as GenEvent };
+}
+
+/** Drops what the client already has: whole entries by seq, merged chunks cut by offset. */
+function afterCursor(entry: StreamEntry, after: Cursor | null): StreamEntry | null {
+  if (!after) return entry;
+  if (entry.event.type === 'chunk') {
+    const content = String(entry.event.content);
+    const startOffset = entry.offset - content.length;
+    if (entry.offset <= after.offset) return null;
+    if (startOffset >= after.offset) return entry.seq > after.seq ? entry : null;
+    return { ...entry, event: { ...entry.event, content: content.slice(after.offset - startOffset) } };
+  }
+  return entry.seq > after.seq ? entry : null;
+}
+
+export interface RemoteOptions {
+  /** Stops a generation running on this instance; true if it was here. */
+  stopLocal(messageId: string): boolean;
+  /** Whether the producer of a still-streaming row is alive (heart-beating). */
+  producerAlive(messageId: string): Promise<boolean>;
+  staleMs: number;
+  log: Pick<Logger, 'warn' | 'info'>;
+}
+
+export interface RemoteGenerationsHandle extends RemoteGenerations {
+  close(): Promise<void>;
+}
+
+export async function createRemoteGenerations(
+  redis: RedisHandle,
+  opts: RemoteOptions,
+): Promise<RemoteGenerationsHandle> {
+  const channel = `${redis.prefix}gen:stop`;
+  const sub = redis.subscriber();
+  sub.on('message', (ch: string, messageId: string) => {
+    if (ch === channel && opts.stopLocal(messageId))
+      opts.log.info({ messageId }, 'stopped on request from another instance');
+  });
+  try {
+    await sub.subscribe(channel);
+  } catch (err) {
+    opts.log.warn(
+      { err: (err as Error).message },
+      'stop channel unavailable; stop works on this instance only',
+    );
+  }
+  const readers = new Set<Redis>();
+
+  async function* follow(key: string, messageId: string, after: Cursor | null, signal: AbortSignal) {
+    let last = after ? `${after.offset}-${after.seq}` : '0-0';
+    // A blocking XREAD holds its connection, so each remote follower gets its own (resume is rare).
+    const reader = redis.client.duplicate({ commandTimeout: undefined, maxRetriesPerRequest: 1 });
+    readers.add(reader);
+    reader.on('error', () => {});
+    const abort = () => reader.disconnect();
+    signal.addEventListener('abort', abort, { once: true });
+    let idleSince = Date.now();
+    try {
+      for (;;) {
+        if (signal.aborted) return;
+        const res = (await reader.xread('COUNT', 500, 'BLOCK', 2000, 'STREAMS', key, last)) as Array<
+          [string, Array<[string, string[]]>]
+        > | null;
+        const batch = res?.[0]?.[1] ?? [];
+        if (batch.length === 0) {
+          if (Date.now() - idleSince > opts.staleMs && !(await opts.producerAlive(messageId))) {
+            yield null;
+            return;
+          }
+          continue;
+        }
+        idleSince = Date.now();
+        for (const [id, fields] of batch) {
+          last = id;
+          const entry = toEntry(id, fields);
+          const out = entry && afterCursor(entry, after);
+          if (out) yield out;
+          if (entry && isTerminal(entry.event)) return;
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', abort);
+      readers.delete(reader);
+      reader.disconnect();
+    }
+  }
+
+  return {
+    async entries(messageId, after, signal) {
+      const key = keyOf(redis, messageId);
+      try {
+        if ((await redis.client.exists(key)) === 0) return null;
+      } catch {
+        return null; // Redis is away: the caller rebuilds from the database
+      }
+      const source = follow(key, messageId, after, signal);
+      return (async function* () {
+        for await (const e of source) {
+          if (e === null) {
+            // The producer died without a terminal event; the sweeper marks the row interrupted.
+            return;
+          }
+          yield e;
+        }
+      })();
+    },
+    async requestStop(messageId) {
+      await redis.client.publish(channel, messageId);
+    },
+    async close() {
+      for (const r of readers) r.disconnect();
+      try {
+        await sub.unsubscribe(channel);
+      } catch {
+        // already closed with the handle
+      }
+    },
+  };
+}

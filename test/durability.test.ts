@@ -1,0 +1,307 @@
+// Durable generations across instances: resume, stop, retries, shutdown and crashes (API.md §1.3).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { sql } from 'drizzle-orm';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rowsOf } from '../src/db/client.js';
+import { createOpenAIProvider } from '../src/modules/llm/openai.js';
+import { createRedis } from '../src/plugins/redis.js';
+import { createTestApp } from './support/app.js';
+import { backends, createTestDb, createTestRedis, silentLogger, type TestDb } from './support/backends.js';
+import { type FakeModel, startFakeModel } from './support/fake-model.js';
+import { type SseEvent, streamRequest } from './support/sse.js';
+
+let tdb: TestDb;
+const redis = createTestRedis();
+// Same server and key prefix, its own connections: what a second instance would have.
+const sharedRedis = redis ? createRedis(backends().redisUrl!, redis.prefix, silentLogger()) : null;
+let fake: FakeModel;
+const apps: FastifyInstance[] = [];
+const words = (n: number) => Array.from({ length: n }, (_, i) => `palavra${i}${i % 7 === 6 ? '\n' : ' '}`);
+
+async function instance(env: Record<string, string> = {}, r = redis) {
+  const model = createOpenAIProvider({
+    baseUrl: fake.url,
+    apiKey: 'k',
+    model: 'm',
+    agentModels: {},
+    connectTimeoutMs: 3000,
+    idleTimeoutMs: 5000,
+    log: silentLogger(),
+  });
+  const app = await createTestApp({ db: tdb.handle, redis: r, model, env });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  apps.push(app);
+  return { app, base: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` };
+}
+
+async function q<T>(query: ReturnType<typeof sql>): Promise<T[]> {
+  return rowsOf<T>(await tdb.handle.db.execute(query));
+}
+async function waitFor<T>(fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+const row = async (id: string) =>
+  (
+    await q<{ status: string; content: string }>(
+      sql`select status, content from chat_messages where id = ${id}`,
+    )
+  )[0]!;
+const chunkText = (events: SseEvent[]) =>
+  events
+    .filter((e) => e.data.type === 'chunk')
+    .map((e) => e.data.content as string)
+    .join('');
+
+beforeAll(async () => {
+  tdb = await createTestDb();
+  fake = await startFakeModel();
+});
+afterAll(async () => {
+  for (const a of apps) await a.close();
+  await fake.close();
+  await redis?.close();
+  await sharedRedis?.close();
+  await tdb.drop();
+});
+
+const multi = () => backends().redisUrl !== null;
+
+describe('resume', () => {
+  it('resumes on another instance after a drop, with no event twice and nothing missing', async () => {
+    fake.setScript({ tokens: words(60), delayMs: 8 });
+    const a = await instance();
+    const b = multi() ? await instance({}, sharedRedis) : a;
+    const first: SseEvent[] = [];
+    await streamRequest(a.base, '/api/v1/chat/stream', {
+      body: { message: 'conte uma história' },
+      disconnectAfter: 7,
+      onEvent: (e) => first.push(e),
+    });
+    const seen = first.slice(0, 7);
+    const messageId = seen[0]!.data.message_id as string;
+    const rest = await streamRequest(b.base, `/api/v1/chat/stream/${messageId}`, {
+      headers: { 'last-event-id': seen.at(-1)!.id },
+    });
+    expect(rest.status).toBe(200);
+    const all = [...seen, ...rest.events];
+    expect(all.at(-1)!.data.type).toBe('complete');
+    expect(new Set(all.map((e) => e.id)).size).toBe(all.length);
+    const stored = await row(messageId);
+    expect(stored.status).toBe('completed');
+    expect(chunkText(all)).toBe(stored.content);
+    expect(stored.content).toBe(words(60).join(''));
+    // The live log really was in Redis (not only the database fallback).
+    if (redis) expect(await redis.client.xlen(`${redis.prefix}gen:${messageId}`)).toBeGreaterThan(2);
+  });
+
+  it('rebuilds the stream from the stored message once the live log is gone', async () => {
+    fake.setScript({ tokens: words(30), delayMs: 1 });
+    const a = await instance();
+    const full = await streamRequest(a.base, '/api/v1/chat/stream', { body: { message: 'outra história' } });
+    const messageId = full.events[0]!.data.message_id as string;
+    // The live log expires (TTL) and the instance that ran it is gone.
+    await redis?.client.del(`${redis.prefix}gen:${messageId}`);
+    const b = await instance({}, multi() ? sharedRedis : null);
+    const cut = full.events.findIndex((e, i) => e.data.type === 'chunk' && i > 8);
+    const resumed = await streamRequest(
+      b.base,
+      `/api/v1/chat/stream/${messageId}?after=${full.events[cut]!.id}`,
+    );
+    const combined = chunkText(full.events.slice(0, cut + 1)) + chunkText(resumed.events);
+    expect(combined).toBe((await row(messageId)).content);
+    expect(resumed.events.at(-1)!.data).toMatchObject({ type: 'complete', message_id: messageId });
+    const fromStart = await streamRequest(b.base, `/api/v1/chat/stream/${messageId}`);
+    expect(fromStart.events[0]!.data.type).toBe('start');
+    expect(chunkText(fromStart.events)).toBe((await row(messageId)).content);
+  });
+
+  it('rejects a cursor that is not one and hides other people’s replies', async () => {
+    const a = await instance();
+    const r = await fetch(`${a.base}/api/v1/chat/stream/00000000-0000-4000-8000-000000000000`);
+    expect(r.status).toBe(404);
+    const bad = await fetch(`${a.base}/api/v1/chat/stream/00000000-0000-4000-8000-000000000000?after=zzz`);
+    expect(bad.status).toBe(422);
+  });
+});
+
+describe('stop', () => {
+  it('stops a generation running on another instance within 500 ms and aborts the model request', async () => {
+    fake.setScript({ tokens: words(400), delayMs: 20 });
+    const a = await instance();
+    const b = multi() ? await instance({}, sharedRedis) : a;
+    let messageId = '';
+    const streaming = streamRequest(a.base, '/api/v1/chat/stream', {
+      body: { message: 'fale bastante' },
+      onEvent: (e) => {
+        if (e.data.type === 'start') messageId = e.data.message_id;
+      },
+    });
+    await waitFor(
+      async () =>
+        messageId && (await row(messageId)).status === 'streaming' && fake.requests.at(-1)!.tokensSent > 5,
+    );
+    const requestIndex = fake.requests.length - 1;
+    const t0 = Date.now();
+    const res = await fetch(`${b.base}/api/v1/chat/messages/${messageId}/stop`, { method: 'POST' });
+    const elapsed = Date.now() - t0;
+    expect(res.status).toBe(200);
+    const stopped = (await res.json()) as any;
+    expect(stopped).toMatchObject({ id: messageId, status: 'stopped', role: 'assistant' });
+    expect(elapsed).toBeLessThan(500);
+    await fake.waitForAbort(requestIndex, 2000);
+    const events = (await streaming).events;
+    expect(events.at(-1)!.data).toMatchObject({ type: 'complete', finish_reason: 'stopped' });
+    expect(chunkText(events)).toBe(stopped.content);
+    expect((await row(messageId)).content).toBe(stopped.content);
+    const again = await fetch(`${b.base}/api/v1/chat/messages/${messageId}/stop`, { method: 'POST' });
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as any).error.details.message.status).toBe('stopped');
+    const [usage] = await q<{ status: string }>(
+      sql`select status from generation_usage where message_id = ${messageId}`,
+    );
+    expect(usage!.status).toBe('stopped');
+  });
+});
+
+describe('retries and idempotency', () => {
+  it('absorbs the frontend’s three identical retries into one turn', async () => {
+    fake.setScript({ tokens: words(40), delayMs: 10 });
+    const a = await instance();
+    const body = { message: 'pergunta repetida', session_id: 'retry-session-1' };
+    const results = [];
+    for (let i = 0; i < 3; i++) {
+      results.push(await streamRequest(a.base, '/api/v1/chat/stream', { body, disconnectAfter: 2 + i }));
+    }
+    const ids = new Set(results.map((r) => r.events[0]!.data.message_id));
+    expect(ids.size).toBe(1);
+    const [n] = await q<{ users: number; assistants: number }>(sql`
+      select count(*) filter (where role = 'user')::int as users, count(*) filter (where role = 'assistant')::int as assistants
+      from chat_messages where session_id = 'retry-session-1'`);
+    expect(n).toEqual({ users: 1, assistants: 1 });
+    const full = await streamRequest(a.base, '/api/v1/chat/stream', { body });
+    expect(full.events[0]!.data.message_id).toBe([...ids][0]);
+    expect(chunkText(full.events)).toBe((await row([...ids][0] as string)).content);
+  });
+
+  it('attaches a repeated Idempotency-Key and refuses it with another body', async () => {
+    fake.setScript({ tokens: words(10), delayMs: 1 });
+    const a = await instance();
+    const headers = { 'idempotency-key': 'key-123' };
+    const first = await streamRequest(a.base, '/api/v1/chat/stream', {
+      body: { message: 'um', session_id: 'idem-1' },
+      headers,
+    });
+    const again = await streamRequest(a.base, '/api/v1/chat/stream', {
+      body: { message: 'um', session_id: 'idem-1' },
+      headers,
+    });
+    expect(again.events[0]!.data.message_id).toBe(first.events[0]!.data.message_id);
+    expect(chunkText(again.events)).toBe(chunkText(first.events));
+    const conflict = await fetch(`${a.base}/api/v1/chat/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ message: 'dois', session_id: 'idem-1' }),
+    });
+    expect(conflict.status).toBe(409);
+    expect(((await conflict.json()) as any).error.code).toBe('IDEMPOTENCY_CONFLICT');
+    const [n] = await q<{ n: number }>(
+      sql`select count(*)::int as n from chat_messages where session_id = 'idem-1'`,
+    );
+    expect(n!.n).toBe(2);
+  });
+});
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function spawnServer(env: Record<string, string>): Promise<{ child: ChildProcess; base: string }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await fetch(`${base}/health`).catch(() => null))?.ok, 20_000);
+  return { child, base };
+}
+
+describe('deploys and crashes', () => {
+  const processEnv = () => ({
+    DATABASE_URL: tdb.url!,
+    REDIS_URL: backends().redisUrl!,
+    REDIS_KEY_PREFIX: redis!.prefix,
+    LLM_API_KEY: 'k',
+    LLM_BASE_URL: fake.url,
+    PRODUCER_HEARTBEAT_MS: '200',
+    SWEEPER_INTERVAL_MS: '60000',
+  });
+
+  it('SIGTERM mid-stream: the stream ends with an error, the row is interrupted with its text, B keeps serving', async () => {
+    if (!tdb.url || !redis) return; // needs a database and Redis that two processes can share
+    fake.setScript({ tokens: words(500), delayMs: 20 });
+    const a = await spawnServer({ ...processEnv(), SHUTDOWN_GRACE_MS: '300' });
+    const b = await instance();
+    let messageId = '';
+    let chunks = 0;
+    const streaming = streamRequest(a.base, '/api/v1/chat/stream', {
+      body: { message: 'resposta longa' },
+      onEvent: (e) => {
+        if (e.data.type === 'start') messageId = e.data.message_id;
+        if (e.data.type === 'chunk') chunks++;
+      },
+    });
+    await waitFor(async () => chunks >= 3);
+    a.child.kill('SIGTERM');
+    const result = await streaming;
+    const last = result.events.at(-1)!.data;
+    expect(last).toMatchObject({ type: 'error', code: 'GENERATION_INTERRUPTED' });
+    const stored = await row(messageId);
+    expect(stored.status).toBe('interrupted');
+    expect(stored.content.length).toBeGreaterThan(0);
+    expect(chunkText(result.events)).toBe(stored.content);
+    const exitCode = await new Promise((r) => a.child.once('exit', r));
+    expect(exitCode).toBe(0);
+    fake.setScript({ tokens: words(5) });
+    const other = await streamRequest(b.base, '/api/v1/chat/stream', { body: { message: 'oi' } });
+    expect(other.events.at(-1)!.data.type).toBe('complete');
+  });
+
+  it('kill -9: the sweeper marks the orphaned row interrupted within its interval', async () => {
+    if (!tdb.url || !redis) return;
+    fake.setScript({ tokens: words(500), delayMs: 20 });
+    const a = await spawnServer(processEnv());
+    let messageId = '';
+    let chunks = 0;
+    const streaming = streamRequest(a.base, '/api/v1/chat/stream', {
+      body: { message: 'vai cair' },
+      onEvent: (e) => {
+        if (e.data.type === 'start') messageId = e.data.message_id;
+        if (e.data.type === 'chunk') chunks++;
+      },
+    }).catch(() => null);
+    await waitFor(async () => chunks >= 3 && (await row(messageId)).content.length > 0, 15_000);
+    a.child.kill('SIGKILL');
+    await streaming;
+    await instance({ PRODUCER_HEARTBEAT_MS: '200', SWEEPER_INTERVAL_MS: '200' });
+    const t0 = Date.now();
+    const swept = await waitFor(async () => {
+      const r = await row(messageId);
+      return r.status === 'interrupted' ? r : undefined;
+    }, 5000);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(swept.content.length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,468 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { personas } from '../src/modules/agents/personas.js';
+import {
+  createOpenAIProvider,
+  createSseDecoder,
+  type OpenAIProviderOptions,
+} from '../src/modules/llm/openai.js';
+import { buildPrompt } from '../src/modules/llm/prompt.js';
+import {
+  type ChatTurnMessage,
+  estimateTokens,
+  ModelError,
+  type ModelEvent,
+  type ModelProvider,
+} from '../src/modules/llm/provider.js';
+import { DEFAULT_TOKENS, FAKE_PROMPT_TOKENS, type FakeModel, startFakeModel } from './support/fake-model.js';
+
+const warnings: unknown[] = [];
+const log = { warn: (o: unknown) => void warnings.push(o), debug: () => {} } as OpenAIProviderOptions['log'];
+
+let fake: FakeModel;
+beforeAll(async () => {
+  fake = await startFakeModel();
+});
+afterAll(async () => {
+  await fake.close();
+});
+beforeEach(() => {
+  fake.setScript({});
+  fake.requests.length = 0;
+  warnings.length = 0;
+});
+
+function provider(over: Partial<OpenAIProviderOptions> = {}): ModelProvider {
+  return createOpenAIProvider({
+    baseUrl: fake.url,
+    apiKey: 'sk-test-123',
+    model: 'base-model',
+    agentModels: { zumbi: 'zumbi-model' },
+    connectTimeoutMs: 5000,
+    idleTimeoutMs: 5000,
+    log,
+    ...over,
+  });
+}
+
+const messages: ChatTurnMessage[] = [
+  { role: 'system', content: 'Você é um assistente de testes.' },
+  { role: 'user', content: 'Quanto custou a merenda escolar em 2024?' },
+];
+
+async function run(p: ModelProvider, signal = new AbortController().signal, model = 'base-model') {
+  const tokens: string[] = [];
+  let done: Extract<ModelEvent, { type: 'done' }> | undefined;
+  let error: unknown;
+  try {
+    for await (const ev of p.stream({ model, messages, signal })) {
+      if (ev.type === 'token') tokens.push(ev.text);
+      else done = ev;
+    }
+  } catch (err) {
+    error = err;
+  }
+  return { tokens, done, error };
+}
+
+describe('SSE decoding', () => {
+  it('decodes the same events however the bytes are split (CRLF, comments, multi-byte characters)', () => {
+    const wire =
+      ': OPENROUTER PROCESSING\r\n\r\n' +
+      'data: {"choices":[{"delta":{"content":"ação é"}}]}\r\n\r\n' +
+      'event: message\ndata:{"choices":[{"delta":{"content":"😀 ok"}}]}\n\n' +
+      'data: {"a":1}\r\r' +
+      'data: [DONE]\n\n';
+    const bytes = Buffer.from(wire);
+    const expected = [
+      '{"choices":[{"delta":{"content":"ação é"}}]}',
+      '{"choices":[{"delta":{"content":"😀 ok"}}]}',
+      '{"a":1}',
+      '[DONE]',
+    ];
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      for (const second of [cut, Math.min(bytes.length, cut + 1), Math.min(bytes.length, cut + 7)]) {
+        const d = createSseDecoder();
+        const out = [
+          ...d.push(bytes.subarray(0, cut)),
+          ...d.push(bytes.subarray(cut, second)),
+          ...d.push(bytes.subarray(second)),
+          ...d.end(),
+        ];
+        expect(out, `split at ${cut}/${second}`).toEqual(expected);
+      }
+    }
+  });
+
+  it('delivers a final event that lacks its blank line at end of stream', () => {
+    const d = createSseDecoder();
+    expect(d.push(Buffer.from('data: {"x":1}'))).toEqual([]);
+    expect(d.end()).toEqual(['{"x":1}']);
+  });
+});
+
+describe('OpenAI-compatible provider', () => {
+  it('forwards each token as it arrives, before the server has sent the last one', async () => {
+    const tokens = ['Um ', 'dois ', 'três ', 'quatro ', 'cinco.'];
+    fake.setScript({ tokens, delayMs: 300 });
+    const it = provider()
+      .stream({ model: 'base-model', messages, signal: new AbortController().signal })
+      [Symbol.asyncIterator]();
+    const first = await it.next();
+    expect(first.value).toEqual({ type: 'token', text: 'Um ' });
+    expect(fake.requests[0]!.tokensSent).toBeLessThan(tokens.length);
+    expect(fake.requests[0]!.finished).toBe(false);
+    const rest: ModelEvent[] = [];
+    for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value);
+    expect(rest.filter((e) => e.type === 'token').map((e) => (e as { text: string }).text)).toEqual(
+      tokens.slice(1),
+    );
+    expect(rest.at(-1)).toMatchObject({ type: 'done', finishReason: 'stop' });
+  });
+
+  it('sends the OpenAI request shape with the bearer key', async () => {
+    const p = provider({ maxTokens: 321 });
+    await run(p);
+    const req = fake.requests[0]!;
+    expect(req.headers.authorization).toBe('Bearer sk-test-123');
+    expect(req.body).toMatchObject({
+      model: 'base-model',
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+      max_tokens: 321,
+    });
+  });
+
+  it('uses the per-agent model override', async () => {
+    const p = provider();
+    expect(p.modelFor('zumbi')).toBe('zumbi-model');
+    expect(p.modelFor('anita')).toBe('base-model');
+    await run(p, undefined, p.modelFor('zumbi'));
+    expect(fake.requests[0]!.body.model).toBe('zumbi-model');
+    expect(p.describe).not.toContain('sk-test');
+  });
+
+  it('reports usage from the stream, and estimates it when the provider sends none', async () => {
+    const reported = await run(provider());
+    expect(reported.tokens).toEqual(DEFAULT_TOKENS);
+    expect(reported.done?.usage).toEqual({
+      prompt_tokens: FAKE_PROMPT_TOKENS,
+      completion_tokens: DEFAULT_TOKENS.length,
+      estimated: false,
+    });
+
+    fake.setScript({ usage: false, finishReason: 'length' });
+    const estimated = await run(provider());
+    expect(estimated.done?.finishReason).toBe('length');
+    expect(estimated.done?.usage).toEqual({
+      prompt_tokens: messages.reduce((n, m) => n + estimateTokens(m.content), 0),
+      completion_tokens: estimateTokens(DEFAULT_TOKENS.join('')),
+      estimated: true,
+    });
+  });
+
+  it('copes with provider framing quirks: CRLF, comments, fragmented events, usage on the last choice, no [DONE]', async () => {
+    const tokens = ['Licitação ', 'é ', 'ótima 😀 ', 'coisa.'];
+    fake.setScript({
+      tokens,
+      crlf: true,
+      comments: true,
+      fragment: true,
+      finishInLastToken: true,
+      noDone: true,
+    });
+    const r = await run(provider());
+    expect(r.error).toBeUndefined();
+    expect(r.tokens.join('')).toBe(tokens.join(''));
+    expect(r.done?.usage).toEqual({
+      prompt_tokens: FAKE_PROMPT_TOKENS,
+      completion_tokens: 4,
+      estimated: false,
+    });
+  });
+
+  it('retries before the first token on 5xx and 429, then succeeds', async () => {
+    fake.setScript({ failTimes: 2, failStatus: 503 });
+    const r = await run(provider());
+    expect(r.error).toBeUndefined();
+    expect(r.tokens).toEqual(DEFAULT_TOKENS);
+    expect(fake.requests).toHaveLength(3);
+    expect(warnings).toHaveLength(2);
+
+    fake.requests.length = 0;
+    fake.setScript({ failTimes: 1, failStatus: 429 });
+    expect((await run(provider())).tokens).toEqual(DEFAULT_TOKENS);
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it('gives up after maxRetries with the upstream status', async () => {
+    fake.setScript({ failTimes: 5, failStatus: 502 });
+    const r = await run(provider({ maxRetries: 2 }));
+    expect(r.error).toBeInstanceOf(ModelError);
+    expect(r.error).toMatchObject({ code: 'MODEL_HTTP_ERROR', status: 502 });
+    expect(fake.requests).toHaveLength(3);
+  });
+
+  it('does not retry a 400', async () => {
+    fake.setScript({ failTimes: 1, failStatus: 400 });
+    const r = await run(provider());
+    expect(r.error).toMatchObject({ code: 'MODEL_HTTP_ERROR', status: 400, retryable: false });
+    expect((r.error as Error).message).toContain('scripted failure 400');
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('does not retry after the first token: the partial tokens arrive, then it throws', async () => {
+    fake.setScript({ dropAfter: 3 });
+    const r = await run(provider());
+    expect(r.tokens).toEqual(DEFAULT_TOKENS.slice(0, 3));
+    expect(r.error).toBeInstanceOf(ModelError);
+    expect(r.error).toMatchObject({ code: 'MODEL_STREAM_ERROR', retryable: false });
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('times out waiting for response headers, and closes the socket', async () => {
+    fake.setScript({ headersDelayMs: 3000 });
+    const r = await run(provider({ connectTimeoutMs: 200, maxRetries: 0 }));
+    expect(r.error).toMatchObject({ code: 'MODEL_TIMEOUT' });
+    await fake.waitForAbort(0);
+  });
+
+  it('times out when the stream goes idle, before or after the first token', async () => {
+    fake.setScript({ hang: true });
+    const hung = await run(provider({ idleTimeoutMs: 300 }));
+    expect(hung.error).toMatchObject({ code: 'MODEL_TIMEOUT' });
+    expect(fake.requests).toHaveLength(1);
+    await fake.waitForAbort(0);
+
+    fake.setScript({ tokens: ['a ', 'b ', 'c'], delayMs: 3000 });
+    const stalled = await run(provider({ idleTimeoutMs: 300 }));
+    expect(stalled.tokens).toEqual(['a ']);
+    expect(stalled.error).toMatchObject({ code: 'MODEL_TIMEOUT', retryable: false });
+    await fake.waitForAbort(1);
+  });
+
+  it('aborts the upstream request when the signal fires mid-stream', async () => {
+    fake.setScript({ tokens: ['a ', 'b ', 'c ', 'd'], delayMs: 1000 });
+    const ctrl = new AbortController();
+    const tokens: string[] = [];
+    const started = Date.now();
+    await expect(
+      (async () => {
+        for await (const ev of provider().stream({ model: 'm', messages, signal: ctrl.signal })) {
+          if (ev.type === 'token') {
+            tokens.push(ev.text);
+            ctrl.abort();
+          }
+        }
+      })(),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    expect(tokens).toEqual(['a ']);
+    await fake.waitForAbort(0);
+    expect(fake.requests[0]!.tokensSent).toBeLessThan(4);
+    expect(Date.now() - started).toBeLessThan(2500);
+  });
+
+  it('aborts while waiting for headers and while backing off between retries', async () => {
+    fake.setScript({ headersDelayMs: 5000 });
+    const ctrl = new AbortController();
+    const pending = run(provider(), ctrl.signal);
+    await waitFor(() => fake.requests.length === 1);
+    ctrl.abort();
+    expect((await pending).error).toMatchObject({ name: 'AbortError' });
+    await fake.waitForAbort(0);
+
+    fake.requests.length = 0;
+    fake.setScript({ failTimes: 10, failStatus: 500 });
+    const ctrl2 = new AbortController();
+    const retrying = run(provider({ maxRetries: 10 }), ctrl2.signal);
+    await waitFor(() => fake.requests.length === 1);
+    ctrl2.abort();
+    expect((await retrying).error).toMatchObject({ name: 'AbortError' });
+    await new Promise((r) => setTimeout(r, 600));
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('closes the upstream request when the consumer stops iterating', async () => {
+    fake.setScript({ tokens: ['a ', 'b ', 'c'], delayMs: 1000 });
+    for await (const ev of provider().stream({
+      model: 'm',
+      messages,
+      signal: new AbortController().signal,
+    })) {
+      if (ev.type === 'token') break;
+    }
+    await fake.waitForAbort(0);
+  });
+
+  it('does not count a slow consumer against the idle timeout', async () => {
+    // Tokens every 400 ms (well inside the 800 ms idle limit); the consumer sits on the first for 1 s.
+    fake.setScript({ tokens: ['a ', 'b ', 'c ', 'd'], delayMs: 400 });
+    const tokens: string[] = [];
+    const signal = new AbortController().signal;
+    for await (const ev of provider({ idleTimeoutMs: 800 }).stream({ model: 'm', messages, signal })) {
+      if (ev.type !== 'token') continue;
+      tokens.push(ev.text);
+      if (tokens.length === 1) await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(tokens).toEqual(['a ', 'b ', 'c ', 'd']);
+  });
+
+  it('treats an error event inside the stream as a model failure, retried before the first token', async () => {
+    let hits = 0;
+    const server = createServer((_req, res) => {
+      hits++;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end('data: {"error":{"message":"upstream overloaded","code":502}}\n\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const r = await run(provider({ baseUrl: `http://127.0.0.1:${port}/v1/`, maxRetries: 1 }));
+      expect(r.error).toMatchObject({ code: 'MODEL_STREAM_ERROR' });
+      expect((r.error as Error).message).toContain('upstream overloaded');
+      expect(hits).toBe(2);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('reports a refused connection as a retryable HTTP error after the retries', async () => {
+    const r = await run(provider({ baseUrl: 'http://127.0.0.1:1/v1', maxRetries: 1 }));
+    expect(r.error).toMatchObject({ code: 'MODEL_HTTP_ERROR' });
+    expect(warnings).toHaveLength(1);
+  });
+});
+
+async function waitFor(cond: () => boolean, timeoutMs = 5000) {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('buildPrompt', () => {
+  const memory = { conversation: [], episodic: [] };
+  const pair = (n: number, size = 40) => [
+    { role: 'user' as const, content: `pergunta ${n} ${'x'.repeat(size)}` },
+    { role: 'assistant' as const, content: `resposta ${n} ${'y'.repeat(size)}` },
+  ];
+
+  it('puts the system prompt first and the user message last', () => {
+    const out = buildPrompt({
+      systemPrompt: 'SISTEMA',
+      history: [],
+      memory,
+      userMessage: 'oi',
+      historyTokenBudget: 1000,
+    });
+    expect(out).toEqual([
+      { role: 'system', content: 'SISTEMA' },
+      { role: 'user', content: 'oi' },
+    ]);
+  });
+
+  it('keeps the most recent exchanges that fit the budget, dropping the oldest first', () => {
+    const history = [...pair(1), ...pair(2), ...pair(3), ...pair(4)];
+    const perPair = estimateTokens(history[0]!.content) + estimateTokens(history[1]!.content);
+    const out = buildPrompt({
+      systemPrompt: 'S',
+      history,
+      memory,
+      userMessage: 'agora',
+      historyTokenBudget: perPair * 2 + 1,
+    });
+    expect(out.map((m) => m.content.split(' ').slice(0, 2).join(' '))).toEqual([
+      'S',
+      'pergunta 3',
+      'resposta 3',
+      'pergunta 4',
+      'resposta 4',
+      'agora',
+    ]);
+    expect(
+      buildPrompt({ systemPrompt: 'S', history, memory, userMessage: 'u', historyTokenBudget: 0 }),
+    ).toHaveLength(2);
+  });
+
+  it('keeps user/assistant alternation: unanswered questions, empty replies and orphan replies are dropped', () => {
+    const history = [
+      { role: 'assistant' as const, content: 'boas-vindas sem pergunta' },
+      ...pair(1),
+      { role: 'user' as const, content: 'pergunta sem resposta' },
+      { role: 'user' as const, content: 'pergunta cuja resposta falhou' },
+      { role: 'assistant' as const, content: '   ' },
+      ...pair(2),
+    ];
+    const out = buildPrompt({
+      systemPrompt: 'S',
+      history,
+      memory,
+      userMessage: 'agora',
+      historyTokenBudget: 10_000,
+    });
+    expect(out.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user', 'assistant', 'user']);
+    expect(out[1]!.content).toMatch(/^pergunta 1/);
+    expect(out[3]!.content).toMatch(/^pergunta 2/);
+  });
+
+  it('adds a short memory section and the request context as compact JSON', () => {
+    const out = buildPrompt({
+      systemPrompt: 'S',
+      history: [],
+      memory: {
+        conversation: Array.from({ length: 9 }, (_, i) => `turno ${i}`),
+        episodic: ['gosta de dados de saúde'],
+      },
+      userMessage: 'u',
+      historyTokenBudget: 100,
+      context: { municipio: 'Recife', ano: 2024 },
+    });
+    const system = out[0]!.content;
+    expect(system.startsWith('S\n\n## Memória')).toBe(true);
+    expect(system).toContain('- turno 8');
+    expect(system).not.toContain('turno 3');
+    expect(system).toContain('gosta de dados de saúde');
+    expect(system).toContain('{"municipio":"Recife","ano":2024}');
+  });
+});
+
+describe('personas', () => {
+  const ids = [
+    'abaporu',
+    'zumbi',
+    'anita',
+    'tiradentes',
+    'drummond',
+    'machado',
+    'bonifacio',
+    'maria_quiteria',
+    'oxossi',
+    'oscar_niemeyer',
+    'dandara',
+    'lampiao',
+    'nana',
+    'ceuci',
+    'obaluaie',
+    'senna',
+    'santos_dumont',
+    'bo_bardi',
+    'monteiro_lobato',
+    'tarsila',
+    'deodoro',
+  ];
+  it('has a Portuguese prompt with the ground rules for every canonical agent', () => {
+    expect(Object.keys(personas).sort()).toEqual([...ids].sort());
+    for (const id of ids) {
+      const p = personas[id]!.systemPrompt;
+      expect(p).toMatch(/português do Brasil/);
+      expect(p).toMatch(/Nunca invente números/);
+      expect(p).toMatch(/dados de amostra/);
+      expect(p).toMatch(/Markdown/);
+    }
+    expect(new Set(ids.map((id) => personas[id]!.systemPrompt.slice(0, 60))).size).toBe(ids.length);
+  });
+});
