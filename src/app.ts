@@ -7,17 +7,28 @@ import type { Config } from './config.js';
 import { createDb, type DbHandle } from './db/client.js';
 import { migrate, pendingMigrations } from './db/migrate.js';
 import { registerErrorHandling } from './errors.js';
+import { createAdmission } from './modules/chat/admission.js';
 import { createGenerationRegistry, registerChat } from './modules/chat/chat.module.js';
+import { createContractSearch } from './modules/chat/contract-search.js';
 import { producerAlive } from './modules/generation/generation.repo.js';
 import { createRedisMirror, createRemoteGenerations } from './modules/generation/redis-log.js';
 import type { GenerationRegistry } from './modules/generation/registry.js';
 import { startSweeper } from './modules/generation/sweeper.js';
 import { healthRoutes } from './modules/health/health.routes.js';
+import { investigationRoutes } from './modules/investigations/investigations.routes.js';
+import { createInvestigations } from './modules/investigations/investigations.service.js';
+import {
+  type ContractSource,
+  createPortalSource,
+  createSampleSource,
+} from './modules/investigations/sources/index.js';
 import { createOfflineProvider } from './modules/llm/offline.js';
 import { createOpenAIProvider } from './modules/llm/openai.js';
 import type { ModelProvider } from './modules/llm/provider.js';
 import { createMemoryStore } from './modules/memory/memory.js';
 import { describeAuth, registerAuth } from './plugins/auth.js';
+import { docsRoutes } from './plugins/docs.js';
+import { registerRateLimit } from './plugins/rate-limit.js';
 import { createRedis, type RedisHandle } from './plugins/redis.js';
 import { genReqId, registerSecurity } from './plugins/security.js';
 import { VERSION } from './version.js';
@@ -143,9 +154,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerSecurity(app, config.CORS_ORIGINS);
 
   await app.register(healthRoutes, { db, redis, version: VERSION, isDraining: infra.isDraining });
+  await app.register(docsRoutes, { version: VERSION });
 
   // Auth runs on every request before any route: an invalid token is a 401, never anonymous.
   registerAuth(app, { config });
+  const rateLimit = await registerRateLimit(app, { config, redis, log: logger });
 
   const model = deps.model ?? defaultModel(config, logger);
   const memory = createMemoryStore({
@@ -176,6 +189,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     instanceId: infra.instanceId,
     isDraining: infra.isDraining,
     remote,
+    rateLimit,
+    searchContracts: createContractSearch(lazy(() => chatContractSource(config, logger))),
+    admission: createAdmission({
+      db: db.db,
+      redis,
+      maxConcurrent: config.MAX_CONCURRENT_GENERATIONS,
+      dailyTokenBudget: config.DAILY_TOKEN_BUDGET,
+      slotTtlMs: 15 * 60_000,
+      log: logger,
+    }),
     mirror: redis
       ? createRedisMirror(redis, {
           maxLen: config.STREAM_LOG_MAXLEN,
@@ -190,6 +213,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     staleAfterMs,
     log: logger,
   });
+
+  // Investigations: routes, and the durable job runner (started here, stopped first at shutdown).
+  const investigations = createInvestigations({ db, config, log: logger, instanceId: infra.instanceId });
+  await app.register(investigationRoutes, {
+    prefix: '/api/v1/investigations',
+    service: investigations.service,
+    config,
+    rateLimit,
+  });
+  await investigations.start();
+  app.addHook('preClose', () => investigations.stop());
 
   // Shutdown: refuse new turns, let running replies finish until the deadline, store the rest as interrupted.
   app.addHook('preClose', async () => {
@@ -211,6 +245,26 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   logger.info(`model: ${model.describe}`);
   logger.info(describeAuth(config));
   return app;
+}
+
+/** Contracts the chat searches: the Portal (a bounded scan) with a key, else the bundled sample. */
+function chatContractSource(config: Config, logger: Logger): ContractSource {
+  if (!config.TRANSPARENCY_API_KEY) return createSampleSource();
+  const portal = createPortalSource({
+    baseUrl: config.TRANSPARENCY_API_BASE_URL,
+    apiKey: config.TRANSPARENCY_API_KEY,
+    log: logger,
+  });
+  // A chat turn cannot page through the whole Portal: it searches the most recent records only.
+  return { ...portal, pages: (filters, signal) => portal.pages({ ...filters, max_records: 300 }, signal) };
+}
+
+function lazy<T>(make: () => T): () => T {
+  let value: T | undefined;
+  return () => {
+    value ??= make();
+    return value;
+  };
 }
 
 function defaultModel(config: Config, logger: Logger): ModelProvider {

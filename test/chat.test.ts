@@ -3,11 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
 import { createOfflineProvider } from '../src/modules/llm/offline.js';
-import { createOpenAIProvider } from '../src/modules/llm/openai.js';
 import type { ModelProvider } from '../src/modules/llm/provider.js';
 import { createTestApp } from './support/app.js';
-import { createTestDb, createTestRedis, silentLogger, type TestDb } from './support/backends.js';
-import { type FakeModel, startFakeModel } from './support/fake-model.js';
+import { createTestDb, createTestRedis, type TestDb } from './support/backends.js';
+import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
 import { signHS256 } from './support/jwt.js';
 import { type StreamResult, streamRequest } from './support/sse.js';
 
@@ -175,15 +174,7 @@ describe('POST /api/v1/chat/stream', () => {
       dropAfter: 3,
       delayMs: 5,
     });
-    const model = createOpenAIProvider({
-      baseUrl: fake.url,
-      apiKey: 'k',
-      model: 'm',
-      agentModels: {},
-      connectTimeoutMs: 2000,
-      idleTimeoutMs: 2000,
-      log: silentLogger(),
-    });
+    const model = fakeProvider(fake);
     const { base: modelBase } = await start({ model });
     const r = await streamRequest(modelBase, '/api/v1/chat/stream', { body: { message: 'olá' } });
     const last = r.events.at(-1)!.data;
@@ -222,6 +213,79 @@ describe('POST /api/v1/chat/stream', () => {
       sql`select message_count from chat_sessions where id = ${session_id}`,
     );
     expect(s!.message_count).toBe(4);
+  });
+});
+
+describe('heartbeats and ownership of a reply', () => {
+  it('sends `: ping` comments while the stream is idle', async () => {
+    fake.setScript({ tokens: ['depois ', 'da ', 'pausa'], firstTokenDelayMs: 400 });
+    const model = fakeProvider(fake);
+    const { base: hb } = await start({ model, env: { SSE_HEARTBEAT_MS: '100' } });
+    const r = await streamRequest(hb, '/api/v1/chat/stream', { body: { message: 'oi' } });
+    expect(r.raw).toMatch(/\n: ping\n\n/);
+    expect(r.events.at(-1)!.data.type).toBe('complete');
+  });
+
+  it('hides a user’s reply from others on resume and stop', async () => {
+    const headers = await auth('owner-of-reply');
+    const r = await streamRequest(base, '/api/v1/chat/stream', { body: { message: 'oi' }, headers });
+    const id = r.events[0]!.data.message_id as string;
+    for (const h of [{}, await auth('someone-else')]) {
+      expect((await fetch(`${base}/api/v1/chat/stream/${id}`, { headers: h })).status).toBe(404);
+      expect(
+        (await fetch(`${base}/api/v1/chat/messages/${id}/stop`, { method: 'POST', headers: h })).status,
+      ).toBe(404);
+    }
+    const replay = await streamRequest(base, `/api/v1/chat/stream/${id}`, { headers });
+    expect(chunksOf(replay).join('')).toBe(chunksOf(r).join(''));
+    const stop = await fetch(`${base}/api/v1/chat/messages/${id}/stop`, { method: 'POST', headers });
+    expect(stop.status).toBe(409);
+  });
+});
+
+describe('the contract-search path', () => {
+  it('streams searching, found and contract events and ends in one complete carrying the contracts', async () => {
+    const r = await streamRequest(base, '/api/v1/chat/stream', {
+      body: { message: 'investigue contratos de material de escritório' },
+    });
+    const types = r.events.map((e) => e.data.type);
+    expect(types.slice(0, 4)).toEqual(['start', 'detecting', 'intent', 'agent_selected']);
+    expect(r.events[2]!.data.intent).toBe('investigate');
+    expect(r.events[3]!.data.agent_id).toBe('zumbi');
+    for (const t of ['thinking', 'searching', 'found', 'contract']) expect(types).toContain(t);
+    expect(types.indexOf('contract')).toBeLessThan(types.indexOf('chunk'));
+    const contracts = r.events.filter((e) => e.data.type === 'contract').map((e) => e.data.data);
+    expect(contracts.length).toBeGreaterThan(0);
+    for (const key of [
+      'id',
+      'numero',
+      'objeto',
+      'valor',
+      'valor_formatado',
+      'fornecedor',
+      'cnpj_fornecedor',
+      'orgao',
+      'data_assinatura',
+      'vigencia_inicio',
+      'vigencia_fim',
+      'situacao',
+      'modalidade',
+      'processo',
+    ]) {
+      expect(contracts[0]).toHaveProperty(key);
+    }
+    expect(contracts[0].valor_formatado).toMatch(/^R\$/);
+    expect(String(contracts[0].objeto).toLowerCase()).toContain('escrit');
+    const complete = r.events.at(-1)!.data;
+    expect(types.filter((t) => t === 'complete')).toHaveLength(1);
+    expect(complete.type).toBe('complete');
+    expect(complete.contracts).toEqual(contracts);
+    expect(complete.total_contracts).toBeGreaterThanOrEqual(contracts.length);
+    expect(complete.download_available).toBe(true);
+    expect(complete.sample_data).toBe(true);
+    const text = chunksOf(r).join('');
+    expect(text).toContain(String(contracts[0].objeto));
+    expect(text).toMatch(/exemplo/i);
   });
 });
 

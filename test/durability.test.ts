@@ -5,11 +5,10 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
-import { createOpenAIProvider } from '../src/modules/llm/openai.js';
 import { createRedis } from '../src/plugins/redis.js';
 import { createTestApp } from './support/app.js';
 import { backends, createTestDb, createTestRedis, silentLogger, type TestDb } from './support/backends.js';
-import { type FakeModel, startFakeModel } from './support/fake-model.js';
+import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
 import { type SseEvent, streamRequest } from './support/sse.js';
 
 let tdb: TestDb;
@@ -21,15 +20,7 @@ const apps: FastifyInstance[] = [];
 const words = (n: number) => Array.from({ length: n }, (_, i) => `palavra${i}${i % 7 === 6 ? '\n' : ' '}`);
 
 async function instance(env: Record<string, string> = {}, r = redis) {
-  const model = createOpenAIProvider({
-    baseUrl: fake.url,
-    apiKey: 'k',
-    model: 'm',
-    agentModels: {},
-    connectTimeoutMs: 3000,
-    idleTimeoutMs: 5000,
-    log: silentLogger(),
-  });
+  const model = fakeProvider(fake);
   const app = await createTestApp({ db: tdb.handle, redis: r, model, env });
   await app.listen({ port: 0, host: '127.0.0.1' });
   apps.push(app);

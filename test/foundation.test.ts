@@ -133,6 +133,13 @@ describe('health', () => {
       expect(ready.json().checks.database).toBe('up');
       const root = await app.inject({ url: '/' });
       expect(root.json()).toMatchObject({ name: 'cidadao-api', links: { docs: '/docs' } });
+      const docs = await app.inject({ url: '/docs' });
+      expect(docs.statusCode).toBe(200);
+      expect(docs.json().routes).toContainEqual(
+        expect.objectContaining({ method: 'POST', path: '/api/v1/chat/stream' }),
+      );
+      const html = await app.inject({ url: '/docs', headers: { accept: 'text/html' } });
+      expect(html.headers['content-type']).toMatch(/text\/html/);
     } finally {
       await app.close();
     }

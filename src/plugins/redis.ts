@@ -10,6 +10,8 @@ export interface RedisHandle {
   /** A second connection in subscriber mode (pub/sub cannot share the command connection). */
   subscriber(): Redis;
   ping(timeoutMs?: number): Promise<void>;
+  /** Connected right now; callers skip optional Redis work instead of waiting on a reconnect. */
+  ready(): boolean;
   close(): Promise<void>;
 }
 
@@ -58,6 +60,7 @@ export function createRedis(url: string, prefix: string, log: Logger): RedisHand
         clearTimeout(timer);
       }
     },
+    ready: () => client.status === 'ready',
     async close() {
       await Promise.all(
         [client, ...extra].map(async (c) => {

@@ -1,6 +1,9 @@
 // A real local HTTP server speaking the OpenAI chat-completions streaming format, scriptable per request.
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/modules/llm/openai.js';
+import type { ModelProvider } from '../../src/modules/llm/provider.js';
 
 export interface FakeModelScript {
   /** The content deltas to stream; default: a short Portuguese sentence. */
@@ -261,4 +264,18 @@ export async function startFakeModel(defaultScript: FakeModelScript = {}): Promi
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** The real OpenAI-compatible provider, pointed at a fake model server. */
+export function fakeProvider(fake: FakeModel, opts: Partial<OpenAIProviderOptions> = {}): ModelProvider {
+  return createOpenAIProvider({
+    baseUrl: fake.url,
+    apiKey: 'k',
+    model: 'm',
+    agentModels: {},
+    connectTimeoutMs: 3000,
+    idleTimeoutMs: 5000,
+    log: pino({ level: 'silent' }),
+    ...opts,
+  });
 }

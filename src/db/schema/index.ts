@@ -1,2 +1,3 @@
 // Every table of the app, for Drizzle's typed queries and drizzle-kit's migrations.
 export * from './chat.js';
+export * from './investigations.js';

@@ -12,6 +12,7 @@ import { createRegistry, type GenerationRegistry } from '../generation/registry.
 import { buildPrompt } from '../llm/prompt.js';
 import type { ModelProvider } from '../llm/provider.js';
 import type { MemoryStore } from '../memory/memory.js';
+import type { Admission } from './admission.js';
 import * as repo from './chat.repo.js';
 import { chatRoutes } from './chat.routes.js';
 import { type Caller, createChatService } from './chat.service.js';
@@ -27,10 +28,10 @@ export interface ChatModuleDeps {
   isDraining(): boolean;
   remote: RemoteGenerations | null;
   mirror: EventMirror | null;
-  /** Extra admission (cross-instance caps, budgets); the local concurrency cap always applies. */
-  admission?: TurnAdmission;
+  /** Cross-instance caps and budgets; the local concurrency cap always applies. */
+  admission?: Admission;
   searchContracts?: PipelineDeps['searchContracts'];
-  rateLimit?: (cls: 'chat' | 'read') => Record<string, unknown> | undefined;
+  rateLimit?: (cls: 'chat' | 'read') => Record<string, unknown>;
   registry: GenerationRegistry;
 }
 
@@ -69,10 +70,11 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
 
   const localCap: TurnAdmission = {
     async admit(caller: Caller, sessionId: string) {
-      if (registry.runningFor(userKeyOf(caller.userId, sessionId)) >= config.MAX_CONCURRENT_GENERATIONS) {
+      const userKey = userKeyOf(caller.userId, sessionId);
+      if (registry.runningFor(userKey) >= config.MAX_CONCURRENT_GENERATIONS) {
         throw new AppError('TOO_MANY_GENERATIONS', undefined, { limit: config.MAX_CONCURRENT_GENERATIONS });
       }
-      await deps.admission?.admit(caller, sessionId);
+      return deps.admission ? deps.admission.admit(userKey, caller.userId) : () => {};
     },
   };
 

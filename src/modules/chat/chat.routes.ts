@@ -25,7 +25,7 @@ export interface ChatRoutesDeps {
   heartbeatMs: number;
   onDisconnect: 'continue' | 'cancel';
   /** Route-level rate-limit settings per class (see plugins/rate-limit.ts); undefined = none. */
-  rateLimit?: (cls: 'chat' | 'read') => Record<string, unknown> | undefined;
+  rateLimit?: (cls: 'chat' | 'read') => Record<string, unknown>;
 }
 
 export function callerOf(request: FastifyRequest): Caller {

@@ -27,7 +27,8 @@ export interface RemoteGenerations {
 
 /** Admission beyond validation: concurrency caps and budgets (rate limits run as a route hook). */
 export interface TurnAdmission {
-  admit(caller: Caller, sessionId: string): Promise<void>;
+  /** Throws when the turn may not start; else returns the release of the slot it took. */
+  admit(caller: Caller, sessionId: string): Promise<() => void>;
 }
 
 export interface TurnServiceDeps {
@@ -98,8 +99,33 @@ export function createTurnService(deps: TurnServiceDeps) {
         const attached = await attachByKey(scope, idempotencyKey, hash);
         if (attached) return attached;
       }
-      await deps.admission.admit(caller, sessionId);
+      const release = await deps.admission.admit(caller, sessionId);
+      try {
+        const started = await insertAndStart(caller, body, sessionId, scope, hash, idempotencyKey);
+        if (started.kind === 'new') started.generation.done.finally(release);
+        else release();
+        return started;
+      } catch (err) {
+        release();
+        throw err;
+      }
+    },
 
+    /** Entries of a reply after a cursor: live on this instance, from the shared log, or rebuilt. */
+    entries,
+    stop,
+    message,
+  };
+
+  async function insertAndStart(
+    caller: Caller,
+    body: ChatBody,
+    sessionId: string,
+    scope: string,
+    hash: string,
+    idempotencyKey: string | undefined,
+  ): Promise<TurnStart> {
+    {
       const ids = { messageId: randomUUID(), userMessageId: randomUUID() };
       let result: repo.TurnInsertResult;
       try {
@@ -141,64 +167,63 @@ export function createTurnService(deps: TurnServiceDeps) {
       deps.registry.add(generation);
       deps.log.info({ sessionId, messageId: ids.messageId }, 'turn persisted');
       return { kind: 'new', generation, sessionId };
-    },
+    }
+  }
 
-    /** Entries of a reply after a cursor: live on this instance, from the shared log, or rebuilt. */
-    async entries(
-      caller: Caller,
-      messageId: string,
-      after: Cursor | null,
-      signal: AbortSignal,
-      opts: { checked?: boolean } = {},
-    ): Promise<AsyncIterable<StreamEntry>> {
-      const first = opts.checked ? undefined : await loadVisibleMessage(caller, messageId);
-      const local = deps.registry.get(messageId);
-      if (local) return localEntries(local, after);
-      const stored = async function* (from: Cursor | null) {
-        const row = first ?? (await loadVisibleMessage(caller, messageId));
-        yield* storedEntries(row, from, () => repo.getMessage(db, messageId), {
-          pollMs: 250,
-          signal,
-          staleMs: deps.heartbeatMs * 3 + 2000,
-        });
-      };
-      const remote = await deps.remote?.entries(messageId, after, signal);
-      return remote ? withFallback(remote, after, stored) : stored(after);
-    },
+  async function entries(
+    caller: Caller,
+    messageId: string,
+    after: Cursor | null,
+    signal: AbortSignal,
+    opts: { checked?: boolean } = {},
+  ): Promise<AsyncIterable<StreamEntry>> {
+    const first = opts.checked ? undefined : await loadVisibleMessage(caller, messageId);
+    const local = deps.registry.get(messageId);
+    if (local) return localEntries(local, after);
+    const stored = async function* (from: Cursor | null) {
+      const row = first ?? (await loadVisibleMessage(caller, messageId));
+      yield* storedEntries(row, from, () => repo.getMessage(db, messageId), {
+        pollMs: 250,
+        signal,
+        staleMs: deps.heartbeatMs * 3 + 2000,
+      });
+    };
+    const remote = await deps.remote?.entries(messageId, after, signal);
+    return remote ? withFallback(remote, after, stored) : stored(after);
+  }
 
-    async stop(caller: Caller, messageId: string) {
-      const row = await loadVisibleMessage(caller, messageId);
-      if (row.status !== 'streaming') {
-        throw new AppError('MESSAGE_NOT_RUNNING', undefined, { message: toMessage(row) });
+  async function stop(caller: Caller, messageId: string) {
+    const row = await loadVisibleMessage(caller, messageId);
+    if (row.status !== 'streaming') {
+      throw new AppError('MESSAGE_NOT_RUNNING', undefined, { message: toMessage(row) });
+    }
+    const local = deps.registry.get(messageId);
+    if (local) {
+      local.abort('stopped');
+      await local.done;
+    } else if (deps.remote) {
+      await deps.remote.requestStop(messageId);
+      const deadline = Date.now() + 3000;
+      while (Date.now() < deadline) {
+        const now = await repo.getMessage(db, messageId);
+        if (now && now.status !== 'streaming') break;
+        await new Promise((r) => setTimeout(r, 50));
       }
-      const local = deps.registry.get(messageId);
-      if (local) {
-        local.abort('stopped');
-        await local.done;
-      } else if (deps.remote) {
-        await deps.remote.requestStop(messageId);
-        const deadline = Date.now() + 3000;
-        while (Date.now() < deadline) {
-          const now = await repo.getMessage(db, messageId);
-          if (now && now.status !== 'streaming') break;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
-      const after = await repo.getMessage(db, messageId);
-      if (after?.status === 'streaming') {
-        // No live producer answered (it died): store what the last checkpoint kept, as stopped.
-        await repo.markStopped(db, messageId);
-        return toMessage((await repo.getMessage(db, messageId))!);
-      }
-      return toMessage(after!);
-    },
+    }
+    const after = await repo.getMessage(db, messageId);
+    if (after?.status === 'streaming') {
+      // No live producer answered (it died): store what the last checkpoint kept, as stopped.
+      await repo.markStopped(db, messageId);
+      return toMessage((await repo.getMessage(db, messageId))!);
+    }
+    return toMessage(after!);
+  }
 
-    async message(messageId: string) {
-      const row = await repo.getMessage(db, messageId);
-      if (!row) throw new AppError('MESSAGE_NOT_FOUND');
-      return row;
-    },
-  };
+  async function message(messageId: string) {
+    const row = await repo.getMessage(db, messageId);
+    if (!row) throw new AppError('MESSAGE_NOT_FOUND');
+    return row;
+  }
 }
 
 export type TurnService = ReturnType<typeof createTurnService>;

@@ -70,6 +70,11 @@ export function startGeneration(
   const controller = new AbortController();
   let abortReason: AbortReason | null = null;
 
+  const wake = () => {
+    const w = waiters;
+    waiters = [];
+    for (const fn of w) fn();
+  };
   const append = (event: GenEvent, addedChars = 0) => {
     offset += addedChars;
     const entry: StreamEntry = {
@@ -80,9 +85,7 @@ export function startGeneration(
     };
     entries.push(entry);
     deps.mirror?.append(ids.messageId, entry);
-    const w = waiters;
-    waiters = [];
-    for (const fn of w) fn();
+    wake();
   };
 
   // The start event is in the log before the model is called: the response can flush it at once.
@@ -159,19 +162,22 @@ export function startGeneration(
       completion_tokens: content ? estimateTokens(content) : 0,
       estimated: true,
     };
+    const result = {
+      messageId: ids.messageId,
+      content,
+      status,
+      finishReason,
+      agentId,
+      agentName,
+      intent: state.intent?.intent ?? null,
+      confidence: state.intent?.confidence ?? null,
+      usage: finalUsage,
+    };
     let persisted = false;
     await writes;
     try {
       persisted = await finalize(deps.db, {
-        messageId: ids.messageId,
-        content,
-        status,
-        finishReason,
-        agentId,
-        agentName,
-        intent: state.intent?.intent ?? null,
-        confidence: state.intent?.confidence ?? null,
-        usage: finalUsage,
+        ...result,
         model: state.model ?? 'unknown',
         metadata: errorCode ? { error_code: errorCode } : {},
       });
@@ -181,7 +187,6 @@ export function startGeneration(
       status = 'failed';
       errorCode = 'PERSIST_FAILED';
     }
-
     if (status === 'completed' || status === 'stopped') {
       append({
         type: 'complete',
@@ -204,20 +209,11 @@ export function startGeneration(
     }
     ended = true;
     deps.mirror?.end(ids.messageId);
-    const w = waiters;
-    waiters = [];
-    for (const fn of w) fn();
+    wake();
 
     const outcome: GenerationOutcome = {
-      messageId: ids.messageId,
+      ...result,
       status,
-      content,
-      finishReason,
-      agentId,
-      agentName,
-      intent: state.intent?.intent ?? null,
-      confidence: state.intent?.confidence ?? null,
-      usage: finalUsage,
       suggestedActions: state.suggestedActions,
       persisted,
     };

@@ -52,6 +52,7 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Ev
       pipe.expire(key, opts.ttlS);
     }
     queues.clear();
+    if (!redis.ready()) return; // Redis is away: resume falls back to the stored row
     pipe.exec().catch((err: Error) => {
       if (Date.now() - lastWarn > 10_000) {
         lastWarn = Date.now();
@@ -179,7 +180,7 @@ export async function createRemoteGenerations(
     async entries(messageId, after, signal) {
       const key = keyOf(redis, messageId);
       try {
-        if ((await redis.client.exists(key)) === 0) return null;
+        if (!redis.ready() || (await redis.client.exists(key)) === 0) return null;
       } catch {
         return null; // Redis is away: the caller rebuilds from the database
       }

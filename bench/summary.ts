@@ -1,0 +1,201 @@
+// The end-of-run report: medians, ratios to the floor with the issue's goals, writes per turn, queries, profile.
+import { type ProfileSummary, renderProfile } from './profile.js';
+import type { QueryResults } from './queries.js';
+import { fmt, markdownTable, table } from './stats.js';
+
+export interface Sample {
+  turnsPerSec: number;
+  firstP50: number;
+  firstP99: number;
+  totalP50: number;
+  cpuMsPerTurn: number;
+  /** CPU of the Postgres backends serving this server, per turn. */
+  pgCpuMsPerTurn: number;
+  /** How busy the whole (shared) machine was during the phase. */
+  boxBusyPct: number;
+  clientCpuPct: number;
+  ok: number;
+  errors: number;
+  errorSamples: string[];
+  /** Events per turn seen (min, max). */
+  events: [number, number];
+}
+
+export interface PhaseReport {
+  concurrency: number;
+  runs: Sample[];
+  median: Omit<Sample, 'ok' | 'errors' | 'errorSamples' | 'events'>;
+  errors: number;
+  events: [number, number];
+}
+
+export interface TargetReport {
+  key: string;
+  turnsSent: number;
+  perTurn: {
+    commits: number;
+    rollbacks: number;
+    inserted: number;
+    updated: number;
+    /** Rows on chat_sessions, chat_messages and generation_usage only. */
+    chatInserted: number;
+    chatUpdated: number;
+    /** Other tables written during the run (background jobs), as "table +ins/~upd/-del" totals. */
+    other: string[];
+  };
+  phases: PhaseReport[];
+}
+
+export interface SummaryInput {
+  reports: TargetReport[];
+  queries?: QueryResults;
+  profile?: ProfileSummary;
+  repeats: number;
+  elapsedS: number;
+  markdown: boolean;
+}
+
+// Issue 3's goals, relative to the floor measured in the same run.
+export const GOALS = { turnsPerSec: 0.9, firstP50: 1.2, queryP50Ms: 5 };
+
+const mark = (ok: boolean) => (ok ? 'ok' : 'MISS');
+
+export function turnRows(reports: TargetReport[]): { header: string[]; rows: string[][] } {
+  const floor = reports.find((r) => r.key === 'floor');
+  const header = [
+    'target',
+    'c',
+    'turns/s',
+    '× floor',
+    'first p50 ms',
+    '× floor',
+    'first p99 ms',
+    '× floor',
+    'CPU ms/turn',
+    '× floor',
+    'PG CPU ms/turn',
+    'turn p50 ms',
+    'box busy',
+    'client CPU',
+    'events',
+    'errors',
+  ];
+  const rows: string[][] = [];
+  for (const c of [...new Set(reports.flatMap((r) => r.phases.map((p) => p.concurrency)))].sort(
+    (a, b) => a - b,
+  )) {
+    const base = floor?.phases.find((p) => p.concurrency === c)?.median;
+    for (const r of reports) {
+      const p = r.phases.find((x) => x.concurrency === c);
+      if (!p) continue;
+      const m = p.median;
+      const isFloor = r.key === 'floor';
+      const tps = base ? m.turnsPerSec / base.turnsPerSec : Number.NaN;
+      const p50 = base ? m.firstP50 / base.firstP50 : Number.NaN;
+      rows.push([
+        r.key,
+        String(c),
+        fmt(m.turnsPerSec, 0),
+        isFloor ? '1.00' : `${fmt(tps, 2)} ${mark(tps >= GOALS.turnsPerSec)}`,
+        fmt(m.firstP50, 2),
+        isFloor ? '1.00' : `${fmt(p50, 2)} ${mark(p50 <= GOALS.firstP50)}`,
+        fmt(m.firstP99, 1),
+        base ? fmt(m.firstP99 / base.firstP99, 2) : '—',
+        fmt(m.cpuMsPerTurn, 2),
+        base ? fmt(m.cpuMsPerTurn / base.cpuMsPerTurn, 2) : '—',
+        fmt(m.pgCpuMsPerTurn, 2),
+        fmt(m.totalP50, 1),
+        `${fmt(m.boxBusyPct, 0)}%`,
+        `${fmt(m.clientCpuPct, 0)}%`,
+        p.events[0] === p.events[1] ? String(p.events[0]) : `${p.events[0]}–${p.events[1]}`,
+        String(p.errors),
+      ]);
+    }
+  }
+  return { header, rows };
+}
+
+export function writeRows(reports: TargetReport[]): { header: string[]; rows: string[][] } {
+  return {
+    header: [
+      'target',
+      'turns sent',
+      'commits/turn',
+      'rows ins/turn',
+      'rows upd/turn',
+      'chat tables ins/turn',
+      'chat tables upd/turn',
+      'rollbacks/turn',
+    ],
+    rows: reports.map((r) => [
+      r.key,
+      String(r.turnsSent),
+      fmt(r.perTurn.commits, 3),
+      fmt(r.perTurn.inserted, 3),
+      fmt(r.perTurn.updated, 3),
+      fmt(r.perTurn.chatInserted, 3),
+      fmt(r.perTurn.chatUpdated, 3),
+      fmt(r.perTurn.rollbacks, 3),
+    ]),
+  };
+}
+
+export function queryRows(q: QueryResults): { header: string[]; rows: string[][] } {
+  return {
+    header: [
+      'route (ours, sequential)',
+      'requests',
+      'p50 ms',
+      'p99 ms',
+      'max ms',
+      `p50 < ${GOALS.queryP50Ms} ms`,
+    ],
+    rows: q.routes.map((r) => [
+      r.route,
+      String(r.requests),
+      fmt(r.p50, 2),
+      fmt(r.p99, 2),
+      fmt(r.max, 1),
+      mark(r.p50 < GOALS.queryP50Ms),
+    ]),
+  };
+}
+
+export function printSummary(s: SummaryInput): void {
+  const render = s.markdown ? markdownTable : table;
+  const out: string[] = [];
+  const t = turnRows(s.reports);
+  out.push(
+    '',
+    `Chat turns: POST /api/v1/chat/stream "ajuda", median of ${s.repeats} runs per phase; × floor = ours ÷ floor`,
+    `goals: turns/s ≥ ${GOALS.turnsPerSec}× floor, first-event p50 ≤ ${GOALS.firstP50}× floor`,
+    render(t.header, t.rows),
+  );
+  const w = writeRows(s.reports);
+  out.push(
+    '',
+    'Writes per turn (pg_stat_database deltas of each server’s own database ÷ every turn it served, warm-ups included)',
+    render(w.header, w.rows),
+  );
+  for (const r of s.reports) {
+    if (r.perTurn.other.length) out.push(`  ${r.key}: also written (totals): ${r.perTurn.other.join(', ')}`);
+  }
+  if (s.queries) {
+    const q = queryRows(s.queries);
+    out.push(
+      '',
+      `Query latency: 1 session × 100,000 messages, 1 user × 10,000 sessions (seeded in ${fmt(s.queries.seedMs / 1000, 1)} s)`,
+      render(q.header, q.rows),
+    );
+    for (const e of s.queries.explains) {
+      out.push(
+        '',
+        `EXPLAIN (ANALYZE, BUFFERS) — ${e.label}`,
+        s.markdown ? `\`\`\`\n${e.plan}\n\`\`\`` : e.plan,
+      );
+    }
+  }
+  if (s.profile) out.push('', renderProfile(s.profile, render));
+  out.push('', `total ${fmt(s.elapsedS, 0)} s`);
+  console.log(out.join('\n'));
+}

@@ -1,0 +1,152 @@
+// The servers under test: the built app (with or without Redis) and the floor, each on its own database.
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Redis } from 'ioredis';
+import { streamTurn } from './client.js';
+import type { BenchDb } from './pgadmin.js';
+import { type Child, freePort, spawnServer } from './procs.js';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+export const REDIS_URL = 'redis://127.0.0.1:6379';
+/** An HS256 secret for the query benchmark's tokens; only ever used against 127.0.0.1. */
+export const BENCH_JWT_SECRET = 'bench-only-secret-0123456789abcdef';
+/** The message whose offline answer is multi-line Markdown (about 55 chunks). */
+export const TURN_BODY = JSON.stringify({ message: 'ajuda' });
+// config.ts caps RATE_LIMIT_CHAT_PER_MINUTE at 100000, so the brief's 1000000 would fail at boot.
+const CHAT_RATE_LIMIT = '100000';
+
+export interface OursOptions {
+  db: BenchDb;
+  serverJs: string;
+  redisPrefix?: string;
+  /** Extra `node` flags, e.g. ['--cpu-prof', '--cpu-prof-dir=…']. */
+  nodeFlags?: string[];
+  name?: string;
+}
+
+export async function startOurs(opts: OursOptions): Promise<Child> {
+  const port = await freePort();
+  return spawnServer({
+    name: opts.name ?? (opts.redisPrefix ? 'ours+redis' : 'ours'),
+    args: [...(opts.nodeFlags ?? []), opts.serverJs],
+    cwd: ROOT,
+    port,
+    env: {
+      NODE_ENV: 'production',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: opts.db.url,
+      DATABASE_POOL_MAX: '20',
+      // The bench migrated the database itself, so the server's own writes are only the turns'.
+      MIGRATE_ON_BOOT: 'false',
+      RATE_LIMIT_CHAT_PER_MINUTE: CHAT_RATE_LIMIT,
+      RATE_LIMIT_READ_PER_MINUTE: '1000000',
+      MAX_CONCURRENT_GENERATIONS: '1000',
+      JWT_SECRET: BENCH_JWT_SECRET,
+      ...(opts.redisPrefix ? { REDIS_URL, REDIS_KEY_PREFIX: opts.redisPrefix } : {}),
+    },
+  });
+}
+
+export async function startFloor(db: BenchDb, eventsFile: string, nodeFlags: string[] = []): Promise<Child> {
+  const port = await freePort();
+  return spawnServer({
+    name: 'floor',
+    args: [...nodeFlags, '--import', 'tsx', join(ROOT, 'bench/floor.ts')],
+    cwd: ROOT,
+    port,
+    env: {
+      NODE_ENV: 'production',
+      FLOOR_PORT: String(port),
+      FLOOR_EVENTS: eventsFile,
+      DATABASE_URL: db.url,
+      DATABASE_POOL_MAX: '20',
+    },
+  });
+}
+
+/**
+ * One real turn against our server; its event payloads (start … complete) are what the floor
+ * replays, so both stream exactly the same chunks. Returns the file the floor reads.
+ */
+export async function recordTurn(base: string): Promise<{ file: string; events: number; chars: number }> {
+  const agent = new Agent({ keepAlive: false });
+  const raw = await new Promise<string>((resolveBody, reject) => {
+    const req = request(
+      new URL('/api/v1/chat/stream', base),
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          text += c;
+        });
+        res.on('end', () =>
+          res.statusCode === 200 ? resolveBody(text) : reject(new Error(`probe: HTTP ${res.statusCode}`)),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(TURN_BODY);
+  });
+  const events = raw
+    .split('\n')
+    .filter((l) => l.startsWith('data: '))
+    .map((l) => JSON.parse(l.slice(6)) as { type: string; content?: string });
+  if (events[0]?.type !== 'start' || events.at(-1)?.type !== 'complete') {
+    throw new Error(`probe turn did not stream start … complete: ${raw.slice(0, 300)}`);
+  }
+  const file = join(tmpdir(), `bench-events-${randomBytes(4).toString('hex')}.json`);
+  writeFileSync(file, JSON.stringify(events));
+  const chars = events.reduce((n, e) => n + (e.type === 'chunk' ? (e.content ?? '').length : 0), 0);
+  return { file, events: events.length, chars };
+}
+
+/** A short sanity turn through the load client (same path the phases use). */
+export async function checkTurn(base: string): Promise<void> {
+  const agent = new Agent({ keepAlive: false });
+  const r = await streamTurn(agent, new URL('/api/v1/chat/stream', base), TURN_BODY, 10_000);
+  if (!r.ok) throw new Error(`sanity turn against ${base} failed: ${r.error}`);
+}
+
+/** True when something answers PING on 127.0.0.1:6379 within a second. */
+export function redisAnswers(): Promise<boolean> {
+  return new Promise((resolveProbe) => {
+    const socket = connect(6379, '127.0.0.1');
+    const finish = (ok: boolean) => {
+      socket.destroy();
+      resolveProbe(ok);
+    };
+    socket.setTimeout(1000, () => finish(false));
+    socket.on('error', () => finish(false));
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (d) => finish(d.toString().startsWith('+PONG')));
+  });
+}
+
+/** Deletes every key under the bench's own prefix (memory lists, stream logs). */
+export async function dropRedisPrefix(prefix: string): Promise<number> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  let removed = 0;
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) removed += await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return removed;
+}

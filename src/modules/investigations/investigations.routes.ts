@@ -1,0 +1,118 @@
+// Investigation routes (API.md §6): thin handlers over the investigations service.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Config } from '../../config.js';
+import {
+  createBodySchema,
+  createQuerySchema,
+  idParamsSchema,
+  listQuerySchema,
+  streamQuerySchema,
+} from './investigations.schemas.js';
+import type { InvestigationService } from './investigations.service.js';
+
+export interface InvestigationRoutesOptions {
+  service: InvestigationService;
+  config: Pick<Config, 'INVESTIGATION_MAX_CONTRACTS'>;
+  /** Per-route rate-limit settings by class (plugins/rate-limit.ts); none when absent. */
+  rateLimit?: (cls: 'investigations' | 'read') => Record<string, unknown>;
+}
+
+/** The caller set by the auth plugin: a user id, or null when anonymous. */
+export function callerId(request: FastifyRequest): string | null {
+  const user = (request as { user?: { id: string } | null }).user;
+  return user?.id ?? null;
+}
+
+// A contract is a few hundred bytes of JSON; 1 KiB each leaves room for long descriptions.
+const BYTES_PER_CONTRACT = 1024;
+
+export async function investigationRoutes(app: FastifyInstance, opts: InvestigationRoutesOptions) {
+  const { service } = opts;
+  const max = opts.config.INVESTIGATION_MAX_CONTRACTS;
+  const bodyLimit = 1024 * 1024 + max * BYTES_PER_CONTRACT;
+  const limit = (cls: 'investigations' | 'read'): Record<string, unknown> => {
+    const settings = opts.rateLimit?.(cls);
+    return settings ? { rateLimit: settings } : {};
+  };
+
+  // Scoped to these routes: a CSV upload becomes `{ csv }` for the body schema.
+  app.addContentTypeParser(
+    ['text/csv', 'application/csv'],
+    { parseAs: 'string', bodyLimit },
+    (_req, body, done) => done(null, { csv: body as string }),
+  );
+
+  const bodySchema = createBodySchema(max);
+  app.post(
+    '/',
+    {
+      bodyLimit,
+      schema: { operationId: 'createInvestigation', body: bodySchema, querystring: createQuerySchema },
+    },
+    async (request, reply) => {
+      const body = request.body as ReturnType<typeof bodySchema.parse>;
+      const query = request.query as ReturnType<typeof createQuerySchema.parse>;
+      const created = await service.create(callerId(request), {
+        ...body,
+        query: body.query ?? query.query,
+        anomaly_types: body.anomaly_types ?? query.anomaly_types,
+      });
+      return reply.code(202).send(created);
+    },
+  );
+
+  app.get(
+    '/',
+    { config: limit('read'), schema: { operationId: 'listInvestigations', querystring: listQuerySchema } },
+    async (request) => {
+      const { limit } = request.query as ReturnType<typeof listQuerySchema.parse>;
+      return service.list(callerId(request), limit);
+    },
+  );
+
+  app.get(
+    '/:id',
+    { config: limit('read'), schema: { operationId: 'getInvestigation', params: idParamsSchema } },
+    async (request) => {
+      const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
+      return service.status(callerId(request), id);
+    },
+  );
+
+  app.get(
+    '/:id/results',
+    { config: limit('read'), schema: { operationId: 'getInvestigationResults', params: idParamsSchema } },
+    async (request) => {
+      const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
+      return service.results(callerId(request), id);
+    },
+  );
+
+  app.get(
+    '/:id/stream',
+    {
+      schema: { operationId: 'streamInvestigation', params: idParamsSchema, querystring: streamQuerySchema },
+    },
+    async (request, reply) => {
+      const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
+      const { after } = request.query as ReturnType<typeof streamQuerySchema.parse>;
+      const header = request.headers['last-event-id'];
+      await service.stream(
+        callerId(request),
+        id,
+        request,
+        reply,
+        (typeof header === 'string' && header) || after,
+      );
+    },
+  );
+
+  app.delete(
+    '/:id',
+    { config: limit('read'), schema: { operationId: 'cancelInvestigation', params: idParamsSchema } },
+    async (request) => {
+      const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
+      return service.cancel(callerId(request), id);
+    },
+  );
+}

@@ -1,0 +1,216 @@
+// Investigation wire shapes: request schemas (zod) and the JSON answers of API.md §6.
+import { z } from 'zod';
+import { AppError } from '../../errors.js';
+import type { FindingRow, InvestigationRow } from './investigations.repo.js';
+import { parseContractsCsv } from './sources/index.js';
+import {
+  ANOMALY_TYPES,
+  type AnomalyType,
+  type Contract,
+  contractSchema,
+  type Finding,
+  isIsoDate,
+} from './types.js';
+
+const isoDate = z.string().refine(isIsoDate, { message: 'expected a date as YYYY-MM-DD' });
+
+export const filtersSchema = z.object({
+  query: z.string().trim().max(500).optional(),
+  orgao_codigo: z.string().trim().min(1).max(64).optional(),
+  cnpj_fornecedor: z.string().trim().min(1).max(32).optional(),
+  data_inicio: isoDate.optional(),
+  data_fim: isoDate.optional(),
+  modalidade: z.string().trim().min(1).max(200).optional(),
+  max_records: z.number().int().min(1).optional(),
+});
+export type Filters = z.infer<typeof filtersSchema>;
+
+const anomalyTypesSchema = z
+  .array(z.enum(ANOMALY_TYPES))
+  .min(1)
+  .transform((types) => [...new Set(types)]);
+
+/**
+ * The JSON body. A `text/csv` upload arrives here as `{ csv }` (see the routes' content-type
+ * parser), with its options in the querystring.
+ */
+export function createBodySchema(maxContracts: number) {
+  return z.object({
+    query: z.string().trim().max(2000).optional(),
+    data_source: z.enum(['contracts', 'upload']).optional(),
+    filters: filtersSchema.default({}),
+    anomaly_types: anomalyTypesSchema.optional(),
+    // Items are checked one by one in the service, so a bad upload reports a few readable errors.
+    contracts: z
+      .array(z.unknown())
+      .max(maxContracts, { message: `at most ${maxContracts} contracts` })
+      .optional(),
+    csv: z.string().optional(),
+  });
+}
+export type CreateBody = z.infer<ReturnType<typeof createBodySchema>>;
+
+export const createQuerySchema = z.object({
+  query: z.string().trim().max(2000).optional(),
+  // Comma-separated on the querystring: ?anomaly_types=price_outlier,value_increase
+  anomaly_types: z
+    .string()
+    .transform((v) => v.split(',').map((s) => s.trim()))
+    .pipe(anomalyTypesSchema)
+    .optional(),
+});
+
+// Not a UUID type here: an id that cannot exist is a 404, like any unknown id.
+export const idParamsSchema = z.object({ id: z.string().min(1).max(128) });
+
+export const listQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) });
+
+export const streamQuerySchema = z.object({ after: z.string().max(64).optional() });
+
+const MAX_REPORTED_ERRORS = 20;
+
+/** Validates uploaded items; a 422 names the first few bad ones and nothing is stored. */
+export function validateContracts(items: unknown[]): Contract[] {
+  const contracts: Contract[] = [];
+  const errors: Array<{ index: number; path: string; message: string }> = [];
+  items.forEach((item, index) => {
+    const r = contractSchema.safeParse(item);
+    if (r.success) contracts.push(r.data);
+    else if (errors.length < MAX_REPORTED_ERRORS) {
+      const issue = r.error.issues[0]!;
+      errors.push({ index, path: issue.path.join('.'), message: issue.message });
+    }
+  });
+  if (contracts.length < items.length) {
+    throw new AppError(
+      'VALIDATION_ERROR',
+      `${items.length - contracts.length} of ${items.length} contracts are invalid`,
+      errors,
+    );
+  }
+  return contracts;
+}
+
+export function contractsFromCsv(text: string, maxContracts: number): Contract[] {
+  const { contracts, errors } = parseContractsCsv(text);
+  if (errors.length > 0) {
+    throw new AppError(
+      'VALIDATION_ERROR',
+      `the CSV has ${errors.length} invalid line(s)`,
+      errors.slice(0, MAX_REPORTED_ERRORS),
+    );
+  }
+  if (contracts.length > maxContracts) {
+    throw new AppError('VALIDATION_ERROR', `at most ${maxContracts} contracts`, [
+      { path: 'contracts', message: `the CSV holds ${contracts.length} contracts` },
+    ]);
+  }
+  return contracts;
+}
+
+/** Where the contracts come from, and the validated upload if there is one (else a 422). */
+export function readUpload(body: CreateBody, maxContracts: number) {
+  const sent = body.contracts !== undefined || body.csv !== undefined;
+  const dataSource = body.data_source ?? (sent ? 'upload' : 'contracts');
+  if (dataSource === 'contracts' && sent) {
+    throw new AppError('VALIDATION_ERROR', 'contracts were sent with data_source "contracts"', [
+      { path: 'data_source', message: 'use "upload" to investigate the contracts you send' },
+    ]);
+  }
+  if (dataSource === 'contracts') return { dataSource, contracts: null };
+  const contracts =
+    body.csv !== undefined
+      ? contractsFromCsv(body.csv, maxContracts)
+      : validateContracts(body.contracts ?? []);
+  if (contracts.length === 0) {
+    throw new AppError('VALIDATION_ERROR', 'an upload needs at least one contract', [
+      { path: 'contracts', message: 'send `contracts` (JSON) or a text/csv body' },
+    ]);
+  }
+  return { dataSource, contracts };
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/** Status of one investigation (also the items of the list). */
+export function statusBody(row: InvestigationRow) {
+  return {
+    investigation_id: row.id,
+    status: row.status,
+    query: row.query,
+    data_source: row.dataSource,
+    sample_data: row.sampleData,
+    anomaly_types: row.anomalyTypes as AnomalyType[],
+    filters: row.filters,
+    progress: round3(row.progress),
+    current_phase: row.currentPhase,
+    records_processed: row.recordsProcessed,
+    anomalies_detected: row.anomaliesDetected,
+    confidence: row.confidence === null ? null : round3(row.confidence),
+    summary: row.summary,
+    error: row.error,
+    session_id: row.sessionId,
+    created_at: iso(row.createdAt),
+    started_at: iso(row.startedAt),
+    completed_at: iso(row.completedAt),
+    updated_at: iso(row.updatedAt),
+    processing_time_ms: row.processingTimeMs,
+  };
+}
+
+export function findingBody(f: FindingRow): Finding {
+  return {
+    id: f.findingId,
+    type: f.type as AnomalyType,
+    severity: round3(f.severity),
+    confidence: round3(f.confidence),
+    title: f.title,
+    explanation: f.explanation,
+    contract_ids: f.contractIds,
+    evidence: f.evidence,
+  };
+}
+
+export function resultsBody(row: InvestigationRow, findings: FindingRow[]) {
+  return {
+    investigation_id: row.id,
+    status: row.status,
+    query: row.query,
+    data_source: row.dataSource,
+    sample_data: row.sampleData,
+    records_analyzed: row.recordsProcessed,
+    anomalies_found: findings.length,
+    findings: findings.map(findingBody),
+    summary: row.summary,
+    confidence: row.confidence === null ? null : round3(row.confidence),
+    error: row.error,
+    started_at: iso(row.startedAt),
+    completed_at: iso(row.completedAt),
+    processing_time_ms: row.processingTimeMs,
+  };
+}
+
+const TYPE_LABELS: Record<AnomalyType, string> = {
+  price_outlier: 'preço fora do padrão',
+  supplier_concentration: 'concentração de fornecedor',
+  contract_splitting: 'possível fracionamento de despesa',
+  value_increase: 'aumento de valor acima do limite legal',
+  temporal_spike: 'pico de contratações',
+  direct_contracting: 'contratação direta',
+};
+
+const fmt = (n: number) => n.toLocaleString('pt-BR');
+
+/** The plain-Portuguese summary stored with a completed investigation. */
+export function summarize(records: number, findings: readonly Finding[], sample: boolean): string {
+  const source = sample ? ' (dados de exemplo, não são dados reais do Portal da Transparência)' : '';
+  if (findings.length === 0) {
+    return `Nenhuma anomalia encontrada em ${fmt(records)} contratos analisados${source}.`;
+  }
+  const counts = new Map<AnomalyType, number>();
+  for (const f of findings) counts.set(f.type, (counts.get(f.type) ?? 0) + 1);
+  const parts = [...counts].map(([type, n]) => `${fmt(n)} de ${TYPE_LABELS[type]}`);
+  const noun = findings.length === 1 ? 'anomalia encontrada' : 'anomalias encontradas';
+  return `${fmt(findings.length)} ${noun} em ${fmt(records)} contratos analisados${source}: ${parts.join('; ')}.`;
+}

@@ -1,0 +1,119 @@
+// Rate limits with @fastify/rate-limit (Redis-backed when configured), per user or per client IP, by class.
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { AppError } from '../errors.js';
+import type { RedisHandle } from './redis.js';
+
+export type RateLimitClass = 'chat' | 'read' | 'investigations';
+
+/** A logged-in user is limited as themself on every instance; anonymous callers by client IP. */
+export function callerKey(request: FastifyRequest): string {
+  const user = (request as { user?: { id: string } | null }).user;
+  return user ? `u:${user.id}` : `ip:${request.ip}`;
+}
+
+export interface RateLimitDeps {
+  config: Pick<
+    Config,
+    'RATE_LIMIT_CHAT_PER_MINUTE' | 'RATE_LIMIT_READ_PER_MINUTE' | 'RATE_LIMIT_INVESTIGATIONS_PER_MINUTE'
+  >;
+  redis: RedisHandle | null;
+  log: Pick<Logger, 'warn'>;
+}
+
+/**
+ * Registers the plugin with no global limit and returns the per-route settings for each class;
+ * routes opt in with `config: { rateLimit: settings(cls) }`.
+ */
+export async function registerRateLimit(app: FastifyInstance, deps: RateLimitDeps) {
+  // Its own connection without an offline queue: when Redis is away a check fails at once and
+  // the limiter fails open (skipOnError) instead of holding every request for a reconnect.
+  const client = deps.redis?.client.duplicate({ enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+  client?.on('error', () => {});
+  let lastWarn = 0;
+  const store = sharedStore(client ?? null, `${deps.redis?.prefix ?? ''}rl:`);
+  await app.register(rateLimit, {
+    global: false,
+    hook: 'preValidation',
+    skipOnError: true,
+    store,
+    onExceeded: () => {},
+    errorResponseBuilder: (_req, ctx) =>
+      new AppError('RATE_LIMITED', `Too many requests; retry in ${ctx.after}.`, {
+        limit: ctx.max,
+        retry_after_s: Math.ceil(ctx.ttl / 1000),
+      }),
+  });
+  if (client) {
+    client.on('error', (err: Error) => {
+      if (Date.now() - lastWarn > 10_000) {
+        lastWarn = Date.now();
+        deps.log.warn({ err: err.message }, 'rate-limit store unavailable; limits fail open');
+      }
+    });
+    app.addHook('onClose', async () => {
+      client.disconnect();
+    });
+  }
+  const max: Record<RateLimitClass, number> = {
+    chat: deps.config.RATE_LIMIT_CHAT_PER_MINUTE,
+    read: deps.config.RATE_LIMIT_READ_PER_MINUTE,
+    investigations: deps.config.RATE_LIMIT_INVESTIGATIONS_PER_MINUTE,
+  };
+  return (cls: RateLimitClass) => ({
+    max: max[cls],
+    timeWindow: 60_000,
+    keyGenerator: (request: FastifyRequest) => `${cls}:${callerKey(request)}`,
+  });
+}
+
+type IncrCallback = (err: Error | null, res?: { current: number; ttl: number }) => void;
+
+// One counter per line of the Lua: increment, start the window on the first hit, report the window's end.
+const INCR_SCRIPT = `local c = redis.call('INCR', KEYS[1])
+if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local t = redis.call('PTTL', KEYS[1])
+if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); t = tonumber(ARGV[1]) end
+return {c, t}`;
+
+/**
+ * The plugin's own stores keep one bucket per route; a class (say `chat`) spans several routes
+ * (/stream and /message), so this store keys by what the route's keyGenerator returns and hands
+ * every route the same keyspace.
+ */
+function sharedStore(client: Redis | null, prefix: string) {
+  const local = new Map<string, { count: number; resetAt: number }>();
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [k, v] of local) if (v.resetAt <= now) local.delete(k);
+  }, 60_000);
+  sweep.unref();
+  return class SharedStore {
+    incr(key: string, cb: IncrCallback, timeWindow: number) {
+      if (client) {
+        client
+          .eval(INCR_SCRIPT, 1, `${prefix}${key}`, String(timeWindow))
+          .then((res) => {
+            const [current, ttl] = res as [number, number];
+            cb(null, { current, ttl });
+          })
+          .catch((err: Error) => cb(err));
+        return;
+      }
+      const now = Date.now();
+      let entry = local.get(key);
+      if (!entry || entry.resetAt <= now) {
+        entry = { count: 0, resetAt: now + timeWindow };
+        local.set(key, entry);
+      }
+      entry.count++;
+      cb(null, { current: entry.count, ttl: entry.resetAt - now });
+    }
+    child() {
+      return this;
+    }
+  };
+}
