@@ -20,6 +20,8 @@ export interface DbCounters {
 export interface BenchDb {
   name: string;
   url: string;
+  /** Applies the app's migrations (a no-op when up to date); the server boots with MIGRATE_ON_BOOT=false. */
+  migrate(): Promise<void>;
   counters(): Promise<DbCounters>;
   /** Process ids of the Postgres backends currently connected to this database. */
   backendPids(): Promise<number[]>;
@@ -52,15 +54,18 @@ export async function createBenchDb(label: string): Promise<BenchDb> {
   const name = `bench_${label}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
   await admin((c) => c.query(`create database ${name}`));
   const url = urlFor(name);
-  const handle = await createDb({ databaseUrl: url, poolMax: 2 });
-  try {
-    await migrate(handle.db);
-  } finally {
-    await handle.close();
-  }
   const db: BenchDb = {
     name,
     url,
+    async migrate() {
+      const handle = await createDb({ databaseUrl: url, poolMax: 1 });
+      try {
+        await migrate(handle.db);
+      } finally {
+        await handle.close();
+      }
+      await db.quiesce();
+    },
     async counters() {
       // Table statistics are only visible from inside the database; read them first, then let
       // that backend exit, so the database-wide counters below include its one commit.
@@ -116,7 +121,7 @@ export async function createBenchDb(label: string): Promise<BenchDb> {
     },
     drop: () => admin((c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined),
   };
-  await db.quiesce();
+  await db.migrate();
   return db;
 }
 

@@ -5,7 +5,9 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { SignJWT } from 'jose';
 import pg from 'pg';
+import { getSession, historyPage, listSessions } from '../src/modules/chat/chat.repo.js';
 import { createBenchDb } from './pgadmin.js';
+import { captureSql, explainOf, type Statement } from './sqlshape.js';
 import { percentile } from './stats.js';
 import { BENCH_JWT_SECRET, ROOT, startOurs } from './targets.js';
 
@@ -30,7 +32,7 @@ export interface QueryResults {
   explains: Array<{ label: string; plan: string }>;
 }
 
-export const SEED = [
+const SEED = [
   `insert into chat_sessions (id, user_id, title, message_count, last_seq, created_at, updated_at, last_message_at, last_activity_at)
    select 'bench_u_' || g, '${USER}', 'Sessão ' || g, 2, 2,
           now() - g * interval '1 minute', now() - g * interval '1 minute', now() - g * interval '1 minute', now() - g * interval '1 minute'
@@ -56,34 +58,18 @@ export const SEED = [
   'vacuum analyze chat_messages',
 ];
 
-// The SQL the two routes run, copied from src/modules/chat/chat.repo.ts (getSession, historyPage, listSessions).
-const SESSION_COLS =
-  'id, user_id, title, status, agent_id, message_count, context, created_at, updated_at, last_message_at, last_activity_at';
-const MESSAGE_COLS =
-  'id, session_id, seq, role, content, status, user_id, agent_id, agent_name, intent, confidence, finish_reason, usage, metadata, reply_to, created_at, updated_at';
-const EXPLAINED: Array<{ label: string; sql: string; params: unknown[] }> = [
-  {
-    label: 'history: getSession (ownership check)',
-    sql: `select ${SESSION_COLS} from chat_sessions where id = $1 and deleted_at is null and (user_id is null or user_id = $2)`,
-    params: [LONG_SESSION, USER],
-  },
-  {
-    label: 'history: historyPage (limit 50 + 1)',
-    sql: `select ${MESSAGE_COLS} from chat_messages where session_id = $1 and deleted_at is null order by seq desc limit $2`,
-    params: [LONG_SESSION, 51],
-  },
-  {
-    label: 'sessions: listSessions page (limit 20)',
-    sql: `select ${SESSION_COLS} from chat_sessions where user_id = $1 and deleted_at is null
-          order by last_activity_at desc, id desc limit $2 offset $3`,
-    params: [USER, 20, 0],
-  },
-  {
-    label: 'sessions: listSessions count',
-    sql: 'select count(*)::int as n from chat_sessions where user_id = $1 and deleted_at is null',
-    params: [USER],
-  },
-];
+// The statements the two routes run, captured from the repo functions themselves (never a stale copy).
+async function routeStatements(): Promise<Array<{ label: string; st: Statement }>> {
+  const [session] = await captureSql((db) => getSession(db, LONG_SESSION, USER));
+  const [page] = await captureSql((db) => historyPage(db, LONG_SESSION, 51));
+  const [list, count] = await captureSql((db) => listSessions(db, USER, { limit: 20, offset: 0 }));
+  return [
+    { label: 'history: getSession (ownership check)', st: session! },
+    { label: 'history: historyPage (limit 50 + 1)', st: page! },
+    { label: 'sessions: listSessions page (limit 20)', st: list! },
+    { label: 'sessions: listSessions count', st: count! },
+  ];
+}
 
 function getJson(agent: Agent, url: string, token: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -163,12 +149,10 @@ export async function runQueries(opts: { serverJs: string; requests?: number }):
     agent.destroy();
 
     const explains: QueryResults['explains'] = [];
-    for (const q of EXPLAINED) {
-      const { rows } = await client.query(`explain (analyze, buffers) ${q.sql}`, q.params);
-      explains.push({
-        label: q.label,
-        plan: rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n'),
-      });
+    for (const { label, st } of await routeStatements()) {
+      const { text, params } = explainOf(st);
+      const { rows } = await client.query(text, params);
+      explains.push({ label, plan: rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n') });
     }
     await client.end();
     return { seedMs, routes, explains };

@@ -153,6 +153,8 @@ async function main() {
     // order rotated per repeat so a noisy neighbour hits every target alike rather than one.
     for (let rep = 0; rep < repeats; rep++) {
       for (const t of targets.map((_, i) => targets[(i + rep) % targets.length]!)) {
+        // Migrations may land while a long run is under way; the server refuses to boot behind.
+        await t.db.migrate();
         t.child = await t.start(t.db);
         try {
           await checkTurn(t.child.base);

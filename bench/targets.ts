@@ -9,12 +9,13 @@ import { Redis } from 'ioredis';
 import { streamTurn } from './client.js';
 import type { BenchDb } from './pgadmin.js';
 import { type Child, freePort, spawnServer } from './procs.js';
+import { turnSql } from './sqlshape.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const REDIS_URL = 'redis://127.0.0.1:6379';
 /** An HS256 secret for the query benchmark's tokens; only ever used against 127.0.0.1. */
 export const BENCH_JWT_SECRET = 'bench-only-secret-0123456789abcdef';
-/** The message whose offline answer is multi-line Markdown (about 55 chunks). */
+/** The message whose offline answer is multi-line Markdown (54 chunks, 59 events). */
 export const TURN_BODY = JSON.stringify({ message: 'ajuda' });
 // config.ts caps RATE_LIMIT_CHAT_PER_MINUTE at 100000, so the brief's 1000000 would fail at boot.
 const CHAT_RATE_LIMIT = '100000';
@@ -53,7 +54,7 @@ export async function startOurs(opts: OursOptions): Promise<Child> {
   });
 }
 
-export async function startFloor(db: BenchDb, eventsFile: string, nodeFlags: string[] = []): Promise<Child> {
+export async function startFloor(db: BenchDb, specFile: string, nodeFlags: string[] = []): Promise<Child> {
   const port = await freePort();
   return spawnServer({
     name: 'floor',
@@ -63,7 +64,7 @@ export async function startFloor(db: BenchDb, eventsFile: string, nodeFlags: str
     env: {
       NODE_ENV: 'production',
       FLOOR_PORT: String(port),
-      FLOOR_EVENTS: eventsFile,
+      FLOOR_SPEC: specFile,
       DATABASE_URL: db.url,
       DATABASE_POOL_MAX: '20',
     },
@@ -72,7 +73,8 @@ export async function startFloor(db: BenchDb, eventsFile: string, nodeFlags: str
 
 /**
  * One real turn against our server; its event payloads (start … complete) are what the floor
- * replays, so both stream exactly the same chunks. Returns the file the floor reads.
+ * replays, so both stream exactly the same chunks, and the SQL our repos send for such a turn is
+ * what the floor runs. Returns the file the floor reads.
  */
 export async function recordTurn(base: string): Promise<{ file: string; events: number; chars: number }> {
   const agent = new Agent({ keepAlive: false });
@@ -101,14 +103,24 @@ export async function recordTurn(base: string): Promise<{ file: string; events: 
   const events = raw
     .split('\n')
     .filter((l) => l.startsWith('data: '))
-    .map((l) => JSON.parse(l.slice(6)) as { type: string; content?: string });
+    .map((l) => JSON.parse(l.slice(6)) as { type: string; [field: string]: unknown });
   if (events[0]?.type !== 'start' || events.at(-1)?.type !== 'complete') {
     throw new Error(`probe turn did not stream start … complete: ${raw.slice(0, 300)}`);
   }
-  const file = join(tmpdir(), `bench-events-${randomBytes(4).toString('hex')}.json`);
-  writeFileSync(file, JSON.stringify(events));
-  const chars = events.reduce((n, e) => n + (e.type === 'chunk' ? (e.content ?? '').length : 0), 0);
-  return { file, events: events.length, chars };
+  const content = events.map((e) => (e.type === 'chunk' ? String(e.content) : '')).join('');
+  const intent = events.find((e) => e.type === 'intent');
+  const complete = events.at(-1)!;
+  const sql = await turnSql({
+    content,
+    agentId: String(complete.agent_id),
+    agentName: String(complete.agent_name),
+    intent: intent ? String(intent.intent) : null,
+    confidence: intent ? Number(intent.confidence) : null,
+    usage: complete.usage as { prompt_tokens: number; completion_tokens: number; estimated: boolean },
+  });
+  const file = join(tmpdir(), `bench-floor-${randomBytes(4).toString('hex')}.json`);
+  writeFileSync(file, JSON.stringify({ events, sql }));
+  return { file, events: events.length, chars: content.length };
 }
 
 /** A short sanity turn through the load client (same path the phases use). */

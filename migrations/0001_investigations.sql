@@ -40,7 +40,7 @@ CREATE TABLE "investigation_findings" (
 CREATE TABLE "investigation_inputs" (
 	"investigation_id" uuid NOT NULL,
 	"chunk" integer NOT NULL,
-	"contracts_json" text NOT NULL,
+	"contracts" "bytea" NOT NULL,
 	CONSTRAINT "investigation_inputs_investigation_id_chunk_pk" PRIMARY KEY("investigation_id","chunk")
 );
 --> statement-breakpoint

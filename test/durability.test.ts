@@ -99,7 +99,10 @@ describe('resume', () => {
     const full = await streamRequest(a.base, '/api/v1/chat/stream', { body: { message: 'outra história' } });
     const messageId = full.events[0]!.data.message_id as string;
     // The live log expires (TTL) and the instance that ran it is gone.
+    await new Promise((r) => setTimeout(r, 50)); // let the mirror's last flush land first
     await redis?.client.del(`${redis.prefix}gen:${messageId}`);
+    // A late flush re-creating only the tail of the log must not be mistaken for the whole log.
+    await redis?.client.xadd(`${redis.prefix}gen:${messageId}`, '99999-999', 'e', '{"type":"complete"}');
     const b = await instance({}, multi() ? sharedRedis : null);
     const cut = full.events.findIndex((e, i) => e.data.type === 'chunk' && i > 8);
     const resumed = await streamRequest(

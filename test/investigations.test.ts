@@ -184,7 +184,10 @@ describe('investigations', () => {
     expect(nodes[0]).toMatchObject({ kind: 'agency', n: agencies });
     expect(nodes[0]!.risky).toBeGreaterThan(0);
     const pairs = new Set(SAMPLE_CONTRACTS.map((c) => `${c.orgao_codigo}|${c.cnpj_fornecedor}`)).size;
-    expect(await count('entity_relationships')).toBe(pairs);
+    await until(
+      () => count('entity_relationships'),
+      (n) => n === pairs,
+    );
     expect(await count('investigation_inputs')).toBe(0); // an ended investigation drops its upload
   });
 

@@ -121,16 +121,14 @@ export async function* runPipeline(
   const model = deps.model.modelFor(agent.id);
   state.model = model;
 
-  for await (const ev of deps.model.stream({
+  // Model events have the pipeline's own token/done shapes: delegate without re-wrapping each token.
+  yield* deps.model.stream({
     model,
     messages,
     maxTokens: deps.maxTokens,
     signal,
     hints: { agentId: agent.id, intent: intent.intent, userMessage: input.message, contextNote },
-  })) {
-    if (ev.type === 'token') yield { type: 'token', text: ev.text };
-    else yield { type: 'done', finishReason: ev.finishReason, usage: ev.usage };
-  }
+  });
 }
 
 async function loadMemory(deps: PipelineDeps, input: TurnInput): Promise<PromptParts['memory']> {

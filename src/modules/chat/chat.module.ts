@@ -39,8 +39,8 @@ export const userKeyOf = (userId: string | null, sessionId: string) => userId ??
 
 export function createGenerationRegistry(): GenerationRegistry {
   return createRegistry({
-    retainMs: 30_000,
-    maxRetained: 2000,
+    retainMs: 15_000,
+    maxRetained: 500,
     userKey: (g) => userKeyOf(g.userId, g.sessionId),
   });
 }

@@ -173,6 +173,7 @@ export async function listSessions(
   userId: string,
   opts: { limit: number; offset: number; after?: { at: string; id: string } },
 ): Promise<SessionPage> {
+  // The sort matches the index (DESC NULLS LAST) exactly, so Postgres walks it instead of sorting.
   const keyset = opts.after
     ? sql`and (last_activity_at, id) < (${opts.after.at}::timestamptz, ${opts.after.id})`
     : sql``;
@@ -180,7 +181,7 @@ export async function listSessions(
     db.execute(sql`
       select ${SESSION_COLS} from chat_sessions
       where user_id = ${userId} and deleted_at is null ${keyset}
-      order by last_activity_at desc, id desc
+      order by last_activity_at desc nulls last, id desc nulls last
       limit ${opts.limit} offset ${opts.after ? 0 : opts.offset}`),
     db.execute(
       sql`select count(*)::int as n from chat_sessions where user_id = ${userId} and deleted_at is null`,

@@ -4,7 +4,7 @@ import { AppError } from '../../errors.js';
 import { openSse, type SseStream } from '../../plugins/sse.js';
 import { listAgents } from '../agents/roster.js';
 import { parseCursor, type StreamEntry } from '../generation/events.js';
-import { localEntries } from '../generation/replay.js';
+import type { Generation } from '../generation/generation.js';
 import {
   type ChatBody,
   chatBodySchema,
@@ -42,11 +42,32 @@ function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   return key;
 }
 
-async function pump(source: AsyncIterable<StreamEntry>, sse: SseStream, request: FastifyRequest) {
-  try {
-    for await (const entry of source) {
-      if (sse.closed) break;
+/** Writes a local generation's log as it grows: every entry available on a wake-up goes out at once. */
+async function pumpLocal(gen: Generation, sse: SseStream) {
+  let i = 0;
+  for (;;) {
+    while (i < gen.entries.length && !sse.closed) {
+      const entry = gen.entries[i++]!;
       if (!sse.send(entry.id, entry.event)) await sse.drained();
+    }
+    if (gen.ended || sse.closed) return;
+    await gen.changed();
+  }
+}
+
+async function pump(
+  source: AsyncIterable<StreamEntry> | Generation,
+  sse: SseStream,
+  request: FastifyRequest,
+) {
+  try {
+    if ('entries' in source) {
+      await pumpLocal(source, sse);
+    } else {
+      for await (const entry of source) {
+        if (sse.closed) break;
+        if (!sse.send(entry.id, entry.event)) await sse.drained();
+      }
     }
   } catch (err) {
     request.log.error({ err }, 'stream subscriber failed');
@@ -69,7 +90,7 @@ export async function chatRoutes(app: FastifyInstance, deps: ChatRoutesDeps) {
 
   const sourceOf = async (request: FastifyRequest, turn: TurnStart, signal: AbortSignal) =>
     turn.kind === 'new'
-      ? localEntries(turn.generation, null)
+      ? turn.generation
       : deps.turns.entries(callerOf(request), turn.messageId, null, signal, { checked: true });
 
   app.post<{ Body: ChatBody }>(
@@ -98,7 +119,10 @@ export async function chatRoutes(app: FastifyInstance, deps: ChatRoutesDeps) {
       messageId = (await turn.generation.done).messageId;
     } else {
       messageId = turn.messageId;
-      for await (const _ of await sourceOf(request, turn, new AbortController().signal)) {
+      const source = await deps.turns.entries(caller, turn.messageId, null, new AbortController().signal, {
+        checked: true,
+      });
+      for await (const _ of source) {
         // drain to the end of the attached turn
       }
     }

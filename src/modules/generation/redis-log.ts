@@ -17,6 +17,8 @@ export interface RedisLogOptions {
   log: Pick<Logger, 'warn'>;
 }
 
+const FLUSH_DELAY_MS = 5;
+
 const keyOf = (redis: RedisHandle, messageId: string) => `${redis.prefix}gen:${messageId}`;
 
 /**
@@ -26,6 +28,7 @@ const keyOf = (redis: RedisHandle, messageId: string) => `${redis.prefix}gen:${m
  */
 export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): EventMirror {
   const queues = new Map<string, { entries: StreamEntry[]; end: boolean }>();
+  const expiring = new Set<string>();
   let scheduled = false;
   let lastWarn = 0;
 
@@ -49,7 +52,12 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Ev
         pending = e;
       }
       if (pending) add(pending);
-      pipe.expire(key, opts.ttlS);
+      // One EXPIRE per reply, on its first flush: a reply never outlives the log's TTL.
+      if (!expiring.has(messageId)) {
+        expiring.add(messageId);
+        pipe.expire(key, opts.ttlS);
+      }
+      if (q.end) expiring.delete(messageId);
     }
     queues.clear();
     if (!redis.ready()) return; // Redis is away: resume falls back to the stored row
@@ -63,7 +71,8 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Ev
   const schedule = () => {
     if (scheduled) return;
     scheduled = true;
-    setImmediate(flush);
+    // A short delay batches a burst of events into one pipeline (and merges its chunks).
+    setTimeout(flush, FLUSH_DELAY_MS);
   };
 
   return {
@@ -180,7 +189,11 @@ export async function createRemoteGenerations(
     async entries(messageId, after, signal) {
       const key = keyOf(redis, messageId);
       try {
-        if (!redis.ready() || (await redis.client.exists(key)) === 0) return null;
+        if (!redis.ready()) return null;
+        // Only a log that still starts at the first event is trusted; a trimmed or partly
+        // re-created one is not, and the stored row rebuilds the stream exactly instead.
+        const first = (await redis.client.xrange(key, '-', '+', 'COUNT', 1))[0];
+        if (!first || parseCursor(first[0])?.seq !== 1) return null;
       } catch {
         return null; // Redis is away: the caller rebuilds from the database
       }

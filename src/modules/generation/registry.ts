@@ -20,7 +20,7 @@ export interface RegistryOptions {
 
 export function createRegistry(opts: RegistryOptions): GenerationRegistry {
   const live = new Map<string, Generation>();
-  const finished = new Map<string, Generation>();
+  const finished = new Map<string, { gen: Generation; until: number }>();
   const perUser = new Map<string, number>();
 
   const retire = (gen: Generation) => {
@@ -29,12 +29,13 @@ export function createRegistry(opts: RegistryOptions): GenerationRegistry {
     const n = (perUser.get(key) ?? 1) - 1;
     if (n <= 0) perUser.delete(key);
     else perUser.set(key, n);
-    finished.set(gen.messageId, gen);
-    if (finished.size > opts.maxRetained) {
-      const oldest = finished.keys().next().value;
-      if (oldest !== undefined) finished.delete(oldest);
+    const id = gen.messageId;
+    finished.set(id, { gen, until: Date.now() + opts.retainMs });
+    // Oldest first: drop what expired or overflows (the timer-free way keeps no closure per reply alive).
+    for (const [k, v] of finished) {
+      if (finished.size <= opts.maxRetained && v.until > Date.now()) break;
+      finished.delete(k);
     }
-    setTimeout(() => finished.delete(gen.messageId), opts.retainMs).unref();
   };
 
   return {
@@ -47,7 +48,11 @@ export function createRegistry(opts: RegistryOptions): GenerationRegistry {
         () => retire(gen),
       );
     },
-    get: (id) => live.get(id) ?? finished.get(id),
+    get(id) {
+      const done = finished.get(id);
+      if (done && done.until <= Date.now()) finished.delete(id);
+      return live.get(id) ?? (done && done.until > Date.now() ? done.gen : undefined);
+    },
     runningFor: (key) => perUser.get(key) ?? 0,
     running: () => [...live.values()],
     stop(messageId, reason) {

@@ -1,6 +1,6 @@
 // The entity graph: suppliers and agencies with totals and a risk score, and who contracts whom.
 import { sql } from 'drizzle-orm';
-import type { Tx } from '../../db/client.js';
+import type { Db } from '../../db/client.js';
 import type { Contract, Finding } from './types.js';
 
 interface NodeTotals {
@@ -17,8 +17,8 @@ export interface EntityAggregator {
   /** Raises the risk of the agencies and suppliers behind each finding's contracts. */
   addFindings(findings: readonly Finding[]): void;
   readonly size: { suppliers: number; agencies: number; relationships: number };
-  /** One upsert per table; the node describes the entity as this investigation saw it. */
-  upsert(tx: Tx, investigationId: string): Promise<void>;
+  /** Batched upserts; a node or edge describes the entity as the latest investigation saw it. */
+  upsert(db: Pick<Db, 'execute'>, investigationId: string): Promise<void>;
 }
 
 const PAIR_SEP = '\u0000';
@@ -86,46 +86,55 @@ export function createEntityAggregator(): EntityAggregator {
       return { suppliers: suppliers.size, agencies: agencies.size, relationships: pairs.size };
     },
 
-    async upsert(tx, investigationId) {
+    async upsert(db, investigationId) {
       if (owners.size === 0) return;
       const nodes = [
         ...[...agencies].map(([key, n]) => ({ kind: 'agency', key, ...nodeFields(n) })),
         ...[...suppliers].map(([key, n]) => ({ kind: 'supplier', key, ...nodeFields(n) })),
       ];
-      // One JSON parameter per statement: no limit on rows, one round trip per table. Rows go in key
-      // order so two investigations upserting the same entities at once cannot deadlock.
-      await tx.execute(sql`
-        insert into entity_nodes (kind, key, name, total_value, contract_count, risk_score, last_investigation_id)
-        select x.kind, x.key, x.name, x.total_value, x.contract_count, x.risk_score, ${investigationId}::uuid
-        from jsonb_to_recordset(${JSON.stringify(nodes)}::jsonb)
-          as x(kind text, key text, name text, total_value float8, contract_count int, risk_score real)
-        order by 1, 2
-        on conflict (kind, key) do update set
-          name = excluded.name,
-          total_value = excluded.total_value,
-          contract_count = excluded.contract_count,
-          risk_score = excluded.risk_score,
-          last_investigation_id = excluded.last_investigation_id,
-          updated_at = now()`);
       const rels = [...pairs].map(([key, p]) => {
         const [agency, supplier] = key.split(PAIR_SEP);
         return { agency, supplier, contract_count: p.count, total_value: round2(p.total) };
       });
-      await tx.execute(sql`
-        insert into entity_relationships (agency_key, supplier_key, contract_count, total_value, last_investigation_id)
-        select x.agency, x.supplier, x.contract_count, x.total_value, ${investigationId}::uuid
-        from jsonb_to_recordset(${JSON.stringify(rels)}::jsonb)
-          as x(agency text, supplier text, contract_count int, total_value float8)
-        order by 1, 2
-        on conflict (agency_key, supplier_key) do update set
-          contract_count = excluded.contract_count,
-          total_value = excluded.total_value,
-          last_investigation_id = excluded.last_investigation_id,
-          updated_at = now()`);
+      // One JSON parameter per statement, in batches that each commit on their own, yielding to the
+      // event loop between them: on PGlite (one session, run on this thread) requests get through
+      // between batches. Rows go in key order, so two runs upserting the same entities cannot deadlock.
+      for (let i = 0; i < nodes.length; i += GRAPH_BATCH) {
+        await yieldToIo();
+        await db.execute(sql`
+          insert into entity_nodes (kind, key, name, total_value, contract_count, risk_score, last_investigation_id)
+          select x.kind, x.key, x.name, x.total_value, x.contract_count, x.risk_score, ${investigationId}::uuid
+          from jsonb_to_recordset(${JSON.stringify(nodes.slice(i, i + GRAPH_BATCH))}::jsonb)
+            as x(kind text, key text, name text, total_value float8, contract_count int, risk_score real)
+          order by 1, 2
+          on conflict (kind, key) do update set
+            name = excluded.name,
+            total_value = excluded.total_value,
+            contract_count = excluded.contract_count,
+            risk_score = excluded.risk_score,
+            last_investigation_id = excluded.last_investigation_id,
+            updated_at = now()`);
+      }
+      for (let i = 0; i < rels.length; i += GRAPH_BATCH) {
+        await yieldToIo();
+        await db.execute(sql`
+          insert into entity_relationships (agency_key, supplier_key, contract_count, total_value, last_investigation_id)
+          select x.agency, x.supplier, x.contract_count, x.total_value, ${investigationId}::uuid
+          from jsonb_to_recordset(${JSON.stringify(rels.slice(i, i + GRAPH_BATCH))}::jsonb)
+            as x(agency text, supplier text, contract_count int, total_value float8)
+          order by 1, 2
+          on conflict (agency_key, supplier_key) do update set
+            contract_count = excluded.contract_count,
+            total_value = excluded.total_value,
+            last_investigation_id = excluded.last_investigation_id,
+            updated_at = now()`);
+      }
     },
   };
 }
 
+const GRAPH_BATCH = 5000;
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
 function nodeFields(n: NodeTotals) {

@@ -1,4 +1,6 @@
 // Investigation queries: the API's reads scoped by caller, and the runner's writes guarded by run number.
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 import { and, asc, desc, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../../db/client.js';
 import {
@@ -10,6 +12,9 @@ import {
 import type { ContractSource } from './sources/index.js';
 import { contractMatcher } from './sources/match.js';
 import type { Contract, Finding } from './types.js';
+
+const deflate = promisify(zlib.deflate);
+const inflate = promisify(zlib.inflate);
 
 export type InvestigationRow = typeof investigations.$inferSelect;
 export type NewInvestigation = typeof investigations.$inferInsert;
@@ -54,12 +59,15 @@ export function createInvestigationRepo(db: Db) {
     async insert(tx: Tx, row: NewInvestigation, contracts: readonly Contract[] | null): Promise<void> {
       await tx.insert(investigations).values(row);
       if (!contracts || contracts.length === 0) return;
-      const chunks = [];
+      const parts = [];
       for (let i = 0; i * INPUT_CHUNK_SIZE < contracts.length; i++) {
-        const part = contracts.slice(i * INPUT_CHUNK_SIZE, (i + 1) * INPUT_CHUNK_SIZE);
-        chunks.push({ investigationId: row.id, chunk: i, contractsJson: JSON.stringify(part) });
+        parts.push(JSON.stringify(contracts.slice(i * INPUT_CHUNK_SIZE, (i + 1) * INPUT_CHUNK_SIZE)));
       }
-      await tx.insert(investigationInputs).values(chunks);
+      // Compressed on libuv's thread pool, chunks in parallel, off the event loop.
+      const packed = await Promise.all(parts.map((json) => deflate(json, { level: 1 })));
+      await tx
+        .insert(investigationInputs)
+        .values(packed.map((contracts, chunk) => ({ investigationId: row.id, chunk, contracts })));
     },
 
     async get(id: string): Promise<InvestigationRow | null> {
@@ -257,11 +265,11 @@ export function createInvestigationRepo(db: Db) {
           let left = filters.max_records ?? Number.POSITIVE_INFINITY;
           for (let chunk = 0; left > 0; chunk++) {
             const rows = await db
-              .select({ json: investigationInputs.contractsJson })
+              .select({ packed: investigationInputs.contracts })
               .from(investigationInputs)
               .where(and(eq(investigationInputs.investigationId, id), eq(investigationInputs.chunk, chunk)));
             if (!rows[0]) return;
-            const contracts = JSON.parse(rows[0].json) as Contract[];
+            const contracts = JSON.parse((await inflate(rows[0].packed)).toString('utf8')) as Contract[];
             for (let i = 0; i < contracts.length && left > 0; i += UPLOAD_PAGE) {
               signal.throwIfAborted();
               const page = contracts

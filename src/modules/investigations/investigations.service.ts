@@ -134,7 +134,6 @@ export function createInvestigations(deps: InvestigationsDeps) {
       row.recordsExpected ?? filters.max_records ?? config.INVESTIGATION_MAX_CONTRACTS,
     );
     let lastWrite = Date.now();
-    let T0 = performance.now();
     for await (const page of sourceFor(row).pages(filters, signal)) {
       detectors.add(page);
       graph.add(page);
@@ -146,7 +145,6 @@ export function createInvestigations(deps: InvestigationsDeps) {
         lastWrite = Date.now();
       }
     }
-    log.info({ ms: performance.now() - T0 }, 'TIMING collect'); T0 = performance.now();
     const records = detectors.recordsSeen;
     const steps = detectors.steps();
     const phase = (i: number) => (steps[i] ? `analyzing:${steps[i].type}` : 'saving');
@@ -162,7 +160,6 @@ export function createInvestigations(deps: InvestigationsDeps) {
       stillOurs(await repo.addFindings(id, run, findings.length + 1, found, patch));
       findings.push(...found);
     }
-    log.info({ ms: performance.now() - T0 }, 'TIMING steps'); T0 = performance.now();
     signal.throwIfAborted();
     const confidence = findings.length
       ? findings.reduce((s, f) => s + f.confidence, 0) / findings.length
@@ -170,15 +167,13 @@ export function createInvestigations(deps: InvestigationsDeps) {
     const summary = summarize(records, findings, row.sampleData);
     const result = { recordsProcessed: records, anomaliesDetected: findings.length, confidence, summary };
     stillOurs(await repo.complete(id, run, result));
-    log.info({ ms: performance.now() - T0 }, 'TIMING complete'); T0 = performance.now();
     log.info({ investigationId: id, records, findings: findings.length }, 'investigation completed');
     // After the answer is out: the graph is derived data, and a big run upserts ~100,000 edges.
     try {
-      await deps.db.db.transaction((tx) => graph.upsert(tx, id));
+      await graph.upsert(deps.db.db, id);
     } catch (err) {
       log.error({ err, investigationId: id, ...graph.size }, 'entity graph not updated');
     }
-    log.info({ ms: performance.now() - T0 }, 'TIMING graph');
   }
 
   async function runJob(job: JobContext<InvestigationJob>): Promise<void> {
@@ -252,9 +247,7 @@ export function createInvestigations(deps: InvestigationsDeps) {
   const service = {
     async create(caller: string | null, input: CreateInput) {
       const max = config.INVESTIGATION_MAX_CONTRACTS;
-      let T = performance.now();
       const { dataSource, contracts } = readUpload(input, max);
-      log.info({ ms: performance.now() - T }, 'TIMING validate'); T = performance.now();
       const sourceKind =
         dataSource === 'upload' ? 'upload' : config.TRANSPARENCY_API_KEY ? 'portal' : 'sample';
       const filters = { ...input.filters, max_records: Math.min(input.filters.max_records ?? max, max) };
@@ -275,11 +268,9 @@ export function createInvestigations(deps: InvestigationsDeps) {
           jobId,
         } as const;
         await repo.insert(tx, row, contracts);
-        log.info({ ms: performance.now() - T }, 'TIMING insert'); T = performance.now();
         // Enqueued in the same transaction: never a row without its job, nor a job without its row.
         await runner.send({ investigationId: id }, { id: jobId, tx });
       });
-      log.info({ ms: performance.now() - T }, 'TIMING send+commit');
       runner.wake();
       log.info({ investigationId: id, sourceKind, records: contracts?.length }, 'investigation queued');
       return { investigation_id: id, status: 'pending' as const, sample_data: sourceKind === 'sample' };

@@ -32,7 +32,10 @@ export interface JobRunnerOptions<T> {
   log: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
   /** Queue name; its dead-letter queue is `<queue>-dead`. */
   queue: string;
-  /** Resolve: done. Throw: retried (up to retryLimit), then dead-lettered. */
+  /**
+   * Resolve: done. Throw: retried (up to retryLimit), then dead-lettered; but a throw after a
+   * shutdown abort hands the job back to the queue as new work.
+   */
   handler: (job: JobContext<T>) => Promise<void>;
   /** Called once for a job that failed for good, including one whose instance died mid-run. */
   onDeadLetter?: (data: T) => Promise<void>;
@@ -141,10 +144,10 @@ export function createJobRunner<T extends object>(opts: JobRunnerOptions<T>): Jo
 
   async function runJob(job: PgBoss.JobWithMetadata<T>, controller: AbortController): Promise<void> {
     const timer = setTimeout(() => controller.abort(new JobAborted('timeout')), timeoutSeconds * 1000);
+    // Fetched while stopping: it goes straight back to the queue without starting.
+    let handBack = stopping;
     try {
-      // Fetched while stopping: it goes straight back to the queue without starting.
-      if (stopping) controller.abort(new JobAborted('shutdown'));
-      if (!controller.signal.aborted) {
+      if (!handBack) {
         await opts.handler({
           jobId: job.id,
           data: job.data,
@@ -154,11 +157,13 @@ export function createJobRunner<T extends object>(opts: JobRunnerOptions<T>): Jo
         });
       }
     } catch (err) {
+      // A handler that stops because of the shutdown throws; one that finished anyway is done.
       if (!isShutdown(controller.signal)) throw err;
+      handBack = true;
     } finally {
       clearTimeout(timer);
     }
-    if (isShutdown(controller.signal)) {
+    if (handBack) {
       // A deploy is not a failure: hand the job back as new work instead of spending a retry.
       const next = await boss.send(queue, job.data);
       log.info({ queue, jobId: job.id, next }, 'job handed back to the queue at shutdown');
