@@ -13,13 +13,15 @@ import { streamRequest } from './support/sse.js';
 
 let tdb: TestDb;
 let fake: FakeModel;
-let pool: pg.Pool;
+const pools: pg.Pool[] = [];
 const statements: Array<{ at: number; text: string }> = [];
 const apps: FastifyInstance[] = [];
 
 /** A real pool whose queries are recorded: the database is real, we only watch what is sent. */
 function countingHandle(url: string): DbHandle {
-  pool = new pg.Pool({ connectionString: url, max: 10 });
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  pool.on('error', () => {}); // idle clients are terminated when the test database is dropped
+  pools.push(pool);
   const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
   (pool as unknown as { query: unknown }).query = (...args: unknown[]) => {
     const first = args[0] as string | { text: string };
@@ -56,7 +58,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const a of apps) await a.close();
-  await pool?.end();
+  for (const p of pools) await p.end();
   await fake.close();
   await tdb.drop();
 });

@@ -26,7 +26,7 @@ export interface OpenSseOptions {
   status?: number;
 }
 
-export function openSse(request: FastifyRequest, reply: FastifyReply, opts: OpenSseOptions): SseStream {
+export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: OpenSseOptions): SseStream {
   reply.hijack();
   const raw = reply.raw;
   // Headers set earlier by hooks (CORS, x-request-id) must survive the hijack.
@@ -38,9 +38,8 @@ export function openSse(request: FastifyRequest, reply: FastifyReply, opts: Open
     'x-accel-buffering': 'no',
     connection: 'keep-alive',
   });
-  const socket = request.raw.socket;
-  socket.setNoDelay(true);
-  socket.setKeepAlive(true);
+  // Node's HTTP server already disables Nagle on its sockets; the heartbeat keeps proxies from
+  // cutting an idle stream, so no per-request socket options (each one is a syscall).
 
   let closed = false;
   let lastWrite = Date.now();

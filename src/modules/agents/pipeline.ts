@@ -111,13 +111,10 @@ export async function* runPipeline(
   const context = contextNote
     ? { ...(input.context ?? {}), contratos_encontrados: contextNote }
     : input.context;
-  const messages = deps.buildMessages({
-    agentId: agent.id,
-    history,
-    memory,
-    userMessage: input.message,
-    context,
-  });
+  // The offline agent answers from the hints; building a prompt it never reads is wasted work.
+  const messages = offline
+    ? [{ role: 'user' as const, content: input.message }]
+    : deps.buildMessages({ agentId: agent.id, history, memory, userMessage: input.message, context });
   const model = deps.model.modelFor(agent.id);
   state.model = model;
 
