@@ -179,6 +179,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         log: logger,
       })
     : null;
+  // Investigations exist before chat: a chat turn can open one (and link it to its session).
+  const investigations = createInvestigations({ db, config, log: logger, instanceId: infra.instanceId });
   await registerChat(app, {
     config,
     db,
@@ -190,7 +192,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     isDraining: infra.isDraining,
     remote,
     rateLimit,
-    searchContracts: createContractSearch(lazy(() => chatContractSource(config, logger))),
+    searchContracts: createContractSearch(
+      lazy(() => chatContractSource(config, logger)),
+      (userId, sessionId, query) =>
+        investigations.service.create(userId, { query, data_source: 'contracts', filters: {}, sessionId }),
+    ),
     admission: createAdmission({
       db: db.db,
       redis,
@@ -215,7 +221,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   // Investigations: routes, and the durable job runner (started here, stopped first at shutdown).
-  const investigations = createInvestigations({ db, config, log: logger, instanceId: infra.instanceId });
   await app.register(investigationRoutes, {
     prefix: '/api/v1/investigations',
     service: investigations.service,

@@ -289,6 +289,29 @@ describe('the contract-search path', () => {
   });
 });
 
+describe('chat opens an investigation', () => {
+  it('starts a durable investigation linked to the session when asked to', async () => {
+    const headers = await auth('investigator');
+    const r = await streamRequest(base, '/api/v1/chat/stream', {
+      body: {
+        message: 'abra uma investigação sobre contratos de material de escritório',
+        session_id: 'inv-chat-1',
+      },
+      headers,
+    });
+    const complete = r.events.at(-1)!.data;
+    expect(complete.type).toBe('complete');
+    expect(complete.investigation_id).toMatch(/^[0-9a-f-]{36}$/);
+    const [row] = await q<{ session_id: string; user_id: string }>(
+      sql`select session_id, user_id from investigations where id = ${complete.investigation_id}`,
+    );
+    expect(row).toEqual({ session_id: 'inv-chat-1', user_id: 'investigator' });
+    const list = (await (await fetch(`${base}/api/v1/investigations/`, { headers })).json()) as any[];
+    expect(list.map((i) => i.investigation_id)).toContain(complete.investigation_id);
+    expect(chunksOf(r).join('')).toContain(complete.investigation_id);
+  });
+});
+
 describe('POST /api/v1/chat/message', () => {
   it('runs the same turn and answers JSON', async () => {
     const res = await fetch(`${base}/api/v1/chat/message`, {

@@ -48,8 +48,28 @@ function note(found: Contract[], total: number, sample: boolean): string {
   ].join('\n');
 }
 
+/** Starts a durable investigation for a chat turn; returns its id. */
+export type StartInvestigation = (
+  userId: string | null,
+  sessionId: string,
+  query: string,
+) => Promise<{ investigation_id: string; sample_data: boolean }>;
+
+// "abra uma investigação", "iniciar investigação", "rode uma investigação completa"…
+const OPEN_INVESTIGATION =
+  /\b(abr[aei]r?|inici[ae]r?|comec[ae]r?|fa[cz]a|fazer|rod[ae]r?|lanc[ae]r?)\b.{0,40}\binvestiga/;
+
+export function wantsInvestigation(message: string): boolean {
+  const text = message
+    .toLowerCase()
+    .normalize('NFD')
+    .replace(/[\u0300-\u036f]/g, '');
+  return OPEN_INVESTIGATION.test(text);
+}
+
 export function createContractSearch(
   source: () => ContractSource,
+  startInvestigation?: StartInvestigation,
 ): NonNullable<PipelineDeps['searchContracts']> {
   return async function* (input, state, signal) {
     const src = source();
@@ -101,6 +121,13 @@ export function createContractSearch(
       download_available: found.length > 0,
       sample_data: src.sample,
     };
-    yield { type: 'note', text: note(found, found.length, src.sample) };
+    let text = note(found, found.length, src.sample);
+    if (startInvestigation && wantsInvestigation(input.message)) {
+      yield { type: 'event', event: { type: 'thinking', message: 'Abrindo uma investigação completa...' } };
+      const started = await startInvestigation(input.userId, input.sessionId, input.message);
+      state.completeExtra.investigation_id = started.investigation_id;
+      text += `\n\nAbri a investigação \`${started.investigation_id}\`: acompanhe em \`/api/v1/investigations/${started.investigation_id}/stream\`.`;
+    }
+    yield { type: 'note', text };
   };
 }
