@@ -94,7 +94,8 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
       mirror: deps.mirror,
       pipeline: (input, state, signal) => runPipeline(pipelineDeps, input, state, signal),
       async onFinished(outcome, input) {
-        if (outcome.status !== 'completed' || !outcome.content) return;
+        // Memory feeds a real model's prompt; the offline agent's canned answers are not worth keeping.
+        if (outcome.status !== 'completed' || !outcome.content || deps.model.kind === 'offline') return;
         const at = new Date().toISOString();
         await deps.memory.rememberTurn(input.sessionId, {
           user: input.message,
