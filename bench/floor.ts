@@ -6,6 +6,12 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import pg from 'pg';
 import type { BoundStatement, TurnSql } from './sqlshape.js';
 
+// BENCH_FLOOR_NAMED=1: the floor uses named prepared statements too, as our server does.
+const NAMED = process.env.BENCH_FLOOR_NAMED === '1';
+function statement(name: string, text: string, values: unknown[]) {
+  return NAMED ? { name, text, values } : { text, values };
+}
+
 interface Ev {
   type: string;
   [k: string]: unknown;
@@ -61,7 +67,9 @@ async function turn(req: IncomingMessage, res: ServerResponse, raw: string) {
       .digest('base64url'),
     instanceId,
   };
-  await pool.query(spec.sql.insertTurn.text, values(spec.sql.insertTurn, slots));
+  await pool.query(
+    statement('floor_insert_turn', spec.sql.insertTurn.text, values(spec.sql.insertTurn, slots)),
+  );
 
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
@@ -86,7 +94,7 @@ async function turn(req: IncomingMessage, res: ServerResponse, raw: string) {
     res.write(frame(`${offset}-${++seq}`, ev));
   }
 
-  await pool.query(spec.sql.finalize.text, values(spec.sql.finalize, slots));
+  await pool.query(statement('floor_finalize', spec.sql.finalize.text, values(spec.sql.finalize, slots)));
   const complete = { ...completeTemplate, session_id: sessionId, message_id: slots.assistantMessageId };
   res.end(frame(`${offset}-${++seq}`, complete));
 }

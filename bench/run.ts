@@ -1,6 +1,7 @@
 // `npm run bench`: streamed chat turns against the built server and a framework-free floor, then query latency.
 // Knobs (env): BENCH_REDIS=1|0, BENCH_REPEATS=3, BENCH_TURNS_16=3000, BENCH_TURNS_64=6000, BENCH_QUERIES=0,
-// BENCH_PROFILE=1 (profile our server after the phases), BENCH_SERVER_JS=<path> (default dist/src/server.js).
+// BENCH_PROFILE=1 (profile our server after the phases), BENCH_SERVER_JS=<path> (default dist/src/server.js),
+// BENCH_FLOOR_NAMED=1 (the floor uses named prepared statements too, as our server does).
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';

@@ -67,6 +67,7 @@ export async function startFloor(db: BenchDb, specFile: string, nodeFlags: strin
       FLOOR_SPEC: specFile,
       DATABASE_URL: db.url,
       DATABASE_POOL_MAX: '20',
+      BENCH_FLOOR_NAMED: process.env.BENCH_FLOOR_NAMED ?? '0',
     },
   });
 }

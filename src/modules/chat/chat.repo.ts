@@ -1,6 +1,7 @@
 // Chat queries: the one-statement turn write, sessions, history. Every query is scoped by the caller.
 import { sql } from 'drizzle-orm';
 import { type Db, rowsOf } from '../../db/client.js';
+import { executeNamed } from '../../db/prepared.js';
 
 export interface SessionRow {
   id: string;
@@ -79,7 +80,10 @@ export type TurnInsertResult =
  */
 export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResult> {
   const ctx = t.context === null ? null : JSON.stringify(t.context);
-  const result = await db.execute(sql`
+  const result = await executeNamed(
+    db,
+    'chat_insert_turn_v1',
+    sql`
     with dup as (
       select um.id as user_message_id, am.id as assistant_message_id
       from chat_messages um
@@ -124,7 +128,8 @@ export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResul
     select (select seq from u) as user_seq, (select created from s) as created,
            (select user_message_id from dup) as dup_user, (select assistant_message_id from dup) as dup_assistant,
            (select count(*) from a)::int as inserted
-  `);
+  `,
+  );
   const row = rowsOf<{
     user_seq: string | number | null;
     created: boolean | null;

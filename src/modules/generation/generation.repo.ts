@@ -1,6 +1,7 @@
 // Writes of a running reply: checkpoints, heartbeats, the final UPDATE (with the usage ledger), the sweeper.
 import { sql } from 'drizzle-orm';
 import { type Db, rowsOf } from '../../db/client.js';
+import { executeNamed } from '../../db/prepared.js';
 import type { ModelUsage } from '../llm/provider.js';
 
 export type FinalStatus = 'completed' | 'stopped' | 'interrupted' | 'failed';
@@ -38,7 +39,10 @@ export interface FinalWrite {
  */
 export async function finalize(db: Db, w: FinalWrite): Promise<boolean> {
   const rows = rowsOf<{ id: string }>(
-    await db.execute(sql`
+    await executeNamed(
+      db,
+      'chat_finalize_v1',
+      sql`
       with m as (
         update chat_messages set content = ${w.content}, status = ${w.status}, finish_reason = ${w.finishReason},
           agent_id = ${w.agentId}, agent_name = ${w.agentName}, intent = ${w.intent}, confidence = ${w.confidence},
@@ -55,7 +59,8 @@ export async function finalize(db: Db, w: FinalWrite): Promise<boolean> {
           completion_tokens = excluded.completion_tokens, estimated = excluded.estimated, status = excluded.status
         returning 1
       )
-      select id from m`),
+      select id from m`,
+    ),
   );
   return rows.length > 0;
 }
