@@ -121,7 +121,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Fastify's logger type is pino's minus a few members; the instance is the same object.
     loggerInstance: logger as FastifyBaseLogger,
     genReqId,
-    trustProxy: config.TRUST_PROXY,
+    trustProxy: trustProxy(config.TRUST_PROXY),
     bodyLimit: 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true },
     // While draining, requests still get our JSON errors (SHUTTING_DOWN with Retry-After), not Fastify's bare 503.
@@ -228,12 +228,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     rateLimit,
   });
   await investigations.start();
-  app.addHook('preClose', () => investigations.stop());
 
-  // Shutdown: refuse new turns, let running replies finish until the deadline, store the rest as interrupted.
+  // Shutdown: refuse new turns, let running replies finish until the deadline and store the rest
+  // as interrupted; at the same time hand running investigation jobs back to the queue.
   app.addHook('preClose', async () => {
     infra.startDraining();
-    await infra.generations.drain(config.SHUTDOWN_GRACE_MS);
+    await Promise.all([infra.generations.drain(config.SHUTDOWN_GRACE_MS), investigations.stop()]);
   });
 
   app.addHook('onClose', async () => {
@@ -262,6 +262,12 @@ function chatContractSource(config: Config, logger: Logger): ContractSource {
   });
   // A chat turn cannot page through the whole Portal: it searches the most recent records only.
   return { ...portal, pages: (filters, signal) => portal.pages({ ...filters, max_records: 300 }, signal) };
+}
+
+/** Trusts the first `hops` proxies from the socket inward (a count), or all / none. */
+function trustProxy(setting: boolean | number): boolean | ((address: string, hop: number) => boolean) {
+  if (typeof setting === 'boolean') return setting;
+  return (_address, hop) => hop < setting;
 }
 
 function lazy<T>(make: () => T): () => T {

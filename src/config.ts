@@ -96,7 +96,20 @@ export const configSchema = z.object({
   INVESTIGATION_MAX_CONTRACTS: int(1, 10_000_000).default(100_000),
 
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(20_000),
-  TRUST_PROXY: bool.default(true),
+  // How many proxies in front of us append to X-Forwarded-For (Railway's edge: 1). Trusting every
+  // hop (`true`) would let a client pick its own address, and with it its rate-limit bucket.
+  TRUST_PROXY: z
+    .string()
+    .default('1')
+    .transform((v, ctx) => {
+      if (v === 'true' || v === 'false') return v === 'true';
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 10) {
+        ctx.addIssue({ code: 'custom', message: 'expected a hop count (0–10), true or false' });
+        return z.NEVER;
+      }
+      return n;
+    }),
 });
 
 export type Config = z.infer<typeof configSchema>;

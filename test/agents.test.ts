@@ -195,6 +195,14 @@ describe('rate limits and budgets', () => {
       body: JSON.stringify({ message: 'oi' }),
     });
     expect(third.status).toBe(429);
+    // A client cannot escape its bucket by sending its own X-Forwarded-For: only the hop the
+    // edge appended (the last one) counts.
+    const forged = await fetch(`${base}/api/v1/chat/message`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.51.100.7, 203.0.113.1' },
+      body: JSON.stringify({ message: 'oi' }),
+    });
+    expect(forged.status).toBe(429);
   });
 
   it('caps concurrent generations per user, across instances', async () => {

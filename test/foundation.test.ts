@@ -43,6 +43,9 @@ describe('config', () => {
     );
     expect(() => loadConfig({ GENERATION_ON_DISCONNECT: 'maybe' })).toThrow(/GENERATION_ON_DISCONNECT/);
     expect(() => loadConfig({ MIGRATE_ON_BOOT: 'perhaps' })).toThrow(/MIGRATE_ON_BOOT/);
+    expect(() => loadConfig({ TRUST_PROXY: 'lots' })).toThrow(/TRUST_PROXY/);
+    expect(loadConfig({ TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
+    expect(loadConfig({}).TRUST_PROXY).toBe(1);
   });
 
   it('applies the documented defaults and treats empty values as unset', () => {
