@@ -10,12 +10,10 @@ import {
   pgTable,
   real,
   text,
-  timestamp,
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-
-const tstz = () => timestamp({ withTimezone: true, mode: 'date' });
+import { tstz } from './columns.js';
 
 export const chatSessions = pgTable(
   'chat_sessions',
