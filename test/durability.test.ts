@@ -243,59 +243,66 @@ describe('deploys and crashes', () => {
     SWEEPER_INTERVAL_MS: '60000',
   });
 
-  it('SIGTERM mid-stream: the stream ends with an error, the row is interrupted with its text, B keeps serving', async () => {
-    if (!tdb.url || !redis) return; // needs a database and Redis that two processes can share
-    fake.setScript({ tokens: words(500), delayMs: 20 });
-    const a = await spawnServer({ ...processEnv(), SHUTDOWN_GRACE_MS: '300' });
-    const b = await instance();
-    let messageId = '';
-    let chunks = 0;
-    const streaming = streamRequest(a.base, '/api/v1/chat/stream', {
-      body: { message: 'resposta longa' },
-      onEvent: (e) => {
-        if (e.data.type === 'start') messageId = e.data.message_id;
-        if (e.data.type === 'chunk') chunks++;
-      },
-    });
-    await waitFor(async () => chunks >= 3);
-    a.child.kill('SIGTERM');
-    const result = await streaming;
-    const last = result.events.at(-1)!.data;
-    expect(last).toMatchObject({ type: 'error', code: 'GENERATION_INTERRUPTED' });
-    const stored = await row(messageId);
-    expect(stored.status).toBe('interrupted');
-    expect(stored.content.length).toBeGreaterThan(0);
-    expect(chunkText(result.events)).toBe(stored.content);
-    const exitCode = await new Promise((r) => a.child.once('exit', r));
-    expect(exitCode).toBe(0);
-    fake.setScript({ tokens: words(5) });
-    const other = await streamRequest(b.base, '/api/v1/chat/stream', { body: { message: 'oi' } });
-    expect(other.events.at(-1)!.data.type).toBe('complete');
-  });
+  // Needs a database and a Redis that two processes can share (not the embedded fallbacks).
+  const shared = () => !backends().databaseUrl || !backends().redisUrl;
 
-  it('kill -9: the sweeper marks the orphaned row interrupted within its interval', async () => {
-    if (!tdb.url || !redis) return;
-    fake.setScript({ tokens: words(500), delayMs: 20 });
-    const a = await spawnServer(processEnv());
-    let messageId = '';
-    let chunks = 0;
-    const streaming = streamRequest(a.base, '/api/v1/chat/stream', {
-      body: { message: 'vai cair' },
-      onEvent: (e) => {
-        if (e.data.type === 'start') messageId = e.data.message_id;
-        if (e.data.type === 'chunk') chunks++;
-      },
-    }).catch(() => null);
-    await waitFor(async () => chunks >= 3 && (await row(messageId)).content.length > 0, 15_000);
-    a.child.kill('SIGKILL');
-    await streaming;
-    await instance({ PRODUCER_HEARTBEAT_MS: '200', SWEEPER_INTERVAL_MS: '200' });
-    const t0 = Date.now();
-    const swept = await waitFor(async () => {
-      const r = await row(messageId);
-      return r.status === 'interrupted' ? r : undefined;
-    }, 5000);
-    expect(Date.now() - t0).toBeLessThan(3000);
-    expect(swept.content.length).toBeGreaterThan(0);
-  });
+  it.skipIf(shared())(
+    'SIGTERM mid-stream: the stream ends with an error, the row is interrupted with its text, B keeps serving',
+    async () => {
+      fake.setScript({ tokens: words(500), delayMs: 20 });
+      const a = await spawnServer({ ...processEnv(), SHUTDOWN_GRACE_MS: '300' });
+      const b = await instance();
+      let messageId = '';
+      let chunks = 0;
+      const streaming = streamRequest(a.base, '/api/v1/chat/stream', {
+        body: { message: 'resposta longa' },
+        onEvent: (e) => {
+          if (e.data.type === 'start') messageId = e.data.message_id;
+          if (e.data.type === 'chunk') chunks++;
+        },
+      });
+      await waitFor(async () => chunks >= 3);
+      a.child.kill('SIGTERM');
+      const result = await streaming;
+      const last = result.events.at(-1)!.data;
+      expect(last).toMatchObject({ type: 'error', code: 'GENERATION_INTERRUPTED' });
+      const stored = await row(messageId);
+      expect(stored.status).toBe('interrupted');
+      expect(stored.content.length).toBeGreaterThan(0);
+      expect(chunkText(result.events)).toBe(stored.content);
+      const exitCode = await new Promise((r) => a.child.once('exit', r));
+      expect(exitCode).toBe(0);
+      fake.setScript({ tokens: words(5) });
+      const other = await streamRequest(b.base, '/api/v1/chat/stream', { body: { message: 'oi' } });
+      expect(other.events.at(-1)!.data.type).toBe('complete');
+    },
+  );
+
+  it.skipIf(shared())(
+    'kill -9: the sweeper marks the orphaned row interrupted within its interval',
+    async () => {
+      fake.setScript({ tokens: words(500), delayMs: 20 });
+      const a = await spawnServer(processEnv());
+      let messageId = '';
+      let chunks = 0;
+      const streaming = streamRequest(a.base, '/api/v1/chat/stream', {
+        body: { message: 'vai cair' },
+        onEvent: (e) => {
+          if (e.data.type === 'start') messageId = e.data.message_id;
+          if (e.data.type === 'chunk') chunks++;
+        },
+      }).catch(() => null);
+      await waitFor(async () => chunks >= 3 && (await row(messageId)).content.length > 0, 15_000);
+      a.child.kill('SIGKILL');
+      await streaming;
+      await instance({ PRODUCER_HEARTBEAT_MS: '200', SWEEPER_INTERVAL_MS: '200' });
+      const t0 = Date.now();
+      const swept = await waitFor(async () => {
+        const r = await row(messageId);
+        return r.status === 'interrupted' ? r : undefined;
+      }, 5000);
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(swept.content.length).toBeGreaterThan(0);
+    },
+  );
 });

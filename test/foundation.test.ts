@@ -163,8 +163,8 @@ describe('health', () => {
     }
   });
 
-  it('reports an unreachable Postgres as 503 naming it', async () => {
-    if (!backends().databaseUrl) return; // the embedded database cannot become unreachable
+  // The embedded database cannot become unreachable.
+  it.skipIf(!backends().databaseUrl)('reports an unreachable Postgres as 503 naming it', async () => {
     const app = await createTestApp({ db: tdb.handle, redis: null });
     const dead = await createDb({
       databaseUrl: `postgres://postgres@127.0.0.1:${await closedPort()}/x`,
