@@ -1,8 +1,8 @@
-// Server-Sent Events over a hijacked reply: one write per event, heartbeats while idle.
+// Server-Sent Events over a hijacked reply: whole events batched into few writes, heartbeats while idle.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 export interface SseStream {
-  /** One event = one write: `id:` line, one compact `data:` line, blank line. */
+  /** Queues one whole event (`id:` line, one compact `data:` line, blank line); bursts share a write. */
   send(id: string, data: unknown): boolean;
   /** Ends the response; the last byte written is always `\n`. */
   end(): void;

@@ -1,7 +1,7 @@
 // The agent pipeline of one turn: intent → agent → memory + history → model stream.
 import type { Logger } from 'pino';
 import type { GenEvent } from '../generation/events.js';
-import type { ChatTurnMessage, ModelProvider, ModelUsage } from '../llm/provider.js';
+import type { ChatTurnMessage, ModelEvent, ModelProvider, ModelUsage } from '../llm/provider.js';
 import { type DetectedIntent, detectIntent, type RoutedAgent, routeAgent } from './intent.js';
 import { getAgent } from './roster.js';
 
@@ -28,7 +28,9 @@ export interface TurnState {
 export type PipelineEvent =
   | { type: 'event'; event: GenEvent }
   | { type: 'token'; text: string }
-  | { type: 'done'; finishReason: string; usage: ModelUsage };
+  | { type: 'done'; finishReason: string; usage: ModelUsage }
+  /** The model's own token/done stream, last: the consumer reads it directly, one hop less per token. */
+  | { type: 'model'; stream: AsyncIterable<ModelEvent> };
 
 export interface PromptParts {
   agentId: string;
@@ -118,14 +120,17 @@ export async function* runPipeline(
   const model = deps.model.modelFor(agent.id);
   state.model = model;
 
-  // Model events have the pipeline's own token/done shapes: delegate without re-wrapping each token.
-  yield* deps.model.stream({
-    model,
-    messages,
-    maxTokens: deps.maxTokens,
-    signal,
-    hints: { agentId: agent.id, intent: intent.intent, userMessage: input.message, contextNote },
-  });
+  // Handed over rather than delegated with yield*: each token then crosses one async generator, not two.
+  yield {
+    type: 'model',
+    stream: deps.model.stream({
+      model,
+      messages,
+      maxTokens: deps.maxTokens,
+      signal,
+      hints: { agentId: agent.id, intent: intent.intent, userMessage: input.message, contextNote },
+    }),
+  };
 }
 
 async function loadMemory(deps: PipelineDeps, input: TurnInput): Promise<PromptParts['memory']> {

@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
 import type { PipelineEvent, TurnInput, TurnState } from '../agents/pipeline.js';
-import { estimateTokens, type ModelUsage } from '../llm/provider.js';
+import { estimateTokens, type ModelEvent, type ModelUsage } from '../llm/provider.js';
 import { createChunker } from './chunker.js';
 import { cursorId, type GenEvent, type StreamEntry } from './events.js';
 import { checkpoint, type FinalStatus, finalize } from './generation.repo.js';
@@ -130,14 +130,21 @@ export function startGeneration(
     let finishReason = 'stop';
     let usage: ModelUsage | null = null;
     let errorCode: string | null = null;
+    const onModel = (ev: ModelEvent) => {
+      if (ev.type === 'token') emit(chunker.push(ev.text));
+      else {
+        finishReason = ev.finishReason;
+        usage = ev.usage;
+      }
+    };
     try {
       for await (const ev of deps.pipeline(input, state, controller.signal)) {
-        if (ev.type === 'token') emit(chunker.push(ev.text));
-        else if (ev.type === 'event') append(ev.event);
-        else {
-          finishReason = ev.finishReason;
-          usage = ev.usage;
-        }
+        if (ev.type === 'event') append(ev.event);
+        else if (ev.type === 'model') {
+          // A stream that is also synchronously iterable (the offline agent) is read without a promise per token.
+          if (Symbol.iterator in ev.stream) for (const m of ev.stream as Iterable<ModelEvent>) onModel(m);
+          else for await (const m of ev.stream) onModel(m);
+        } else onModel(ev);
       }
       if (controller.signal.aborted) throw controller.signal.reason;
     } catch (err) {

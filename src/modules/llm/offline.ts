@@ -97,30 +97,53 @@ export interface OfflineOptions {
   tokenDelayMs?: number;
 }
 
+/** The answer as model events, word by word; checks for an abort before each word. */
+function* answerEvents(req: ModelRequest, delayed: boolean): Generator<ModelEvent | 'pause'> {
+  const hints = req.hints ?? { agentId: 'abaporu', intent: 'unknown', userMessage: '' };
+  const text = offlineAnswer(hints.agentId, hints.intent, hints.userMessage, hints.contextNote);
+  // Word pieces keep their trailing whitespace, so newlines and Markdown survive intact.
+  const pieces = text.match(/\s+|\S+\s*/g) ?? [];
+  for (const piece of pieces) {
+    if (req.signal.aborted) throw req.signal.reason;
+    if (delayed) yield 'pause';
+    yield { type: 'token', text: piece };
+  }
+  const prompt = req.messages.reduce((n, m) => n + estimateTokens(m.content), 0);
+  yield {
+    type: 'done',
+    finishReason: 'stop',
+    usage: { prompt_tokens: prompt, completion_tokens: estimateTokens(text), estimated: true },
+  };
+}
+
+async function* paced(req: ModelRequest, delay: number): AsyncIterable<ModelEvent> {
+  for (const ev of answerEvents(req, true)) {
+    if (ev === 'pause') await sleep(delay, req.signal);
+    else yield ev;
+  }
+}
+
+/**
+ * Without a delay the answer (a few hundred words at most) is there at once: the stream is also
+ * synchronously iterable, so a consumer that looks (the generation) reads it without a promise per
+ * word, and the reply leaves in one socket write instead of being split by event-loop yields.
+ */
+function immediate(req: ModelRequest): AsyncIterable<ModelEvent> & Iterable<ModelEvent> {
+  const events = answerEvents(req, false) as Generator<ModelEvent>;
+  return {
+    [Symbol.iterator]: () => events,
+    async *[Symbol.asyncIterator]() {
+      yield* events;
+    },
+  };
+}
+
 export function createOfflineProvider(opts: OfflineOptions = {}): ModelProvider {
   const delay = opts.tokenDelayMs ?? 0;
   return {
     kind: 'offline',
     describe: 'offline agent (built-in answers; set LLM_API_KEY for a real model)',
     modelFor: () => 'offline',
-    async *stream(req: ModelRequest): AsyncIterable<ModelEvent> {
-      const hints = req.hints ?? { agentId: 'abaporu', intent: 'unknown', userMessage: '' };
-      const text = offlineAnswer(hints.agentId, hints.intent, hints.userMessage, hints.contextNote);
-      // Word pieces keep their trailing whitespace, so newlines and Markdown survive intact.
-      const pieces = text.match(/\s+|\S+\s*/g) ?? [];
-      let i = 0;
-      for (const piece of pieces) {
-        if (req.signal.aborted) throw req.signal.reason;
-        if (delay > 0) await sleep(delay, req.signal);
-        else if (++i % 16 === 0) await new Promise((r) => setImmediate(r));
-        yield { type: 'token', text: piece };
-      }
-      const prompt = req.messages.reduce((n, m) => n + estimateTokens(m.content), 0);
-      yield {
-        type: 'done',
-        finishReason: 'stop',
-        usage: { prompt_tokens: prompt, completion_tokens: estimateTokens(text), estimated: true },
-      };
-    },
+    stream: (req: ModelRequest) => (delay > 0 ? paced(req, delay) : immediate(req)),
   };
 }
