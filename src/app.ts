@@ -188,6 +188,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     model,
     memory,
     registry,
+    staleAfterMs,
     instanceId: infra.instanceId,
     isDraining: infra.isDraining,
     remote,

@@ -203,3 +203,8 @@ export function describeAuth(config: AuthDeps['config']): string {
     config.AUTH_INVALID_TOKEN === 'anonymous' ? '; invalid tokens continue as anonymous (compatibility)' : '';
   return `auth: ${verifiers}${mode}`;
 }
+
+/** The caller's user id, or null for an anonymous request. */
+export function callerId(request: FastifyRequest): string | null {
+  return request.user?.id ?? null;
+}

@@ -5,14 +5,14 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
+import { throttle } from '../lib/async.js';
 import type { RedisHandle } from './redis.js';
 
 export type RateLimitClass = 'chat' | 'read' | 'investigations';
 
 /** A logged-in user is limited as themself on every instance; anonymous callers by client IP. */
 export function callerKey(request: FastifyRequest): string {
-  const user = (request as { user?: { id: string } | null }).user;
-  return user ? `u:${user.id}` : `ip:${request.ip}`;
+  return request.user ? `u:${request.user.id}` : `ip:${request.ip}`;
 }
 
 export interface RateLimitDeps {
@@ -32,8 +32,10 @@ export async function registerRateLimit(app: FastifyInstance, deps: RateLimitDep
   // Its own connection without an offline queue: when Redis is away a check fails at once and
   // the limiter fails open (skipOnError) instead of holding every request for a reconnect.
   const client = deps.redis?.client.duplicate({ enableOfflineQueue: false, maxRetriesPerRequest: 0 });
-  client?.on('error', () => {});
-  let lastWarn = 0;
+  const shouldLog = throttle(10_000);
+  client?.on('error', (err: Error) => {
+    if (shouldLog()) deps.log.warn({ err: err.message }, 'rate-limit store unavailable; limits fail open');
+  });
   const store = sharedStore(client ?? null, `${deps.redis?.prefix ?? ''}rl:`);
   await app.register(rateLimit, {
     global: false,
@@ -48,12 +50,6 @@ export async function registerRateLimit(app: FastifyInstance, deps: RateLimitDep
       }),
   });
   if (client) {
-    client.on('error', (err: Error) => {
-      if (Date.now() - lastWarn > 10_000) {
-        lastWarn = Date.now();
-        deps.log.warn({ err: err.message }, 'rate-limit store unavailable; limits fail open');
-      }
-    });
     app.addHook('onClose', async () => {
       client.disconnect();
     });

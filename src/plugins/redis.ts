@@ -1,6 +1,7 @@
 // Redis through ioredis: short per-request retries, errors logged (not thrown), clean quit on close.
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { throttle, withTimeout } from '../lib/async.js';
 
 export interface RedisHandle {
   client: Redis;
@@ -26,14 +27,10 @@ export function createRedis(url: string, prefix: string, log: Logger): RedisHand
   };
   const client = new Redis(url, options);
   const extra: Redis[] = [];
-  let lastLogged = 0;
+  // A down Redis emits an error per reconnect attempt; one line per 10 s is enough.
+  const shouldLog = throttle(10_000);
   const onError = (err: Error) => {
-    // A down Redis emits an error per reconnect attempt; one line per 10 s is enough.
-    const now = Date.now();
-    if (now - lastLogged > 10_000) {
-      lastLogged = now;
-      log.warn({ err: err.message }, 'redis connection error');
-    }
+    if (shouldLog()) log.warn({ err: err.message }, 'redis connection error');
   };
   client.on('error', onError);
   const u = new URL(url);
@@ -48,17 +45,7 @@ export function createRedis(url: string, prefix: string, log: Logger): RedisHand
       return sub;
     },
     async ping(timeoutMs = 1000) {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([
-          client.ping(),
-          new Promise((_, reject) => {
-            timer = setTimeout(() => reject(new Error('redis ping timed out')), timeoutMs);
-          }),
-        ]);
-      } finally {
-        clearTimeout(timer);
-      }
+      await withTimeout(client.ping(), timeoutMs, 'redis ping timed out');
     },
     ready: () => client.status === 'ready',
     async close() {

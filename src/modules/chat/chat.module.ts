@@ -33,6 +33,8 @@ export interface ChatModuleDeps {
   searchContracts?: PipelineDeps['searchContracts'];
   rateLimit?: (cls: 'chat' | 'read') => Record<string, unknown>;
   registry: GenerationRegistry;
+  /** When a producer counts as dead; shared with the sweeper and the Redis follower. */
+  staleAfterMs: number;
 }
 
 export const userKeyOf = (userId: string | null, sessionId: string) => userId ?? `anon:${sessionId}`;
@@ -84,7 +86,7 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     registry,
     instanceId: deps.instanceId,
     isDraining: deps.isDraining,
-    heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
+    staleAfterMs: deps.staleAfterMs,
     remote: deps.remote,
     admission: localCap,
     generation: {

@@ -1,10 +1,11 @@
 // Chat routes (API.md sections 1–3): thin — parse, call one service function, shape the answer.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors.js';
+import { callerId } from '../../plugins/auth.js';
 import { openSse, type SseStream } from '../../plugins/sse.js';
 import { listAgents } from '../agents/roster.js';
-import { parseCursor, type StreamEntry } from '../generation/events.js';
-import type { Generation } from '../generation/generation.js';
+import { parseCursor } from '../generation/events.js';
+import type { LocalReplay, ReplySource } from '../generation/replay.js';
 import {
   type ChatBody,
   chatBodySchema,
@@ -29,7 +30,7 @@ export interface ChatRoutesDeps {
 }
 
 export function callerOf(request: FastifyRequest): Caller {
-  return { userId: (request as { user?: { id: string } | null }).user?.id ?? null };
+  return { userId: callerId(request) };
 }
 
 function idempotencyKeyOf(request: FastifyRequest): string | undefined {
@@ -43,8 +44,8 @@ function idempotencyKeyOf(request: FastifyRequest): string | undefined {
 }
 
 /** Writes a local generation's log as it grows: every entry available on a wake-up goes out at once. */
-async function pumpLocal(gen: Generation, sse: SseStream) {
-  let i = 0;
+async function pumpLocal({ generation: gen, from }: LocalReplay, sse: SseStream) {
+  let i = from;
   for (;;) {
     while (i < gen.entries.length && !sse.closed) {
       const entry = gen.entries[i++]!;
@@ -55,13 +56,9 @@ async function pumpLocal(gen: Generation, sse: SseStream) {
   }
 }
 
-async function pump(
-  source: AsyncIterable<StreamEntry> | Generation,
-  sse: SseStream,
-  request: FastifyRequest,
-) {
+async function pump(source: ReplySource, sse: SseStream, request: FastifyRequest) {
   try {
-    if ('entries' in source) {
+    if ('generation' in source) {
       await pumpLocal(source, sse);
     } else {
       for await (const entry of source) {
@@ -88,9 +85,13 @@ export async function chatRoutes(app: FastifyInstance, deps: ChatRoutesDeps) {
     return settings ? { rateLimit: settings } : {};
   };
 
-  const sourceOf = async (request: FastifyRequest, turn: TurnStart, signal: AbortSignal) =>
+  const sourceOf = async (
+    request: FastifyRequest,
+    turn: TurnStart,
+    signal: AbortSignal,
+  ): Promise<ReplySource> =>
     turn.kind === 'new'
-      ? turn.generation
+      ? { generation: turn.generation, from: 0 }
       : deps.turns.entries(callerOf(request), turn.messageId, null, signal, { checked: true });
 
   app.post<{ Body: ChatBody }>(
@@ -122,9 +123,9 @@ export async function chatRoutes(app: FastifyInstance, deps: ChatRoutesDeps) {
       const source = await deps.turns.entries(caller, turn.messageId, null, new AbortController().signal, {
         checked: true,
       });
-      for await (const _ of source) {
-        // drain to the end of the attached turn
-      }
+      // Wait for the end of the attached turn, wherever it runs.
+      if ('generation' in source) await source.generation.done;
+      else for await (const _ of source);
     }
     const row = await deps.turns.message(messageId);
     if (row.status === 'failed' || row.status === 'interrupted') throw new AppError('GENERATION_FAILED');

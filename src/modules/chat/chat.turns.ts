@@ -8,7 +8,7 @@ import type { Cursor, StreamEntry } from '../generation/events.js';
 import type { Generation, GenerationDeps } from '../generation/generation.js';
 import { startGeneration } from '../generation/generation.js';
 import type { GenerationRegistry } from '../generation/registry.js';
-import { localEntries, storedEntries, withFallback } from '../generation/replay.js';
+import { localReplay, type ReplySource, storedEntries, withFallback } from '../generation/replay.js';
 import * as repo from './chat.repo.js';
 import { type ChatBody, deriveTitle, toMessage } from './chat.schemas.js';
 import type { Caller } from './chat.service.js';
@@ -40,7 +40,8 @@ export interface TurnServiceDeps {
   admission: TurnAdmission;
   instanceId: string;
   isDraining(): boolean;
-  heartbeatMs: number;
+  /** A streaming row whose producer has not beaten for this long is dead (same rule as the sweeper). */
+  staleAfterMs: number;
 }
 
 export type TurnStart =
@@ -78,7 +79,8 @@ export function createTurnService(deps: TurnServiceDeps) {
       if (deps.isDraining()) {
         throw new AppError('SHUTTING_DOWN', undefined, undefined, { 'retry-after': '5' });
       }
-      if (body.agent_id && !resolveAgent(body.agent_id)) {
+      const agent = body.agent_id ? resolveAgent(body.agent_id) : undefined;
+      if (body.agent_id && !agent) {
         throw new AppError('UNKNOWN_AGENT', `Unknown agent "${body.agent_id}".`, {
           valid_agent_ids: agentIds(),
         });
@@ -101,7 +103,15 @@ export function createTurnService(deps: TurnServiceDeps) {
       }
       const release = await deps.admission.admit(caller, sessionId);
       try {
-        const started = await insertAndStart(caller, body, sessionId, scope, hash, idempotencyKey);
+        const started = await insertAndStart({
+          caller,
+          body,
+          agentId: agent?.id ?? null,
+          sessionId,
+          scope,
+          hash,
+          idempotencyKey,
+        });
         if (started.kind === 'new') started.generation.done.finally(release);
         else release();
         return started;
@@ -117,57 +127,58 @@ export function createTurnService(deps: TurnServiceDeps) {
     message,
   };
 
-  async function insertAndStart(
-    caller: Caller,
-    body: ChatBody,
-    sessionId: string,
-    scope: string,
-    hash: string,
-    idempotencyKey: string | undefined,
-  ): Promise<TurnStart> {
-    {
-      const ids = { messageId: randomUUID(), userMessageId: randomUUID() };
-      let result: repo.TurnInsertResult;
-      try {
-        result = await repo.insertTurn(db, {
-          sessionId,
-          userId: caller.userId,
-          title: deriveTitle(body.message),
-          agentId: body.agent_id ? resolveAgent(body.agent_id)!.id : null,
-          context: body.context ?? null,
-          userMessageId: ids.userMessageId,
-          assistantMessageId: ids.messageId,
-          content: body.message,
-          idempotencyScope: scope,
-          idempotencyKey: idempotencyKey ?? null,
-          requestHash: hash,
-          instanceId: deps.instanceId,
-          dedupeWindowS: DEDUPE_WINDOW_S,
-        });
-      } catch (err) {
-        // Two requests with one key raced; the loser attaches to the winner's turn.
-        if (idempotencyKey && isUniqueViolation(err)) {
-          const attached = await attachByKey(scope, idempotencyKey, hash);
-          if (attached) return attached;
-        }
-        throw err;
-      }
-      if (result.kind === 'forbidden') throw new AppError('SESSION_NOT_FOUND');
-      if (result.kind === 'duplicate')
-        return { kind: 'attached', messageId: result.assistantMessageId, sessionId };
-
-      const generation = startGeneration({ ...deps.generation, log: deps.log }, ids, {
-        message: body.message,
-        requestedAgentId: body.agent_id,
+  async function insertAndStart(t: {
+    caller: Caller;
+    body: ChatBody;
+    /** The canonical id of the requested agent, already validated. */
+    agentId: string | null;
+    sessionId: string;
+    scope: string;
+    hash: string;
+    idempotencyKey: string | undefined;
+  }): Promise<TurnStart> {
+    const { caller, body, sessionId, scope, hash, idempotencyKey } = t;
+    const ids = { messageId: randomUUID(), userMessageId: randomUUID() };
+    let result: repo.TurnInsertResult;
+    try {
+      result = await repo.insertTurn(db, {
         sessionId,
         userId: caller.userId,
-        userSeq: result.userSeq,
+        title: deriveTitle(body.message),
+        agentId: t.agentId,
         context: body.context ?? null,
+        userMessageId: ids.userMessageId,
+        assistantMessageId: ids.messageId,
+        content: body.message,
+        idempotencyScope: scope,
+        idempotencyKey: idempotencyKey ?? null,
+        requestHash: hash,
+        instanceId: deps.instanceId,
+        dedupeWindowS: DEDUPE_WINDOW_S,
       });
-      deps.registry.add(generation);
-      deps.log.info({ sessionId, messageId: ids.messageId }, 'turn persisted');
-      return { kind: 'new', generation, sessionId };
+    } catch (err) {
+      // Two requests with one key raced; the loser attaches to the winner's turn.
+      if (idempotencyKey && isUniqueViolation(err)) {
+        const attached = await attachByKey(scope, idempotencyKey, hash);
+        if (attached) return attached;
+      }
+      throw err;
     }
+    if (result.kind === 'forbidden') throw new AppError('SESSION_NOT_FOUND');
+    if (result.kind === 'duplicate')
+      return { kind: 'attached', messageId: result.assistantMessageId, sessionId };
+
+    const generation = startGeneration({ ...deps.generation, log: deps.log }, ids, {
+      message: body.message,
+      requestedAgentId: body.agent_id,
+      sessionId,
+      userId: caller.userId,
+      userSeq: result.userSeq,
+      context: body.context ?? null,
+    });
+    deps.registry.add(generation);
+    deps.log.info({ sessionId, messageId: ids.messageId }, 'turn persisted');
+    return { kind: 'new', generation, sessionId };
   }
 
   async function entries(
@@ -176,16 +187,16 @@ export function createTurnService(deps: TurnServiceDeps) {
     after: Cursor | null,
     signal: AbortSignal,
     opts: { checked?: boolean } = {},
-  ): Promise<AsyncIterable<StreamEntry>> {
+  ): Promise<ReplySource> {
     const first = opts.checked ? undefined : await loadVisibleMessage(caller, messageId);
     const local = deps.registry.get(messageId);
-    if (local) return localEntries(local, after);
+    if (local) return localReplay(local, after);
     const stored = async function* (from: Cursor | null) {
       const row = first ?? (await loadVisibleMessage(caller, messageId));
       yield* storedEntries(row, from, () => repo.getMessage(db, messageId), {
         pollMs: 250,
         signal,
-        staleMs: deps.heartbeatMs * 3 + 2000,
+        staleMs: deps.staleAfterMs,
       });
     };
     const remote = await deps.remote?.entries(messageId, after, signal);

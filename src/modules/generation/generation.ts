@@ -4,8 +4,8 @@ import type { Db } from '../../db/client.js';
 import type { PipelineEvent, TurnInput, TurnState } from '../agents/pipeline.js';
 import { estimateTokens, type ModelEvent, type ModelUsage } from '../llm/provider.js';
 import { createChunker } from './chunker.js';
-import { cursorId, type GenEvent, type StreamEntry } from './events.js';
-import { checkpoint, type FinalStatus, finalize } from './generation.repo.js';
+import { completeEvent, cursorId, errorEvent, type GenEvent, type StreamEntry } from './events.js';
+import { checkpoint, type FinalStatus, type FinalWrite, finalize } from './generation.repo.js';
 
 export type AbortReason = 'stopped' | 'interrupted';
 
@@ -26,16 +26,8 @@ export interface GenerationDeps {
   onFinished?(outcome: GenerationOutcome, input: TurnInput): Promise<void> | void;
 }
 
-export interface GenerationOutcome {
-  messageId: string;
-  status: FinalStatus;
-  content: string;
-  finishReason: string;
-  agentId: string;
-  agentName: string;
-  intent: string | null;
-  confidence: number | null;
-  usage: ModelUsage;
+/** What the final write stored, plus what the turn's answer needs. */
+export interface GenerationOutcome extends Omit<FinalWrite, 'model' | 'metadata'> {
   suggestedActions: string[];
   persisted: boolean;
 }
@@ -51,12 +43,6 @@ export interface Generation {
   abort(reason: AbortReason): void;
   readonly done: Promise<GenerationOutcome>;
 }
-
-const ERROR_MESSAGES: Record<string, string> = {
-  interrupted:
-    'A resposta foi interrompida porque o servidor está reiniciando. Tente novamente em instantes.',
-  failed: 'Não foi possível concluir a resposta agora. Tente novamente em instantes.',
-};
 
 export function startGeneration(
   deps: GenerationDeps,
@@ -194,26 +180,20 @@ export function startGeneration(
       status = 'failed';
       errorCode = 'PERSIST_FAILED';
     }
-    if (status === 'completed' || status === 'stopped') {
-      append({
-        type: 'complete',
-        session_id: input.sessionId,
-        message_id: ids.messageId,
-        agent_id: state.agent?.echoId ?? agentId,
-        agent_name: agentName,
-        finish_reason: finishReason,
-        suggested_actions: state.suggestedActions,
-        usage: finalUsage,
-        ...state.completeExtra,
-      });
-    } else {
-      append({
-        type: 'error',
-        message: ERROR_MESSAGES[status] ?? ERROR_MESSAGES.failed,
-        code: status === 'interrupted' ? 'GENERATION_INTERRUPTED' : (errorCode ?? 'GENERATION_FAILED'),
-        fallback_endpoint: '/api/v1/chat/message',
-      });
-    }
+    append(
+      status === 'completed' || status === 'stopped'
+        ? completeEvent({
+            sessionId: input.sessionId,
+            messageId: ids.messageId,
+            agentId: state.agent?.echoId ?? agentId,
+            agentName,
+            finishReason,
+            suggestedActions: state.suggestedActions,
+            usage: finalUsage,
+            extra: state.completeExtra,
+          })
+        : errorEvent(status, errorCode ?? undefined),
+    );
     ended = true;
     deps.mirror?.end(ids.messageId);
     wake();

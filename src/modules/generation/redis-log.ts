@@ -6,6 +6,7 @@
 //   <prefix>gen:stop          pub/sub channel; message = messageId to stop
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { throttle } from '../../lib/async.js';
 import type { RedisHandle } from '../../plugins/redis.js';
 import type { RemoteGenerations } from '../chat/chat.turns.js';
 import { type Cursor, type GenEvent, isTerminal, parseCursor, type StreamEntry } from './events.js';
@@ -30,7 +31,7 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Ev
   const queues = new Map<string, { entries: StreamEntry[]; end: boolean }>();
   const expiring = new Set<string>();
   let scheduled = false;
-  let lastWarn = 0;
+  const shouldLog = throttle(10_000);
 
   const flush = () => {
     scheduled = false;
@@ -62,10 +63,8 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Ev
     queues.clear();
     if (!redis.ready()) return; // Redis is away: resume falls back to the stored row
     pipe.exec().catch((err: Error) => {
-      if (Date.now() - lastWarn > 10_000) {
-        lastWarn = Date.now();
+      if (shouldLog())
         opts.log.warn({ err: err.message }, 'stream log mirror failed; resume falls back to the database');
-      }
     });
   };
   const schedule = () => {

@@ -1,42 +1,42 @@
 // Sources of stream entries for a subscriber: a local generation, or the stored message.
 import type { MessageRow } from '../chat/chat.repo.js';
-import { type Cursor, cursorId, type GenEvent, type StreamEntry } from './events.js';
+import {
+  type Cursor,
+  completeEvent,
+  cursorId,
+  errorEvent,
+  type GenEvent,
+  type StreamEntry,
+} from './events.js';
 import type { Generation } from './generation.js';
 
-/** Entries of a generation on this instance after the cursor, then live until its end. */
-export async function* localEntries(gen: Generation, after: Cursor | null): AsyncIterable<StreamEntry> {
-  let i = after ? Math.min(after.seq, gen.entries.length) : 0;
-  for (;;) {
-    while (i < gen.entries.length) yield gen.entries[i++]!;
-    if (gen.ended) return;
-    await gen.changed();
-  }
+/** A generation on this instance, replayed from a position in its own log and then followed live. */
+export interface LocalReplay {
+  generation: Generation;
+  /** Index of the first entry the subscriber has not seen. */
+  from: number;
+}
+
+/** Where a subscriber picks up: local replays are written straight from the log; others stream. */
+export type ReplySource = LocalReplay | AsyncIterable<StreamEntry>;
+
+export function localReplay(generation: Generation, after: Cursor | null): LocalReplay {
+  return { generation, from: after ? Math.min(after.seq, generation.entries.length) : 0 };
 }
 
 export function terminalEvent(row: MessageRow): GenEvent | null {
   if (row.status === 'completed' || row.status === 'stopped') {
-    return {
-      type: 'complete',
-      session_id: row.session_id,
-      message_id: row.id,
-      agent_id: row.agent_id ?? 'abaporu',
-      agent_name: row.agent_name ?? 'Abaporu',
-      finish_reason: row.finish_reason ?? (row.status === 'stopped' ? 'stopped' : 'stop'),
-      suggested_actions: [],
+    return completeEvent({
+      sessionId: row.session_id,
+      messageId: row.id,
+      agentId: row.agent_id ?? 'abaporu',
+      agentName: row.agent_name ?? 'Abaporu',
+      finishReason: row.finish_reason ?? (row.status === 'stopped' ? 'stopped' : 'stop'),
+      suggestedActions: [],
       usage: row.usage ?? { prompt_tokens: 0, completion_tokens: 0, estimated: true },
-    };
+    });
   }
-  if (row.status === 'failed' || row.status === 'interrupted') {
-    return {
-      type: 'error',
-      message:
-        row.status === 'interrupted'
-          ? 'A resposta foi interrompida. Tente novamente.'
-          : 'Não foi possível concluir a resposta. Tente novamente.',
-      code: row.status === 'interrupted' ? 'GENERATION_INTERRUPTED' : 'GENERATION_FAILED',
-      fallback_endpoint: '/api/v1/chat/message',
-    };
-  }
+  if (row.status === 'failed' || row.status === 'interrupted') return errorEvent(row.status);
   return null;
 }
 

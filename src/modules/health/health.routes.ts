@@ -2,22 +2,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { DbHandle } from '../../db/client.js';
 import { errorBody } from '../../errors.js';
+import { withTimeout } from '../../lib/async.js';
 import type { RedisHandle } from '../../plugins/redis.js';
 
-async function check(fn: () => Promise<void>, timeoutMs: number): Promise<'up' | 'down'> {
-  let timer: NodeJS.Timeout | undefined;
+async function check(work: () => Promise<void>, timeoutMs: number): Promise<'up' | 'down'> {
   try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timeout')), timeoutMs);
-      }),
-    ]);
+    await withTimeout(work(), timeoutMs, 'timeout');
     return 'up';
   } catch {
     return 'down';
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -34,7 +27,7 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthDeps) {
   app.get('/health/ready', { logLevel: 'warn' }, async (request, reply) => {
     const [database, redis] = await Promise.all([
       check(() => deps.db.ping(), 2000),
-      deps.redis ? check(() => deps.redis!.ping(1000), 1500) : Promise.resolve('in-process' as const),
+      deps.redis ? check(() => deps.redis!.ping(1000), 1000) : Promise.resolve('in-process' as const),
     ]);
     const checks = { database, redis, accepting_turns: !deps.isDraining() };
     const down: string[] = Object.entries({ database, redis })

@@ -1,6 +1,7 @@
 // Investigation routes (API.md §6): thin handlers over the investigations service.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.js';
+import { callerId } from '../../plugins/auth.js';
 import {
   createBodySchema,
   createQuerySchema,
@@ -15,12 +16,6 @@ export interface InvestigationRoutesOptions {
   config: Pick<Config, 'INVESTIGATION_MAX_CONTRACTS'>;
   /** Per-route rate-limit settings by class (plugins/rate-limit.ts); none when absent. */
   rateLimit?: (cls: 'investigations' | 'read') => Record<string, unknown>;
-}
-
-/** The caller set by the auth plugin: a user id, or null when anonymous. */
-export function callerId(request: FastifyRequest): string | null {
-  const user = (request as { user?: { id: string } | null }).user;
-  return user?.id ?? null;
 }
 
 // A contract is a few hundred bytes of JSON; 1 KiB each leaves room for long descriptions.

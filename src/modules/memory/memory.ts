@@ -9,6 +9,7 @@
 // Without Redis an in-process map keeps the same bounds and TTLs (one instance only).
 // Memory is a nicety: any Redis failure is logged (at most once per 10 s) and reads as "no memory".
 import type { Logger } from 'pino';
+import { throttle } from '../../lib/async.js';
 import type { RedisHandle } from '../../plugins/redis.js';
 
 export interface MemoryStore {
@@ -125,13 +126,11 @@ export function createMemoryStore(deps: MemoryDeps): MemoryStore {
   const convKey = (sessionId: string) => `${prefix}memory:conv:${sessionId}`;
   const episodicKey = (userId: string) => `${prefix}memory:episodic:${userId}`;
 
-  let lastLogged = Number.NEGATIVE_INFINITY;
+  const shouldLog = throttle(LOG_EVERY_MS, now);
   const degrade =
     <T>(op: string, fallback: T) =>
     (err: unknown) => {
-      const t = now();
-      if (t - lastLogged >= LOG_EVERY_MS) {
-        lastLogged = t;
+      if (shouldLog()) {
         deps.log.warn(
           { err: err instanceof Error ? err.message : String(err), op },
           'memory unavailable; continuing without it',
