@@ -8,7 +8,12 @@ import { AppError } from '../errors.js';
 import { throttle } from '../lib/async.js';
 import type { RedisHandle } from './redis.js';
 
-export type RateLimitClass = 'chat' | 'read' | 'investigations';
+/**
+ * `poll` is the frontend's investigation status/results polling (every 1–2 s, back to back once
+ * finished): its own budget, so a detail page left open never eats the `read` budget of chat,
+ * sessions and history.
+ */
+export type RateLimitClass = 'chat' | 'read' | 'investigations' | 'poll';
 
 /** A logged-in user is limited as themself on every instance; anonymous callers by client IP. */
 export function callerKey(request: FastifyRequest): string {
@@ -18,7 +23,10 @@ export function callerKey(request: FastifyRequest): string {
 export interface RateLimitDeps {
   config: Pick<
     Config,
-    'RATE_LIMIT_CHAT_PER_MINUTE' | 'RATE_LIMIT_READ_PER_MINUTE' | 'RATE_LIMIT_INVESTIGATIONS_PER_MINUTE'
+    | 'RATE_LIMIT_CHAT_PER_MINUTE'
+    | 'RATE_LIMIT_READ_PER_MINUTE'
+    | 'RATE_LIMIT_INVESTIGATIONS_PER_MINUTE'
+    | 'RATE_LIMIT_POLL_PER_MINUTE'
   >;
   redis: RedisHandle | null;
   log: Pick<Logger, 'warn'>;
@@ -58,6 +66,7 @@ export async function registerRateLimit(app: FastifyInstance, deps: RateLimitDep
     chat: deps.config.RATE_LIMIT_CHAT_PER_MINUTE,
     read: deps.config.RATE_LIMIT_READ_PER_MINUTE,
     investigations: deps.config.RATE_LIMIT_INVESTIGATIONS_PER_MINUTE,
+    poll: deps.config.RATE_LIMIT_POLL_PER_MINUTE,
   };
   return (cls: RateLimitClass) => ({
     max: max[cls],

@@ -1,7 +1,7 @@
 // CORS from CORS_ORIGINS, request ids honoured from the edge and echoed back.
 import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
-import type { FastifyInstance, RawRequestDefaultExpression } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RawRequestDefaultExpression } from 'fastify';
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -32,6 +32,22 @@ export const EXPOSED_HEADERS = [
   'x-ratelimit-reset',
   'www-authenticate',
 ];
+
+/**
+ * The CORS and request-id headers of an answer the router gives before any hook runs (a bad URL,
+ * a path parameter over the router's limit): same rules as @fastify/cors applies to every route.
+ */
+export function applyEdgeHeaders(origins: string[], request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-request-id', request.id);
+  const origin = request.headers.origin;
+  if (typeof origin !== 'string') return;
+  const any = origins.includes('*');
+  if (!any && !origins.includes(origin)) return;
+  reply.header('access-control-allow-origin', origin);
+  reply.header('access-control-allow-credentials', 'true');
+  reply.header('access-control-expose-headers', EXPOSED_HEADERS.join(', '));
+  reply.header('vary', 'Origin');
+}
 
 export async function registerSecurity(app: FastifyInstance, origins: string[]) {
   app.addHook('onRequest', async (request, reply) => {

@@ -17,6 +17,7 @@ import * as repo from './chat.repo.js';
 import { chatRoutes } from './chat.routes.js';
 import { type Caller, createChatService } from './chat.service.js';
 import { createTurnService, type RemoteGenerations, type TurnAdmission } from './chat.turns.js';
+import { maritacaRoutes, providerForTurn } from './maritaca.routes.js';
 
 export interface ChatModuleDeps {
   config: Config;
@@ -94,7 +95,14 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
       checkpointMs: config.CHECKPOINT_MS,
       heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
       mirror: deps.mirror,
-      pipeline: (input, state, signal) => runPipeline(pipelineDeps, input, state, signal),
+      // A turn's context may name an operator-allowed model (Maritaca mode, maritaca.routes.ts).
+      pipeline: (input, state, signal) =>
+        runPipeline(
+          { ...pipelineDeps, model: providerForTurn(deps.model, input.context, config.LLM_ALLOWED_MODELS) },
+          input,
+          state,
+          signal,
+        ),
       async onFinished(outcome, input) {
         // Memory feeds a real model's prompt; the offline agent's canned answers are not worth keeping.
         if (outcome.status !== 'completed' || !outcome.content || deps.model.kind === 'offline') return;
@@ -123,6 +131,14 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
     heartbeatMs: config.SSE_HEARTBEAT_MS,
     onDisconnect: config.GENERATION_ON_DISCONNECT,
+    rateLimit: deps.rateLimit,
+  });
+  await app.register(maritacaRoutes, {
+    prefix: '/api/v1/chat',
+    turns,
+    model: deps.model,
+    maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
+    allowedModels: config.LLM_ALLOWED_MODELS,
     rateLimit: deps.rateLimit,
   });
 }

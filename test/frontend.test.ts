@@ -1,0 +1,563 @@
+// The real frontend's requests, headers included: investigation pages, Maritaca mode, axios's empty bodies, the error envelope.
+import { readFileSync } from 'node:fs';
+import { sql } from 'drizzle-orm';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rowsOf } from '../src/db/client.js';
+import { ANOMALY_TYPES } from '../src/modules/investigations/types.js';
+import { FRONTEND_ANOMALY_TYPES, FRONTEND_FILTERS } from '../src/modules/investigations/vocabulary.js';
+import { createTestApp } from './support/app.js';
+import { createTestDb, createTestRedis, type TestDb } from './support/backends.js';
+import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
+import { signHS256 } from './support/jwt.js';
+
+const SECRET = 'frontend-test-secret-0123456789abcdef';
+const ORIGIN = 'http://localhost:3000';
+const INV = '/api/v1/investigations';
+
+let tdb: TestDb;
+let app: FastifyInstance;
+let fake: FakeModel;
+const redis = createTestRedis();
+
+beforeAll(async () => {
+  tdb = await createTestDb();
+  fake = await startFakeModel();
+  app = await createTestApp({
+    db: tdb.handle,
+    redis,
+    model: fakeProvider(fake, { model: 'operator-model' }),
+    env: { JWT_SECRET: SECRET, LLM_ALLOWED_MODELS: 'sabia-4, sabiazinho-4', CORS_ORIGINS: ORIGIN },
+  });
+});
+afterAll(async () => {
+  await app?.close();
+  await fake?.close();
+  await redis?.close();
+  await tdb?.drop();
+});
+
+const q = async <T>(query: ReturnType<typeof sql>) => rowsOf<T>(await tdb.handle.db.execute(query));
+const count = async (table: string) =>
+  (await q<{ n: number }>(sql`select count(*)::int as n from ${sql.raw(table)}`))[0]!.n;
+
+/** The frontend's axios client: JSON content type on every method, an empty body when there is none. */
+async function axios(
+  method: 'GET' | 'POST' | 'DELETE' | 'PATCH',
+  url: string,
+  opts: { body?: unknown; user?: string } = {},
+) {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/json',
+    origin: ORIGIN,
+  };
+  if (opts.user) headers.authorization = `Bearer ${await signHS256(SECRET, { sub: opts.user })}`;
+  return app.inject({
+    method,
+    url,
+    headers,
+    payload: opts.body === undefined ? '' : JSON.stringify(opts.body),
+  });
+}
+
+async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 25_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (ok(v)) return v;
+    if (Date.now() > deadline)
+      throw new Error(`condition not met in time: ${JSON.stringify(v).slice(0, 300)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+const isoOrNull = (v: unknown) => v === null || (typeof v === 'string' && ISO.test(v));
+
+function expectEnvelope(
+  r: { statusCode: number; headers: Record<string, unknown>; json(): any },
+  status: number,
+) {
+  expect(r.statusCode).toBe(status);
+  const body = r.json();
+  expect(typeof body.error.code).toBe('string');
+  expect(typeof body.error.message).toBe('string');
+  expect(typeof body.detail).toBe('string');
+  expect(body.detail.length).toBeGreaterThan(0);
+  expect(typeof body.request_id).toBe('string');
+  expect(r.headers['access-control-allow-origin']).toBe(ORIGIN);
+  return body;
+}
+
+function expectStatusShape(s: any) {
+  expect(typeof s.investigation_id).toBe('string');
+  expect(typeof s.title).toBe('string');
+  expect(['pending', 'running', 'completed', 'failed', 'cancelled']).toContain(s.status);
+  expect(typeof s.progress).toBe('number');
+  expect(s.progress).toBeGreaterThanOrEqual(0);
+  expect(s.progress).toBeLessThanOrEqual(1);
+  expect(typeof s.current_phase).toBe('string');
+  expect(s.current_phase).not.toMatch(/^[a-z_:]+$/); // a sentence, not a code
+  expect(Number.isInteger(s.records_processed)).toBe(true);
+  expect(Number.isInteger(s.anomalies_detected)).toBe(true);
+  for (const k of ['estimated_completion', 'created_at', 'started_at', 'completed_at']) {
+    expect(isoOrNull(s[k]), `${k}=${s[k]}`).toBe(true);
+  }
+  expect(s.created_at).not.toBeNull();
+}
+
+describe('error envelope', () => {
+  it('carries a top-level Portuguese detail beside error.{code,message} and request_id', async () => {
+    const r = await axios('GET', '/api/v1/chat/sessions/nope-session');
+    const body = expectEnvelope(r, 404);
+    expect(body.error.code).toBe('SESSION_NOT_FOUND');
+    expect(body.detail).toBe('Conversa não encontrada.');
+  });
+
+  it('a validation error names the field in detail', async () => {
+    const r = await axios('POST', '/api/v1/chat/message', { body: { message: '   ' } });
+    const body = expectEnvelope(r, 422);
+    expect(body.detail).toContain('message');
+  });
+
+  it('router errors (bad percent-encoding, over-long parameter) go through the envelope with CORS', async () => {
+    for (const url of [
+      '/api/v1/chat/sessions/%ZZ',
+      '/api/v1/chat/sessions/abc%',
+      '/api/v1/chat/history/%E0%A4%A',
+    ]) {
+      const r = await axios('GET', url);
+      expect(r.statusCode, url).toBeGreaterThanOrEqual(400);
+      expect(r.statusCode, url).toBeLessThan(500);
+      expectEnvelope(r, r.statusCode);
+      expect(r.headers['x-request-id']).toBe(r.json().request_id);
+    }
+    const long = await axios('GET', `/api/v1/chat/sessions/${'a'.repeat(600)}`);
+    expect(expectEnvelope(long, 414).error.code).toBe('URI_TOO_LONG');
+  });
+});
+
+describe('axios empty bodies', () => {
+  it('a session id of 128 characters can be created, read, listed in history and deleted', async () => {
+    const id = `session_${'x'.repeat(120)}`;
+    expect(id).toHaveLength(128);
+    const user = 'user-long-id';
+    const turn = await axios('POST', '/api/v1/chat/message', {
+      body: { message: 'Olá', session_id: id },
+      user,
+    });
+    expect(turn.statusCode, turn.body).toBe(200);
+    expect((await axios('GET', `/api/v1/chat/sessions/${id}`, { user })).statusCode).toBe(200);
+    expect((await axios('GET', `/api/v1/chat/history/${id}`, { user })).json().messages).toHaveLength(2);
+    const del = await axios('DELETE', `/api/v1/chat/sessions/${id}`, { user });
+    expect(del.statusCode, del.body).toBe(204);
+    const [row] = await q<{ deleted: boolean }>(
+      sql`select deleted_at is not null as deleted from chat_sessions where id = ${id}`,
+    );
+    expect(row!.deleted).toBe(true);
+    expect((await axios('POST', `/api/v1/chat/sessions/${id}/restore`, { user })).statusCode).toBe(200);
+  });
+
+  it('GET with JSON content type and no body is a read; a POST that needs a body names the field', async () => {
+    expect((await axios('GET', '/api/v1/chat/sessions')).statusCode).toBe(200);
+    expect((await axios('GET', '/api/v1/chat/agents')).statusCode).toBe(200);
+    const before = await count('chat_messages');
+    const r = await axios('POST', '/api/v1/chat/stream');
+    const body = expectEnvelope(r, 422);
+    expect(body.error.details).toEqual(
+      expect.arrayContaining([expect.objectContaining({ path: 'message' })]),
+    );
+    expect(await count('chat_messages')).toBe(before);
+  });
+
+  it('only a non-empty body that is not JSON is INVALID_JSON', async () => {
+    const r = await app.inject({
+      method: 'DELETE',
+      url: '/api/v1/chat/sessions/abc',
+      headers: { 'content-type': 'application/json', origin: ORIGIN },
+      payload: '{not json',
+    });
+    expect(expectEnvelope(r, 400).error.code).toBe('INVALID_JSON');
+  });
+});
+
+describe('hostile input is decided at validation', () => {
+  it('NUL and lone surrogates in stored text are 422 and write nothing', async () => {
+    const before = await Promise.all(['chat_sessions', 'chat_messages', 'investigations'].map(count));
+    const bad: Array<[string, string, unknown]> = [
+      ['POST', '/api/v1/chat/message', { message: 'a\u0000b' }],
+      ['POST', '/api/v1/chat/message', { message: 'ok', context: { 'k\u0000': 1 } }],
+      ['POST', '/api/v1/chat/message', { message: 'ok', context: { k: 'v\ud800' } }],
+      ['POST', '/api/v1/chat/message', { message: 'lone \udc00 low' }],
+      ['POST', `${INV}/`, { query: 'x\u0000' }],
+      ['POST', `${INV}/public/create`, { query: 'ok', filters: { organization: 'min\u0000' } }],
+      ['POST', `${INV}/public/create`, { query: 'ok', filters: { modalidade: '\ud83d' } }],
+    ];
+    for (const [method, url, body] of bad) {
+      const r = await axios(method as 'POST', url, { body });
+      expectEnvelope(r, 422);
+    }
+    expect(await Promise.all(['chat_sessions', 'chat_messages', 'investigations'].map(count))).toEqual(
+      before,
+    );
+  });
+
+  it('a rename with NUL is 422', async () => {
+    const user = 'renamer';
+    await axios('POST', '/api/v1/chat/message', { body: { message: 'oi', session_id: 'rename-me' }, user });
+    const r = await axios('PATCH', '/api/v1/chat/sessions/rename-me', { body: { title: 'a\u0000' }, user });
+    expectEnvelope(r, 422);
+  });
+
+  it('tampered session-list cursors are 422', async () => {
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    for (const cursor of [
+      b64(['2024', 'x']),
+      'Feb 30 2024',
+      b64(['Feb 30 2024', 'x']),
+      b64(['+275760-09-13T00:00:00.000Z', 'x']),
+      b64(['2024-02-30T00:00:00.000Z', 'x']),
+      b64([1, 2]),
+    ]) {
+      const r = await axios('GET', `/api/v1/chat/sessions?cursor=${encodeURIComponent(cursor)}`, {
+        user: 'lister',
+      });
+      expectEnvelope(r, 422);
+    }
+  });
+
+  it('a 36-character id that is not a UUID is 404 on stream and stop', async () => {
+    const id = '-'.repeat(36);
+    expect(expectEnvelope(await axios('GET', `/api/v1/chat/stream/${id}`), 404).error.code).toBe(
+      'MESSAGE_NOT_FOUND',
+    );
+    expect(expectEnvelope(await axios('POST', `/api/v1/chat/messages/${id}/stop`), 404).error.code).toBe(
+      'MESSAGE_NOT_FOUND',
+    );
+  });
+});
+
+describe('investigation pages (API.md §6.1)', () => {
+  const DEFAULT_BODY = {
+    query: 'Contratos suspeitos',
+    data_source: 'contracts',
+    filters: {},
+    anomaly_types: ['price', 'vendor', 'temporal'],
+    include_explanations: true,
+    stream_results: false,
+  };
+
+  it('the README documents the vocabulary table the code uses', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    for (const [front, native] of Object.entries(FRONTEND_ANOMALY_TYPES)) {
+      expect(readme).toContain(`| \`${front}\` | \`${native}\` |`);
+    }
+    for (const front of Object.keys(FRONTEND_FILTERS)) expect(readme).toContain(`\`${front}\``);
+    expect(new Set(Object.values(FRONTEND_ANOMALY_TYPES))).toEqual(new Set(ANOMALY_TYPES));
+  });
+
+  it('create → status → results on the bundled sample, readable by id by another user', async () => {
+    const created = await axios('POST', `${INV}/public/create`, { body: DEFAULT_BODY, user: 'alice' });
+    expect(created.statusCode, created.body).toBeGreaterThanOrEqual(200);
+    expect(created.statusCode).toBeLessThan(300);
+    const c = created.json();
+    expect(typeof c.investigation_id).toBe('string');
+    expect(c.status).toBe('pending');
+    expect(typeof c.message).toBe('string');
+    const id = c.investigation_id;
+
+    const progress: number[] = [];
+    const done = await until(
+      async () => {
+        const r = await axios('GET', `${INV}/public/status/${id}`, { user: 'alice' });
+        expect(r.statusCode).toBe(200);
+        const s = r.json();
+        expectStatusShape(s);
+        progress.push(s.progress);
+        return s;
+      },
+      (s) => s.status === 'completed',
+    );
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(done.progress).toBe(1);
+    expect(done.records_processed).toBeGreaterThan(0);
+
+    const r = await axios('GET', `${INV}/public/results/${id}`, { user: 'alice' });
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.headers['cache-control']).toMatch(/^private, max-age=\d+$/);
+    const res = r.json();
+    expect(res.investigation_id).toBe(id);
+    expect(res.status).toBe('completed');
+    expect(isoOrNull(res.started_at) && isoOrNull(res.completed_at)).toBe(true);
+    expect(res.anomalies_found).toBe(res.results.length);
+    expect(res.anomalies_found).toBe(done.anomalies_detected);
+    expect(res.total_records_analyzed).toBe(done.records_processed);
+    expect(typeof res.summary).toBe('string');
+    expect(res.confidence_score).toBeGreaterThanOrEqual(0);
+    expect(res.confidence_score).toBeLessThanOrEqual(1);
+    expect(typeof res.processing_time).toBe('number');
+    expect(res.metadata.is_demo_mode).toBe(true);
+    expect(Array.isArray(res.metadata.sources)).toBe(true);
+    const types = new Set(res.results.map((a: { type: string }) => a.type));
+    expect([...types].sort()).toEqual(['price', 'temporal', 'vendor']);
+    for (const a of res.results) {
+      expect(typeof a.anomaly_id).toBe('string');
+      expect(['high', 'medium', 'low']).toContain(a.severity);
+      expect(a.confidence).toBeGreaterThanOrEqual(0);
+      expect(a.confidence).toBeLessThanOrEqual(1);
+      expect(a.description.trim().length).toBeGreaterThan(0);
+      expect(a.explanation.trim().length).toBeGreaterThan(0);
+      expect(a.affected_records.length).toBeGreaterThan(0);
+      for (const rec of a.affected_records) {
+        expect(rec.data.id).toBe(rec.id);
+        expect(typeof rec.data.fornecedor).toBe('string');
+        expect(typeof rec.data.orgao).toBe('string');
+        expect(typeof rec.data.valor_final).toBe('number');
+      }
+      expect(a.suggested_actions.length).toBeGreaterThan(0);
+      expect(a.suggested_actions.join(' ')).toMatch(/Lei de Acesso à Informação/);
+      expect(a.suggested_actions.join(' ')).toMatch(/ouvidoria|CGU|TCU/);
+      const cut =
+        a.metadata.severity_score >= 0.7 ? 'high' : a.metadata.severity_score >= 0.4 ? 'medium' : 'low';
+      expect(a.severity).toBe(cut);
+      expect(a.metadata.detector).toBe(FRONTEND_ANOMALY_TYPES[a.type as keyof typeof FRONTEND_ANOMALY_TYPES]);
+    }
+    // The native results carry no contract data in their evidence.
+    const native = await axios('GET', `${INV}/${id}/results`, { user: 'alice' });
+    expect(JSON.stringify(native.json())).not.toContain('affected_contracts');
+
+    // A share link: bob reads it by id, anonymous too; neither can cancel it or see it in a list.
+    for (const user of ['bob', undefined]) {
+      const s = await axios('GET', `${INV}/public/status/${id}`, { user });
+      expect(s.statusCode).toBe(200);
+      expect(s.headers['cache-control']).toMatch(/^private, max-age=/);
+      expect((await axios('GET', `${INV}/public/results/${id}`, { user })).json().results).toHaveLength(
+        res.results.length,
+      );
+      expect((await axios('DELETE', `${INV}/${id}`, { user })).statusCode).toBe(404);
+    }
+    expect((await axios('GET', `${INV}/`, { user: 'bob' })).json()).toEqual([]);
+    const list = (await axios('GET', `${INV}/`, { user: 'alice' })).json();
+    expect(list).toHaveLength(1);
+    expectStatusShape(list[0]);
+  });
+
+  it('an uploaded-data investigation is owner-only on public/*', async () => {
+    const contract = {
+      id: 'up-1',
+      objeto: 'Serviço',
+      orgao: 'Órgão X',
+      orgao_codigo: '123',
+      fornecedor: 'Empresa Y',
+      cnpj_fornecedor: '12.345.678/0001-90',
+      valor_inicial: 1000,
+      data_assinatura: '2024-01-10',
+      modalidade: 'Pregão',
+    };
+    const created = await axios('POST', `${INV}/public/create`, {
+      body: { data_source: 'upload', contracts: [contract], anomaly_types: ['payment'] },
+      user: 'carol',
+    });
+    expect(created.statusCode, created.body).toBe(202);
+    const id = created.json().investigation_id;
+    await until(
+      async () => (await axios('GET', `${INV}/public/status/${id}`, { user: 'carol' })).json(),
+      (s) => s.status === 'completed',
+    );
+    expect((await axios('GET', `${INV}/public/results/${id}`, { user: 'carol' })).statusCode).toBe(200);
+    for (const user of ['dave', undefined]) {
+      expectEnvelope(await axios('GET', `${INV}/public/status/${id}`, { user }), 404);
+      expectEnvelope(await axios('GET', `${INV}/public/results/${id}`, { user }), 404);
+    }
+  });
+
+  it('a cancelled investigation reads cancelled; results of a running one are 409, not cached', async () => {
+    const created = await axios('POST', `${INV}/public/create`, { body: DEFAULT_BODY, user: 'erin' });
+    const id = created.json().investigation_id;
+    const early = await axios('GET', `${INV}/public/results/${id}`, { user: 'erin' });
+    if (early.statusCode === 409) expect(early.headers['cache-control']).toBe('no-store');
+    await axios('DELETE', `${INV}/${id}`, { user: 'erin' });
+    const s = (await axios('GET', `${INV}/public/status/${id}`, { user: 'erin' })).json();
+    expect(['cancelled', 'completed']).toContain(s.status);
+  });
+
+  it('frontend data sources without data are 422 naming what is supported; nothing is written', async () => {
+    const before = await count('investigations');
+    for (const data_source of ['expenses', 'agreements', 'biddings', 'servants']) {
+      const r = await axios('POST', `${INV}/public/create`, {
+        body: { ...DEFAULT_BODY, data_source },
+        user: 'f',
+      });
+      const body = expectEnvelope(r, 422);
+      expect(JSON.stringify(body.error.details)).toContain('contracts');
+    }
+    expect(await count('investigations')).toBe(before);
+  });
+
+  it('frontend filter names filter the contracts like the native ones', async () => {
+    const run = async (filters: Record<string, string>) => {
+      const r = await axios('POST', `${INV}/public/create`, {
+        body: { ...DEFAULT_BODY, anomaly_types: ['pattern'], filters },
+        user: 'gina',
+      });
+      expect(r.statusCode, r.body).toBe(202);
+      const id = r.json().investigation_id;
+      const [row] = await q<{ filters: Record<string, unknown> }>(
+        sql`select filters from investigations where id = ${id}`,
+      );
+      return { id, filters: row!.filters };
+    };
+    const a = await run({ start_date: '2024-01-01', end_date: '2024-06-30', organization: '26000' });
+    expect(a.filters).toMatchObject({
+      data_inicio: '2024-01-01',
+      data_fim: '2024-06-30',
+      orgao_codigo: '26000',
+    });
+    const b = await run({ organization: 'Ministério da Saúde' });
+    expect(b.filters).toMatchObject({ query: 'Ministério da Saúde' });
+    expect(b.filters).not.toHaveProperty('organization');
+  });
+
+  it('the poll reads have their own budget: a page polling back to back leaves chat reads alone', async () => {
+    const limited = await createTestApp({
+      db: tdb.handle,
+      redis,
+      env: { JWT_SECRET: SECRET, RATE_LIMIT_READ_PER_MINUTE: '5', RATE_LIMIT_POLL_PER_MINUTE: '1000' },
+    });
+    try {
+      // A user of its own: the limiter's buckets are shared with the other apps of this file.
+      const headers = { authorization: `Bearer ${await signHS256(SECRET, { sub: `poller-${Date.now()}` })}` };
+      const created = await limited.inject({
+        method: 'POST',
+        url: `${INV}/public/create`,
+        payload: {},
+        headers,
+      });
+      const id = created.json().investigation_id;
+      for (let i = 0; i < 20; i++) {
+        const r = await limited.inject({ url: `${INV}/public/status/${id}`, headers });
+        expect(r.statusCode).toBe(200);
+      }
+      const reads: number[] = [];
+      for (let i = 0; i < 6; i++)
+        reads.push((await limited.inject({ url: '/api/v1/chat/sessions', headers })).statusCode);
+      expect(reads).toEqual([200, 200, 200, 200, 200, 429]);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('POST /investigations/ is rate-limited by RATE_LIMIT_INVESTIGATIONS_PER_MINUTE', async () => {
+    const limited = await createTestApp({
+      db: tdb.handle,
+      redis,
+      env: { JWT_SECRET: SECRET, RATE_LIMIT_INVESTIGATIONS_PER_MINUTE: '2' },
+    });
+    try {
+      // A user of its own: the limiter's buckets are shared with the other apps of this file.
+      const headers = {
+        authorization: `Bearer ${await signHS256(SECRET, { sub: `starter-${Date.now()}` })}`,
+      };
+      const before = await count('investigations');
+      const codes: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await limited.inject({
+          method: 'POST',
+          url: `${INV}/`,
+          payload: { query: `rl ${i}` },
+          headers,
+        });
+        codes.push(r.statusCode);
+      }
+      expect(codes).toEqual([202, 202, 429]);
+      expect(await count('investigations')).toBe(before + 2);
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
+describe('Maritaca mode (API.md §2.1)', () => {
+  const maritaca = (body: unknown) =>
+    app.inject({
+      method: 'POST',
+      url: '/api/v1/chat/direct/maritaca',
+      headers: { 'content-type': 'application/json', origin: ORIGIN },
+      payload: JSON.stringify(body),
+    });
+  const body = (session_id: string, content: string, model = 'sabiazinho-4') => ({
+    messages: [{ role: 'user', content }],
+    model,
+    temperature: 0.7,
+    max_tokens: 2048,
+    stream: false,
+    session_id,
+    context: { maritacaModel: model },
+  });
+
+  it('answers a turn in JSON, stores both sides, and the history is the next turn’s context', async () => {
+    const sid = `session_${Date.now()}_abc1234`;
+    const r = await maritaca(body(sid, 'Primeira pergunta'));
+    expect(r.statusCode, r.body).toBe(200);
+    const a = r.json();
+    expect(a.content.length).toBeGreaterThan(0);
+    expect(a.response).toBe(a.content);
+    expect(a.message).toBe(a.content);
+    expect(a.session_id).toBe(sid);
+    expect(typeof a.message_id).toBe('string');
+    expect(a.model).toBe('sabiazinho-4');
+    expect(typeof a.finish_reason).toBe('string');
+    expect(a.metadata).toMatchObject({ model: 'sabiazinho-4', agent_id: expect.any(String) });
+    expect(fake.requests.at(-1)!.body.model).toBe('sabiazinho-4');
+
+    await maritaca(body(sid, 'Segunda pergunta'));
+    const prompt = fake.requests
+      .at(-1)!
+      .body.messages!.map((m) => m.content)
+      .join('\n');
+    expect(prompt).toContain('Primeira pergunta');
+
+    // The session is anonymous on the wire: a logged-in user holding its id reads both sides.
+    const user = 'maritaca-reader';
+    expect((await axios('GET', `/api/v1/chat/history/${sid}`, { user })).json().messages).toHaveLength(4);
+  });
+
+  it('a model the operator does not allow is ignored', async () => {
+    const r = await maritaca(body(`session_${Date.now()}_zzz`, 'Oi', 'gpt-9-ultra'));
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json().model).toBe('operator-model');
+    expect(fake.requests.at(-1)!.body.model).toBe('operator-model');
+  });
+
+  it('the identical retry within 30 s attaches to the same turn while it runs', async () => {
+    fake.queueScript({ tokens: ['Resposta ', 'lenta.'], firstTokenDelayMs: 600 });
+    const sid = `session_${Date.now()}_retry`;
+    const [x, y] = await Promise.all([
+      maritaca(body(sid, 'Pergunta repetida')),
+      new Promise((r) => setTimeout(r, 150)).then(() => maritaca(body(sid, 'Pergunta repetida'))),
+    ]);
+    expect(x.statusCode, x.body).toBe(200);
+    expect(y.statusCode, y.body).toBe(200);
+    expect(y.json().message_id).toBe(x.json().message_id);
+    const [n] = await q<{ n: number }>(
+      sql`select count(*)::int as n from chat_messages where session_id = ${sid}`,
+    );
+    expect(n!.n).toBe(2);
+  });
+
+  it('a body without a usable last message is 422 naming it, and writes nothing', async () => {
+    const before = await count('chat_messages');
+    for (const bad of [
+      {},
+      { messages: [] },
+      { messages: [{ role: 'user', content: ' ' }] },
+      { messages: [{ content: 3 }] },
+    ]) {
+      const r = await maritaca(bad);
+      const b = expectEnvelope(r, 422);
+      expect(JSON.stringify(b.error.details)).toContain('messages');
+    }
+    expect(await count('chat_messages')).toBe(before);
+  });
+});
