@@ -1,9 +1,11 @@
 // The real frontend's requests, headers included: investigation pages, Maritaca mode, axios's empty bodies, the error envelope.
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
+import { createInvestigationRepo } from '../src/modules/investigations/investigations.repo.js';
 import { ANOMALY_TYPES } from '../src/modules/investigations/types.js';
 import { FRONTEND_ANOMALY_TYPES, FRONTEND_FILTERS } from '../src/modules/investigations/vocabulary.js';
 import { createTestApp } from './support/app.js';
@@ -380,6 +382,36 @@ describe('investigation pages (API.md §6.1)', () => {
     await axios('DELETE', `${INV}/${id}`, { user: 'erin' });
     const s = (await axios('GET', `${INV}/public/status/${id}`, { user: 'erin' })).json();
     expect(['cancelled', 'completed']).toContain(s.status);
+  });
+
+  it('progress never goes back, even when a run is handed to a new run after a restart', async () => {
+    const repo = createInvestigationRepo(tdb.handle.db);
+    const id = randomUUID();
+    await tdb.handle.db.transaction((tx) =>
+      repo.insert(
+        tx,
+        { id, query: 'p', dataSource: 'contracts', sourceKind: 'sample', anomalyTypes: ['price_outlier'] },
+        null,
+      ),
+    );
+    const first = (await repo.claimRun(id, 'instance-a'))!;
+    expect(await repo.progress(id, first.runCount, { progress: 0.6 })).toBe(true);
+    await repo.requeue(id, first.runCount, 'requeued');
+    const second = (await repo.claimRun(id, 'instance-b'))!;
+    expect(second.runCount).toBe(first.runCount + 1);
+    const read = async () =>
+      (await axios('GET', `${INV}/public/status/${id}`)).json() as {
+        progress: number;
+        current_phase: string;
+      };
+    expect((await read()).progress).toBeCloseTo(0.6, 3);
+    await repo.progress(id, second.runCount, { progress: 0.1, currentPhase: 'collecting' });
+    expect(await read()).toMatchObject({
+      progress: expect.closeTo(0.6, 3),
+      current_phase: 'Coletando contratos',
+    });
+    await repo.progress(id, second.runCount, { progress: 0.8 });
+    expect((await read()).progress).toBeCloseTo(0.8, 3);
   });
 
   it('frontend data sources without data are 422 naming what is supported; nothing is written', async () => {
