@@ -1,36 +1,11 @@
 // The agent pipeline of one turn: intent → agent → memory + history → model stream.
 import type { Logger } from 'pino';
-import type { GenEvent } from '../generation/events.js';
-import type { ChatTurnMessage, ModelEvent, ModelProvider, ModelUsage } from '../llm/provider.js';
-import { type DetectedIntent, detectIntent, type RoutedAgent, routeAgent } from './intent.js';
+import type { PipelineEvent, TurnInput, TurnState } from '../generation/generation.js';
+import type { ChatTurnMessage, ModelProvider } from '../llm/provider.js';
+import { detectIntent, routeAgent } from './intent.js';
 import { getAgent } from './roster.js';
 
-export interface TurnInput {
-  message: string;
-  requestedAgentId?: string;
-  sessionId: string;
-  userId: string | null;
-  /** The user message's position; history is what came before it. */
-  userSeq: number;
-  context: Record<string, unknown> | null;
-}
-
-/** Filled in as the pipeline learns things; the producer stores it with the reply. */
-export interface TurnState {
-  agent?: RoutedAgent;
-  intent?: DetectedIntent;
-  model?: string;
-  /** Extra fields for the `complete` event (contracts on the contract-search path). */
-  completeExtra: Record<string, unknown>;
-  suggestedActions: string[];
-}
-
-export type PipelineEvent =
-  | { type: 'event'; event: GenEvent }
-  | { type: 'token'; text: string }
-  | { type: 'done'; finishReason: string; usage: ModelUsage }
-  /** The model's own token/done stream, last: the consumer reads it directly, one hop less per token. */
-  | { type: 'model'; stream: AsyncIterable<ModelEvent> };
+export type { PipelineEvent, TurnInput, TurnState };
 
 export interface PromptParts {
   agentId: string;
@@ -38,6 +13,8 @@ export interface PromptParts {
   memory: { conversation: string[]; episodic: string[] };
   userMessage: string;
   context: Record<string, unknown> | null;
+  /** Appended to the agent's system prompt (per-turn, e.g. the academy's lesson). */
+  promptSuffix?: string;
 }
 
 export interface PipelineDeps {
@@ -84,13 +61,14 @@ export async function* runPipeline(
   state.intent = intent;
   yield { type: 'event', event: { type: 'intent', intent: intent.intent, confidence: intent.confidence } };
 
-  const agent = routeAgent(input.requestedAgentId, intent);
+  // A fixed agent (the academy's teacher) answers whatever the intent.
+  const agent = routeAgent(input.fixedAgentId ?? input.requestedAgentId, intent);
   state.agent = agent;
   state.suggestedActions = suggestions[intent.intent] ?? ['Investigar contratos', 'Pedir ajuda'];
   yield { type: 'event', event: { type: 'agent_selected', agent_id: agent.echoId, agent_name: agent.name } };
 
   let contextNote: string | undefined;
-  if (intent.intent === 'investigate' && deps.searchContracts) {
+  if (intent.intent === 'investigate' && deps.searchContracts && !input.fixedAgentId) {
     for await (const ev of deps.searchContracts(input, state, signal)) {
       if (ev.type === 'note') contextNote = ev.text;
       else yield ev;
@@ -116,7 +94,14 @@ export async function* runPipeline(
   // The offline agent answers from the hints; building a prompt it never reads is wasted work.
   const messages = offline
     ? [{ role: 'user' as const, content: input.message }]
-    : deps.buildMessages({ agentId: agent.id, history, memory, userMessage: input.message, context });
+    : deps.buildMessages({
+        agentId: agent.id,
+        history,
+        memory,
+        userMessage: input.message,
+        context,
+        promptSuffix: input.promptSuffix,
+      });
   const model = deps.model.modelFor(agent.id);
   state.model = model;
 

@@ -1,11 +1,12 @@
 // Chat routes (API.md sections 1–3): thin — parse, call one service function, shape the answer.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors.js';
 import { callerId } from '../../plugins/auth.js';
-import { openSse, type SseStream } from '../../plugins/sse.js';
+import { pipeSse } from '../../plugins/sse.js';
 import { listAgents } from '../agents/roster.js';
 import { parseCursor } from '../generation/events.js';
-import type { LocalReplay, ReplySource } from '../generation/replay.js';
+import { streamMetaOf, toMessage } from '../generation/generation.repo.js';
+import type { Replies, ReplyStream } from '../generation/replies.js';
 import {
   type ChatBody,
   chatBodySchema,
@@ -17,11 +18,14 @@ import {
   sessionParamsSchema,
 } from './chat.schemas.js';
 import type { Caller, ChatService } from './chat.service.js';
-import type { TurnService, TurnStart } from './chat.turns.js';
+import type { TurnService } from './chat.turns.js';
+import type { Encoder } from './encoders/encoder.js';
+import { nativeSse } from './encoders/native.js';
 
 export interface ChatRoutesDeps {
   chat: ChatService;
   turns: TurnService;
+  replies: Replies;
   maxMessageChars: number;
   heartbeatMs: number;
   onDisconnect: 'continue' | 'cancel';
@@ -33,7 +37,7 @@ export function callerOf(request: FastifyRequest): Caller {
   return { userId: callerId(request) };
 }
 
-function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   const raw = request.headers['idempotency-key'];
   if (raw === undefined) return undefined;
   const key = Array.isArray(raw) ? raw[0] : raw;
@@ -43,39 +47,19 @@ function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   return key;
 }
 
-/** Writes a local generation's log as it grows: every entry available on a wake-up goes out at once. */
-async function pumpLocal({ generation: gen, from }: LocalReplay, sse: SseStream) {
-  let i = from;
-  for (;;) {
-    while (i < gen.entries.length && !sse.closed) {
-      const entry = gen.entries[i++]!;
-      if (!sse.send(entry.id, entry.event)) await sse.drained();
-    }
-    if (gen.ended || sse.closed) return;
-    await gen.changed();
-  }
-}
-
-async function pump(source: ReplySource, sse: SseStream, request: FastifyRequest) {
-  try {
-    if ('generation' in source) {
-      await pumpLocal(source, sse);
-    } else {
-      for await (const entry of source) {
-        if (sse.closed) break;
-        if (!sse.send(entry.id, entry.event)) await sse.drained();
-      }
-    }
-  } catch (err) {
-    request.log.error({ err }, 'stream subscriber failed');
-    sse.send('0-0', {
-      type: 'error',
-      message: 'A transmissão foi interrompida. Tente novamente.',
-      code: 'STREAM_FAILED',
-      fallback_endpoint: '/api/v1/chat/message',
-    });
-  }
-  sse.end();
+/** Writes a reply to the client in one protocol; the route's whole streaming part. */
+export function sendReply(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  stream: ReplyStream,
+  opts: { encoder: Encoder; heartbeatMs: number; onClientClose(): void },
+): Promise<void> {
+  const frames = opts.encoder.encode(stream, (err) => request.log.error({ err }, 'stream subscriber failed'));
+  return pipeSse(request, reply, frames, {
+    heartbeatMs: opts.heartbeatMs,
+    headers: opts.encoder.headers,
+    onClientClose: opts.onClientClose,
+  });
 }
 
 export async function chatRoutes(app: FastifyInstance, deps: ChatRoutesDeps) {
@@ -85,15 +69,6 @@ export async function chatRoutes(app: FastifyInstance, deps: ChatRoutesDeps) {
     return settings ? { rateLimit: settings } : {};
   };
 
-  const sourceOf = async (
-    request: FastifyRequest,
-    turn: TurnStart,
-    signal: AbortSignal,
-  ): Promise<ReplySource> =>
-    turn.kind === 'new'
-      ? { generation: turn.generation, from: 0 }
-      : deps.turns.entries(callerOf(request), turn.messageId, null, signal, { checked: true });
-
   app.post<{ Body: ChatBody }>(
     '/stream',
     { schema: { body }, config: limit('chat') },
@@ -101,34 +76,29 @@ export async function chatRoutes(app: FastifyInstance, deps: ChatRoutesDeps) {
       const caller = callerOf(request);
       const turn = await deps.turns.start(caller, request.body, idempotencyKeyOf(request));
       const gone = new AbortController();
-      const source = await sourceOf(request, turn, gone.signal);
-      const sse = openSse(request, reply, { heartbeatMs: deps.heartbeatMs });
-      sse.onClientClose(() => {
-        gone.abort();
-        // A disconnect is not a stop: under `continue` the reply runs to the end and is stored.
-        if (deps.onDisconnect === 'cancel' && turn.kind === 'new') turn.generation.abort('interrupted');
+      const stream = await deps.replies.subscribe(turn.messageId, null, caller, {
+        signal: gone.signal,
+        verified: true,
       });
-      await pump(source, sse, request);
+      await sendReply(request, reply, stream, {
+        encoder: nativeSse,
+        heartbeatMs: deps.heartbeatMs,
+        onClientClose() {
+          gone.abort();
+          // A disconnect is not a stop: under `continue` the reply runs to the end and is stored.
+          if (deps.onDisconnect === 'cancel') turn.cancel();
+        },
+      });
     },
   );
 
   app.post<{ Body: ChatBody }>('/message', { schema: { body }, config: limit('chat') }, async (request) => {
     const caller = callerOf(request);
     const turn = await deps.turns.start(caller, request.body, idempotencyKeyOf(request));
-    let messageId: string;
-    if (turn.kind === 'new') {
-      messageId = (await turn.generation.done).messageId;
-    } else {
-      messageId = turn.messageId;
-      const source = await deps.turns.entries(caller, turn.messageId, null, new AbortController().signal, {
-        checked: true,
-      });
-      // Wait for the end of the attached turn, wherever it runs.
-      if ('generation' in source) await source.generation.done;
-      else for await (const _ of source);
-    }
-    const row = await deps.turns.message(messageId);
+    // Waits for the end of the turn, wherever it runs.
+    const row = await deps.replies.result(turn.messageId, caller, { verified: true });
     if (row.status === 'failed' || row.status === 'interrupted') throw new AppError('GENERATION_FAILED');
+    const { metadata } = toMessage(row);
     return {
       session_id: turn.sessionId,
       message_id: row.id,
@@ -138,9 +108,9 @@ export async function chatRoutes(app: FastifyInstance, deps: ChatRoutesDeps) {
       agent_name: row.agent_name,
       intent: row.intent,
       confidence: row.confidence,
-      suggested_actions: turn.kind === 'new' ? (await turn.generation.done).suggestedActions : [],
+      suggested_actions: streamMetaOf(row)?.suggested_actions ?? [],
       usage: row.usage,
-      metadata: { ...row.metadata, status: row.status, finish_reason: row.finish_reason },
+      metadata: { ...metadata, status: row.status, finish_reason: row.finish_reason },
     };
   });
 
@@ -153,22 +123,21 @@ export async function chatRoutes(app: FastifyInstance, deps: ChatRoutesDeps) {
       if (raw && !after)
         throw new AppError('VALIDATION_ERROR', 'Last-Event-ID is not a cursor of this stream.');
       const gone = new AbortController();
-      const source = await deps.turns.entries(
-        callerOf(request),
-        request.params.message_id,
-        after,
-        gone.signal,
-      );
-      const sse = openSse(request, reply, { heartbeatMs: deps.heartbeatMs });
-      sse.onClientClose(() => gone.abort());
-      await pump(source, sse, request);
+      const stream = await deps.replies.subscribe(request.params.message_id, after, callerOf(request), {
+        signal: gone.signal,
+      });
+      await sendReply(request, reply, stream, {
+        encoder: nativeSse,
+        heartbeatMs: deps.heartbeatMs,
+        onClientClose: () => gone.abort(),
+      });
     },
   );
 
   app.post<{ Params: { message_id: string } }>(
     '/messages/:message_id/stop',
     { schema: { params: messageParamsSchema }, config: limit('read') },
-    async (request) => deps.turns.stop(callerOf(request), request.params.message_id),
+    async (request) => deps.replies.stop(request.params.message_id, callerOf(request)),
   );
 
   app.get<{ Querystring: { limit: number; offset: number; cursor?: string } }>(

@@ -1,6 +1,9 @@
 // Zod schemas and response shapes of the chat routes (API.md sections 1–3).
 import { z } from 'zod';
-import type { MessageRow, SessionRow } from './chat.repo.js';
+import { toMessage } from '../generation/generation.repo.js';
+import type { SessionRow } from './chat.repo.js';
+
+export { toMessage };
 
 export const SESSION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 const MAX_CONTEXT_BYTES = 16 * 1024;
@@ -67,22 +70,6 @@ export function toSession(r: SessionRow) {
     last_message_at: iso(r.last_message_at),
     last_activity: iso(r.last_activity_at),
     context: r.context ?? {},
-  };
-}
-
-export function toMessage(r: MessageRow) {
-  return {
-    id: r.id,
-    session_id: r.session_id,
-    role: r.role,
-    content: r.content,
-    status: r.status,
-    agent_id: r.agent_id,
-    agent_name: r.agent_name,
-    intent: r.intent,
-    timestamp: iso(r.created_at),
-    usage: r.usage,
-    metadata: { ...(r.metadata ?? {}), ...(r.finish_reason ? { finish_reason: r.finish_reason } : {}) },
   };
 }
 
