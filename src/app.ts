@@ -1,8 +1,8 @@
 // buildApp(deps): wires config, infrastructure and modules into a Fastify instance. Never listens.
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import pino, { type Logger } from 'pino';
-import type { ZodType } from 'zod';
 import type { Config } from './config.js';
 import { createDb, type DbHandle } from './db/client.js';
 import { migrate, pendingMigrations } from './db/migrate.js';
@@ -142,11 +142,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   } as AppInfra;
   app.decorate('infra', infra);
 
-  // Routes declare zod schemas; a failure becomes a 422 with the issues (see errors.ts).
-  app.setValidatorCompiler(({ schema }) => (data) => {
-    const result = (schema as ZodType).safeParse(data);
-    return result.success ? { value: result.data } : { error: result.error };
-  });
+  // Routes declare zod schemas (fastify-type-provider-zod): requests are validated, a failure is a
+  // 422 with the issues (see errors.ts), and responses are checked against their schema when serialized.
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
 
   // JSON is the only body this API reads by default; text/plain would reach validation as a string.
   app.removeContentTypeParser('text/plain');

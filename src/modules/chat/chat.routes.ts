@@ -1,5 +1,7 @@
 // Chat routes (API.md sections 1–3): thin — parse, call one service function, shape the answer.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { AppError } from '../../errors.js';
 import { callerId } from '../../plugins/auth.js';
 import { pipeSse } from '../../plugins/sse.js';
@@ -8,14 +10,21 @@ import { parseCursor } from '../generation/events.js';
 import { streamMetaOf, toMessage } from '../generation/generation.repo.js';
 import type { Replies, ReplyStream } from '../generation/replies.js';
 import {
-  type ChatBody,
+  agentListSchema,
   chatBodySchema,
+  eventStreamSchema,
   historyQuerySchema,
+  historySchema,
   listSessionsQuerySchema,
   messageParamsSchema,
+  messageSchema,
+  noContentSchema,
   renameBodySchema,
   resumeQuerySchema,
+  sessionListSchema,
   sessionParamsSchema,
+  sessionSchema,
+  turnAnswerSchema,
 } from './chat.schemas.js';
 import type { Caller, ChatService } from './chat.service.js';
 import type { TurnService } from './chat.turns.js';
@@ -62,25 +71,29 @@ export function sendReply(
   });
 }
 
-export async function chatRoutes(app: FastifyInstance, deps: ChatRoutesDeps) {
+const keyHeaders = z.looseObject({ 'idempotency-key': z.string().optional() });
+const resumeHeaders = z.looseObject({ 'last-event-id': z.string().max(40).optional() });
+const stream = { 200: eventStreamSchema };
+
+export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, deps) => {
   const body = chatBodySchema(deps.maxMessageChars);
   const limit = (cls: 'chat' | 'read'): Record<string, unknown> => {
     const settings = deps.rateLimit?.(cls);
     return settings ? { rateLimit: settings } : {};
   };
 
-  app.post<{ Body: ChatBody }>(
+  app.post(
     '/stream',
-    { schema: { body }, config: limit('chat') },
+    { schema: { body, headers: keyHeaders, response: stream }, config: limit('chat') },
     async (request, reply) => {
       const caller = callerOf(request);
       const turn = await deps.turns.start(caller, request.body, idempotencyKeyOf(request));
       const gone = new AbortController();
-      const stream = await deps.replies.subscribe(turn.messageId, null, caller, {
+      const replyStream = await deps.replies.subscribe(turn.messageId, null, caller, {
         signal: gone.signal,
         verified: true,
       });
-      await sendReply(request, reply, stream, {
+      await sendReply(request, reply, replyStream, {
         encoder: nativeSse,
         heartbeatMs: deps.heartbeatMs,
         onClientClose() {
@@ -92,41 +105,53 @@ export async function chatRoutes(app: FastifyInstance, deps: ChatRoutesDeps) {
     },
   );
 
-  app.post<{ Body: ChatBody }>('/message', { schema: { body }, config: limit('chat') }, async (request) => {
-    const caller = callerOf(request);
-    const turn = await deps.turns.start(caller, request.body, idempotencyKeyOf(request));
-    // Waits for the end of the turn, wherever it runs.
-    const row = await deps.replies.result(turn.messageId, caller, { verified: true });
-    if (row.status === 'failed' || row.status === 'interrupted') throw new AppError('GENERATION_FAILED');
-    const { metadata } = toMessage(row);
-    return {
-      session_id: turn.sessionId,
-      message_id: row.id,
-      user_message_id: row.reply_to,
-      message: row.content,
-      agent_id: request.body.agent_id ?? row.agent_id,
-      agent_name: row.agent_name,
-      intent: row.intent,
-      confidence: row.confidence,
-      suggested_actions: streamMetaOf(row)?.suggested_actions ?? [],
-      usage: row.usage,
-      metadata: { ...metadata, status: row.status, finish_reason: row.finish_reason },
-    };
-  });
+  app.post(
+    '/message',
+    { schema: { body, headers: keyHeaders, response: { 200: turnAnswerSchema } }, config: limit('chat') },
+    async (request) => {
+      const caller = callerOf(request);
+      const turn = await deps.turns.start(caller, request.body, idempotencyKeyOf(request));
+      // Waits for the end of the turn, wherever it runs.
+      const row = await deps.replies.result(turn.messageId, caller, { verified: true });
+      if (row.status === 'failed' || row.status === 'interrupted') throw new AppError('GENERATION_FAILED');
+      const { metadata } = toMessage(row);
+      return {
+        session_id: turn.sessionId,
+        message_id: row.id,
+        user_message_id: row.reply_to,
+        message: row.content,
+        agent_id: request.body.agent_id ?? row.agent_id,
+        agent_name: row.agent_name,
+        intent: row.intent,
+        confidence: row.confidence,
+        suggested_actions: streamMetaOf(row)?.suggested_actions ?? [],
+        usage: row.usage,
+        metadata: { ...metadata, status: row.status, finish_reason: row.finish_reason },
+      };
+    },
+  );
 
-  app.get<{ Params: { message_id: string }; Querystring: { after?: string } }>(
+  app.get(
     '/stream/:message_id',
-    { schema: { params: messageParamsSchema, querystring: resumeQuerySchema }, config: limit('read') },
+    {
+      schema: {
+        params: messageParamsSchema,
+        querystring: resumeQuerySchema,
+        headers: resumeHeaders,
+        response: stream,
+      },
+      config: limit('read'),
+    },
     async (request, reply) => {
-      const raw = (request.headers['last-event-id'] as string | undefined) ?? request.query.after;
+      const raw = request.headers['last-event-id'] ?? request.query.after;
       const after = parseCursor(raw);
       if (raw && !after)
         throw new AppError('VALIDATION_ERROR', 'Last-Event-ID is not a cursor of this stream.');
       const gone = new AbortController();
-      const stream = await deps.replies.subscribe(request.params.message_id, after, callerOf(request), {
+      const replyStream = await deps.replies.subscribe(request.params.message_id, after, callerOf(request), {
         signal: gone.signal,
       });
-      await sendReply(request, reply, stream, {
+      await sendReply(request, reply, replyStream, {
         encoder: nativeSse,
         heartbeatMs: deps.heartbeatMs,
         onClientClose: () => gone.abort(),
@@ -134,68 +159,81 @@ export async function chatRoutes(app: FastifyInstance, deps: ChatRoutesDeps) {
     },
   );
 
-  app.post<{ Params: { message_id: string } }>(
+  app.post(
     '/messages/:message_id/stop',
-    { schema: { params: messageParamsSchema }, config: limit('read') },
+    { schema: { params: messageParamsSchema, response: { 200: messageSchema } }, config: limit('read') },
     async (request) => deps.replies.stop(request.params.message_id, callerOf(request)),
   );
 
-  app.get<{ Querystring: { limit: number; offset: number; cursor?: string } }>(
+  app.get(
     '/sessions',
-    { schema: { querystring: listSessionsQuerySchema }, config: limit('read') },
+    {
+      schema: { querystring: listSessionsQuerySchema, response: { 200: sessionListSchema } },
+      config: limit('read'),
+    },
     async (request) => deps.chat.listSessions(callerOf(request), request.query),
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/sessions/:id',
-    { schema: { params: sessionParamsSchema }, config: limit('read') },
+    { schema: { params: sessionParamsSchema, response: { 200: sessionSchema } }, config: limit('read') },
     async (request) => deps.chat.getSession(callerOf(request), request.params.id),
   );
 
-  app.patch<{ Params: { id: string }; Body: { title: string } }>(
+  app.patch(
     '/sessions/:id',
-    { schema: { params: sessionParamsSchema, body: renameBodySchema }, config: limit('read') },
+    {
+      schema: { params: sessionParamsSchema, body: renameBodySchema, response: { 200: sessionSchema } },
+      config: limit('read'),
+    },
     async (request) => deps.chat.renameSession(callerOf(request), request.params.id, request.body.title),
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/sessions/:id',
-    { schema: { params: sessionParamsSchema }, config: limit('read') },
+    { schema: { params: sessionParamsSchema, response: { 204: noContentSchema } }, config: limit('read') },
     async (request, reply) => {
       await deps.chat.deleteSession(callerOf(request), request.params.id);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
-  app.post<{ Params: { id: string } }>(
+  app.post(
     '/sessions/:id/restore',
-    { schema: { params: sessionParamsSchema }, config: limit('read') },
+    { schema: { params: sessionParamsSchema, response: { 200: sessionSchema } }, config: limit('read') },
     async (request) => deps.chat.restoreSession(callerOf(request), request.params.id),
   );
 
-  app.get<{ Params: { id: string }; Querystring: { limit: number; before?: string } }>(
+  app.get(
     '/history/:id',
-    { schema: { params: sessionParamsSchema, querystring: historyQuerySchema }, config: limit('read') },
+    {
+      schema: {
+        params: sessionParamsSchema,
+        querystring: historyQuerySchema,
+        response: { 200: historySchema },
+      },
+      config: limit('read'),
+    },
     async (request) => deps.chat.history(callerOf(request), request.params.id, request.query),
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/history/:id',
-    { schema: { params: sessionParamsSchema }, config: limit('read') },
+    { schema: { params: sessionParamsSchema, response: { 204: noContentSchema } }, config: limit('read') },
     async (request, reply) => {
       await deps.chat.clearHistory(callerOf(request), request.params.id);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
-  app.get('/agents', { config: limit('read') }, async () =>
+  app.get('/agents', { schema: { response: { 200: agentListSchema } }, config: limit('read') }, async () =>
     listAgents().map((a) => ({
       id: a.id,
       name: a.name,
       avatar: a.avatar,
       role: a.role,
       description: a.description,
-      status: 'active',
+      status: 'active' as const,
     })),
   );
-}
+};
