@@ -8,7 +8,7 @@ import { createDb, type DbHandle } from './db/client.js';
 import { migrate, pendingMigrations } from './db/migrate.js';
 import { registerErrorHandling } from './errors.js';
 import { createAdmission } from './modules/chat/admission.js';
-import { createGenerationRegistry, registerChat } from './modules/chat/chat.module.js';
+import { type ChatModule, createGenerationRegistry, registerChat } from './modules/chat/chat.module.js';
 import { createContractSearch } from './modules/chat/contract-search.js';
 import { producerAlive } from './modules/generation/generation.repo.js';
 import { createRedisMirror, createRemoteGenerations } from './modules/generation/redis-log.js';
@@ -56,6 +56,8 @@ export interface AppInfra {
   isDraining(): boolean;
   startDraining(): void;
   generations: GenerationRegistry;
+  /** Chat turns and replies, for modules that run chat turns of their own (the academy). */
+  chat: ChatModule;
 }
 
 declare module 'fastify' {
@@ -180,7 +182,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     : null;
   // Investigations exist before chat: a chat turn can open one (and link it to its session).
   const investigations = createInvestigations({ db, config, log: logger, instanceId: infra.instanceId });
-  await registerChat(app, {
+  infra.chat = await registerChat(app, {
     config,
     db,
     log: logger,

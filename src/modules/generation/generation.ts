@@ -274,17 +274,22 @@ export function startGeneration(
     let persisted = false;
     let extra: CompleteExtra = {};
     await writes;
+    const write = {
+      ...outcome,
+      model: state.model ?? 'unknown',
+      metadata: { ...(errorCode ? { error_code: errorCode } : {}), stream: meta },
+    };
     try {
       const hook = options.onFinalize;
-      const final = await finalize(
-        deps.db,
-        {
-          ...outcome,
-          model: state.model ?? 'unknown',
-          metadata: { ...(errorCode ? { error_code: errorCode } : {}), stream: meta },
-        },
-        hook ? (tx) => hook(tx, outcome) : undefined,
-      );
+      let final: Awaited<ReturnType<typeof finalize>>;
+      try {
+        final = await finalize(deps.db, write, hook ? (tx) => hook(tx, outcome) : undefined);
+      } catch (err) {
+        if (!hook) throw err;
+        // An extension's failure rolls back its own statements; the reply itself is still stored.
+        deps.log.error({ err, messageId }, 'finalize hook failed; storing the reply without it');
+        final = await finalize(deps.db, write);
+      }
       persisted = final.persisted;
       extra = final.extra;
     } catch (err) {
