@@ -1,11 +1,11 @@
 // The agent pipeline of one turn: intent → agent → memory + history → model stream.
 import type { Logger } from 'pino';
-import type { PipelineEvent, TurnInput, TurnState } from '../generation/generation.js';
+import type { PipelineEvent, TurnInput } from '../generation/generation.js';
 import type { ChatTurnMessage, ModelProvider } from '../llm/provider.js';
 import { detectIntent, routeAgent } from './intent.js';
 import { getAgent } from './roster.js';
 
-export type { PipelineEvent, TurnInput, TurnState };
+export type { PipelineEvent, TurnInput };
 
 export interface PromptParts {
   agentId: string;
@@ -32,7 +32,6 @@ export interface PipelineDeps {
   /** Optional contract-search step for the investigate intent (events + a note for the answer). */
   searchContracts?: (
     input: TurnInput,
-    state: TurnState,
     signal: AbortSignal,
   ) => AsyncIterable<PipelineEvent | { type: 'note'; text: string }>;
   maxTokens: number;
@@ -53,23 +52,25 @@ const suggestions: Record<string, string[]> = {
 export async function* runPipeline(
   deps: PipelineDeps,
   input: TurnInput,
-  state: TurnState,
   signal: AbortSignal,
 ): AsyncIterable<PipelineEvent> {
   yield { type: 'event', event: { type: 'detecting', message: 'Analisando sua mensagem...' } };
   const intent = detectIntent(input.message);
-  state.intent = intent;
   yield { type: 'event', event: { type: 'intent', intent: intent.intent, confidence: intent.confidence } };
 
   // A fixed agent (the academy's teacher) answers whatever the intent.
   const agent = routeAgent(input.fixedAgentId ?? input.requestedAgentId, intent);
-  state.agent = agent;
-  state.suggestedActions = suggestions[intent.intent] ?? ['Investigar contratos', 'Pedir ajuda'];
+  yield {
+    type: 'routed',
+    agent,
+    intent,
+    suggestedActions: suggestions[intent.intent] ?? ['Investigar contratos', 'Pedir ajuda'],
+  };
   yield { type: 'event', event: { type: 'agent_selected', agent_id: agent.echoId, agent_name: agent.name } };
 
   let contextNote: string | undefined;
   if (intent.intent === 'investigate' && deps.searchContracts && !input.fixedAgentId) {
-    for await (const ev of deps.searchContracts(input, state, signal)) {
+    for await (const ev of deps.searchContracts(input, signal)) {
       if (ev.type === 'note') contextNote = ev.text;
       else yield ev;
     }
@@ -103,11 +104,11 @@ export async function* runPipeline(
         promptSuffix: input.promptSuffix,
       });
   const model = deps.model.modelFor(agent.id);
-  state.model = model;
 
   // Handed over rather than delegated with yield*: each token then crosses one async generator, not two.
   yield {
     type: 'model',
+    model,
     stream: deps.model.stream({
       model,
       messages,

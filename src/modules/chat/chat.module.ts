@@ -102,7 +102,7 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
       checkpointMs: config.CHECKPOINT_MS,
       heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
       mirror: deps.mirror,
-      pipeline: (input, state, signal) => runPipeline(pipelineDeps, input, state, signal),
+      pipeline: (input, signal) => runPipeline(pipelineDeps, input, signal),
       async onFinished(outcome, input) {
         // Memory feeds a real model's prompt; the offline agent's canned answers are not worth keeping.
         if (outcome.status !== 'completed' || !outcome.content || deps.model.kind === 'offline') return;

@@ -34,27 +34,29 @@ export interface TurnInput {
   promptSuffix?: string;
 }
 
-/** Filled in by the pipeline as it learns things; the producer stores it with the reply. */
-export interface TurnState {
-  agent?: { id: string; name: string; echoId: string };
-  intent?: { intent: string; confidence: number };
-  model?: string;
-  /** Extra fields for the `complete` event (contracts on the contract-search path). */
-  completeExtra: CompleteExtra;
+/** What routing decided; the producer stores it with the reply. */
+export interface RoutedTurn {
+  agent: { id: string; name: string; echoId: string };
+  intent: { intent: string; confidence: number };
   suggestedActions: string[];
 }
 
+/**
+ * What the pipeline tells the producer, in order. It shares no mutable state with it: facts
+ * (`routed`, `extra`, the model name) arrive as typed events like the progress events.
+ */
 export type PipelineEvent =
+  /** A progress event for the client (logged and streamed). */
   | { type: 'event'; event: PreludeEvent }
+  /** The agent and intent, as soon as routing decided them (before anything that can fail). */
+  | ({ type: 'routed' } & RoutedTurn)
+  /** Extra fields for `complete` (the contract-search path); later ones add to earlier ones. */
+  | { type: 'extra'; fields: CompleteExtra }
   | ModelEvent
   /** The model's own token/done stream, last: the consumer reads it directly, one hop less per token. */
-  | { type: 'model'; stream: AsyncIterable<ModelEvent> };
+  | { type: 'model'; model: string; stream: AsyncIterable<ModelEvent> };
 
-export type Pipeline = (
-  input: TurnInput,
-  state: TurnState,
-  signal: AbortSignal,
-) => AsyncIterable<PipelineEvent>;
+export type Pipeline = (input: TurnInput, signal: AbortSignal) => AsyncIterable<PipelineEvent>;
 
 /** What the final write stores, as the finalize hook and `onFinished` see it. */
 export interface FinalOutcome {
@@ -173,11 +175,12 @@ export function startGeneration(
     }),
   );
 
-  const state: TurnState = { completeExtra: {}, suggestedActions: [] };
+  // The producer's own view of the turn, folded from the pipeline's events.
+  const state: Partial<RoutedTurn> & { model?: string; completeExtra: CompleteExtra } = { completeExtra: {} };
   const streamMeta = (): StreamMeta => ({
     agent_echo_id: state.agent?.echoId ?? state.agent?.id ?? 'abaporu',
     prelude,
-    suggested_actions: state.suggestedActions,
+    suggested_actions: state.suggestedActions ?? [],
     complete_extra: { ...state.completeExtra, ...options.completeExtra },
   });
   let content = '';
@@ -226,11 +229,18 @@ export function startGeneration(
       }
     };
     try {
-      for await (const ev of deps.pipeline(input, state, controller.signal)) {
+      for await (const ev of deps.pipeline(input, controller.signal)) {
         if (ev.type === 'event') {
           prelude.push(ev.event);
           append(ev.event);
+        } else if (ev.type === 'routed') {
+          state.agent = ev.agent;
+          state.intent = ev.intent;
+          state.suggestedActions = ev.suggestedActions;
+        } else if (ev.type === 'extra') {
+          state.completeExtra = { ...state.completeExtra, ...ev.fields };
         } else if (ev.type === 'model') {
+          state.model = ev.model;
           // A stream that is also synchronously iterable (the offline agent) is read without a promise per token.
           if (Symbol.iterator in ev.stream) for (const m of ev.stream as Iterable<ModelEvent>) onModel(m);
           else for await (const m of ev.stream) onModel(m);
@@ -306,7 +316,7 @@ export function startGeneration(
             agentId: meta.agent_echo_id,
             agentName: outcome.agentName,
             finishReason,
-            suggestedActions: state.suggestedActions,
+            suggestedActions: state.suggestedActions ?? [],
             usage: outcome.usage,
             extra: { ...meta.complete_extra, ...extra },
           })
@@ -319,7 +329,7 @@ export function startGeneration(
     const result: GenerationOutcome = {
       ...outcome,
       status,
-      suggestedActions: state.suggestedActions,
+      suggestedActions: state.suggestedActions ?? [],
       persisted,
     };
     if (deps.onFinished) {
