@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { createDb, type DbHandle } from './db/client.js';
 import { migrate, pendingMigrations } from './db/migrate.js';
 import { registerErrorHandling } from './errors.js';
+import { createOfflineAgent, type TurnModel } from './modules/agents/offline.js';
 import { createAdmission } from './modules/chat/admission.js';
 import { type ChatModule, createGenerationRegistry, registerChat } from './modules/chat/chat.module.js';
 import { createContractSearch } from './modules/chat/contract-search.js';
@@ -22,9 +23,7 @@ import {
   createPortalSource,
   createSampleSource,
 } from './modules/investigations/sources/index.js';
-import { createOfflineProvider } from './modules/llm/offline.js';
 import { createOpenAIProvider } from './modules/llm/openai.js';
-import type { ModelProvider } from './modules/llm/provider.js';
 import { createMemoryStore } from './modules/memory/memory.js';
 import { describeAuth, registerAuth } from './plugins/auth.js';
 import { docsRoutes } from './plugins/docs.js';
@@ -44,7 +43,7 @@ export interface AppDeps {
   /** Identifies this process in heartbeats and cross-instance messages. */
   instanceId?: string;
   /** The model provider; default: OpenAI-compatible when LLM_API_KEY is set, else the offline agent. */
-  model?: ModelProvider;
+  model?: TurnModel;
 }
 
 export interface AppInfra {
@@ -280,8 +279,8 @@ function lazy<T>(make: () => T): () => T {
   };
 }
 
-function defaultModel(config: Config, logger: Logger): ModelProvider {
-  if (!config.LLM_API_KEY) return createOfflineProvider();
+function defaultModel(config: Config, logger: Logger): TurnModel {
+  if (!config.LLM_API_KEY) return createOfflineAgent();
   return createOpenAIProvider({
     baseUrl: config.LLM_BASE_URL,
     apiKey: config.LLM_API_KEY,

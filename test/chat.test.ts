@@ -2,8 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
-import { createOfflineProvider } from '../src/modules/llm/offline.js';
-import type { ModelProvider } from '../src/modules/llm/provider.js';
+import { createOfflineAgent, type TurnModel } from '../src/modules/agents/offline.js';
 import { createTestApp } from './support/app.js';
 import { createTestDb, createTestRedis, type TestDb } from './support/backends.js';
 import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
@@ -17,9 +16,7 @@ const redis = createTestRedis();
 let fake: FakeModel;
 
 const opened: FastifyInstance[] = [];
-async function start(
-  opts: { env?: Record<string, string>; model?: ModelProvider; redis?: typeof redis } = {},
-) {
+async function start(opts: { env?: Record<string, string>; model?: TurnModel; redis?: typeof redis } = {}) {
   const app = await createTestApp({
     db: tdb.handle,
     redis: opts.redis === undefined ? redis : opts.redis,
@@ -73,7 +70,7 @@ beforeAll(async () => {
   tdb = await createTestDb();
   fake = await startFakeModel();
   base = (await start()).base;
-  offlineSlow = await start({ model: createOfflineProvider({ tokenDelayMs: 15 }) });
+  offlineSlow = await start({ model: createOfflineAgent({ tokenDelayMs: 15 }) });
 });
 afterAll(async () => {
   for (const app of opened) await app.close();

@@ -1,8 +1,9 @@
 // The agent pipeline of one turn: intent → agent → memory + history → model stream.
 import type { Logger } from 'pino';
 import type { PipelineEvent, TurnInput } from '../generation/generation.js';
-import type { ChatTurnMessage, ModelProvider } from '../llm/provider.js';
+import type { ChatTurnMessage } from '../llm/provider.js';
 import { detectIntent, routeAgent } from './intent.js';
+import type { TurnModel } from './offline.js';
 import { getAgent } from './roster.js';
 
 export type { PipelineEvent, TurnInput };
@@ -18,7 +19,7 @@ export interface PromptParts {
 }
 
 export interface PipelineDeps {
-  model: ModelProvider;
+  model: TurnModel;
   /** Recent turns before `beforeSeq`, oldest first (only loaded for real models). */
   loadHistory(
     sessionId: string,
@@ -76,46 +77,39 @@ export async function* runPipeline(
     }
   }
 
-  const offline = deps.model.kind === 'offline';
-  let history: PromptParts['history'] = [];
-  let memory: PromptParts['memory'] = { conversation: [], episodic: [] };
-  if (!offline) {
-    yield {
-      type: 'event',
-      event: { type: 'thinking', message: `${getAgent(agent.id).name} está pensando...` },
-    };
-    [history, memory] = await Promise.all([
-      deps.loadHistory(input.sessionId, input.userSeq),
-      loadMemory(deps, input),
-    ]);
+  const model = deps.model;
+  // The offline agent answers from what routing decided; it reads no prompt, history or memory.
+  if (model.kind === 'offline') {
+    const question = { agentId: agent.id, intent: intent.intent, userMessage: input.message, contextNote };
+    yield { type: 'model', model: 'offline', stream: model.answer(question, signal) };
+    return;
   }
+  yield {
+    type: 'event',
+    event: { type: 'thinking', message: `${getAgent(agent.id).name} está pensando...` },
+  };
+  const [history, memory] = await Promise.all([
+    deps.loadHistory(input.sessionId, input.userSeq),
+    loadMemory(deps, input),
+  ]);
   const context = contextNote
     ? { ...(input.context ?? {}), contratos_encontrados: contextNote }
     : input.context;
-  // The offline agent answers from the hints; building a prompt it never reads is wasted work.
-  const messages = offline
-    ? [{ role: 'user' as const, content: input.message }]
-    : deps.buildMessages({
-        agentId: agent.id,
-        history,
-        memory,
-        userMessage: input.message,
-        context,
-        promptSuffix: input.promptSuffix,
-      });
-  const model = deps.model.modelFor(agent.id);
+  const messages = deps.buildMessages({
+    agentId: agent.id,
+    history,
+    memory,
+    userMessage: input.message,
+    context,
+    promptSuffix: input.promptSuffix,
+  });
+  const name = model.modelFor(agent.id);
 
   // Handed over rather than delegated with yield*: each token then crosses one async generator, not two.
   yield {
     type: 'model',
-    model,
-    stream: deps.model.stream({
-      model,
-      messages,
-      maxTokens: deps.maxTokens,
-      signal,
-      hints: { agentId: agent.id, intent: intent.intent, userMessage: input.message, contextNote },
-    }),
+    model: name,
+    stream: model.stream({ model: name, messages, maxTokens: deps.maxTokens, signal }),
   };
 }
 
