@@ -192,7 +192,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     instanceId: infra.instanceId,
     isDraining: infra.isDraining,
     remote,
-    rateLimit,
     searchContracts: createContractSearch(
       lazy(() => chatContractSource(config, logger)),
       (userId, sessionId, query) =>

@@ -10,6 +10,13 @@ import type { RedisHandle } from './redis.js';
 
 export type RateLimitClass = 'chat' | 'read' | 'investigations';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route's rate-limit class: the one way a route declares its limit. */
+    rateLimitClass?: RateLimitClass;
+  }
+}
+
 /** A logged-in user is limited as themself on every instance; anonymous callers by client IP. */
 export function callerKey(request: FastifyRequest): string {
   return request.user ? `u:${request.user.id}` : `ip:${request.ip}`;
@@ -25,8 +32,8 @@ export interface RateLimitDeps {
 }
 
 /**
- * Registers the plugin with no global limit and returns the per-route settings for each class;
- * routes opt in with `config: { rateLimit: settings(cls) }`.
+ * Registers the plugin with no global limit. A route opts in with `config: { rateLimitClass }`;
+ * the returned per-class settings are for routes that still pass `config.rateLimit` themselves.
  */
 export async function registerRateLimit(app: FastifyInstance, deps: RateLimitDeps) {
   // Its own connection without an offline queue: when Redis is away a check fails at once and
@@ -37,6 +44,21 @@ export async function registerRateLimit(app: FastifyInstance, deps: RateLimitDep
     if (shouldLog()) deps.log.warn({ err: err.message }, 'rate-limit store unavailable; limits fail open');
   });
   const store = sharedStore(client ?? null, `${deps.redis?.prefix ?? ''}rl:`);
+  const max: Record<RateLimitClass, number> = {
+    chat: deps.config.RATE_LIMIT_CHAT_PER_MINUTE,
+    read: deps.config.RATE_LIMIT_READ_PER_MINUTE,
+    investigations: deps.config.RATE_LIMIT_INVESTIGATIONS_PER_MINUTE,
+  };
+  const settings = (cls: RateLimitClass) => ({
+    max: max[cls],
+    timeWindow: 60_000,
+    keyGenerator: (request: FastifyRequest) => `${cls}:${callerKey(request)}`,
+  });
+  // Added before the plugin's own onRoute hook, so the class becomes settings before it reads them.
+  app.addHook('onRoute', (route) => {
+    const cls = route.config?.rateLimitClass;
+    if (cls && !route.config?.rateLimit) route.config = { ...route.config, rateLimit: settings(cls) };
+  });
   await app.register(rateLimit, {
     global: false,
     hook: 'preValidation',
@@ -54,16 +76,7 @@ export async function registerRateLimit(app: FastifyInstance, deps: RateLimitDep
       client.disconnect();
     });
   }
-  const max: Record<RateLimitClass, number> = {
-    chat: deps.config.RATE_LIMIT_CHAT_PER_MINUTE,
-    read: deps.config.RATE_LIMIT_READ_PER_MINUTE,
-    investigations: deps.config.RATE_LIMIT_INVESTIGATIONS_PER_MINUTE,
-  };
-  return (cls: RateLimitClass) => ({
-    max: max[cls],
-    timeWindow: 60_000,
-    keyGenerator: (request: FastifyRequest) => `${cls}:${callerKey(request)}`,
-  });
+  return settings;
 }
 
 type IncrCallback = (err: Error | null, res?: { current: number; ttl: number }) => void;

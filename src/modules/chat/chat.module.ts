@@ -32,7 +32,6 @@ export interface ChatModuleDeps {
   /** Cross-instance caps and budgets; the local concurrency cap always applies. */
   admission?: Admission;
   searchContracts?: PipelineDeps['searchContracts'];
-  rateLimit?: (cls: 'chat' | 'read') => Record<string, unknown>;
   registry: GenerationRegistry;
   /** When a producer counts as dead; shared with the sweeper and the Redis follower. */
   staleAfterMs: number;
@@ -140,7 +139,6 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
     heartbeatMs: config.SSE_HEARTBEAT_MS,
     onDisconnect: config.GENERATION_ON_DISCONNECT,
-    rateLimit: deps.rateLimit,
   });
   return { turns, replies };
 }

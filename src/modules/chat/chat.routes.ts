@@ -38,8 +38,6 @@ export interface ChatRoutesDeps {
   maxMessageChars: number;
   heartbeatMs: number;
   onDisconnect: 'continue' | 'cancel';
-  /** Route-level rate-limit settings per class (see plugins/rate-limit.ts); undefined = none. */
-  rateLimit?: (cls: 'chat' | 'read') => Record<string, unknown>;
 }
 
 export function callerOf(request: FastifyRequest): Caller {
@@ -77,14 +75,10 @@ const stream = { 200: eventStreamSchema };
 
 export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, deps) => {
   const body = chatBodySchema(deps.maxMessageChars);
-  const limit = (cls: 'chat' | 'read'): Record<string, unknown> => {
-    const settings = deps.rateLimit?.(cls);
-    return settings ? { rateLimit: settings } : {};
-  };
 
   app.post(
     '/stream',
-    { schema: { body, headers: keyHeaders, response: stream }, config: limit('chat') },
+    { schema: { body, headers: keyHeaders, response: stream }, config: { rateLimitClass: 'chat' } },
     async (request, reply) => {
       const caller = callerOf(request);
       const turn = await deps.turns.start(caller, request.body, idempotencyKeyOf(request));
@@ -107,7 +101,10 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
 
   app.post(
     '/message',
-    { schema: { body, headers: keyHeaders, response: { 200: turnAnswerSchema } }, config: limit('chat') },
+    {
+      schema: { body, headers: keyHeaders, response: { 200: turnAnswerSchema } },
+      config: { rateLimitClass: 'chat' },
+    },
     async (request) => {
       const caller = callerOf(request);
       const turn = await deps.turns.start(caller, request.body, idempotencyKeyOf(request));
@@ -140,7 +137,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
         headers: resumeHeaders,
         response: stream,
       },
-      config: limit('read'),
+      config: { rateLimitClass: 'read' },
     },
     async (request, reply) => {
       const raw = request.headers['last-event-id'] ?? request.query.after;
@@ -161,7 +158,10 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
 
   app.post(
     '/messages/:message_id/stop',
-    { schema: { params: messageParamsSchema, response: { 200: messageSchema } }, config: limit('read') },
+    {
+      schema: { params: messageParamsSchema, response: { 200: messageSchema } },
+      config: { rateLimitClass: 'read' },
+    },
     async (request) => deps.replies.stop(request.params.message_id, callerOf(request)),
   );
 
@@ -169,14 +169,17 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
     '/sessions',
     {
       schema: { querystring: listSessionsQuerySchema, response: { 200: sessionListSchema } },
-      config: limit('read'),
+      config: { rateLimitClass: 'read' },
     },
     async (request) => deps.chat.listSessions(callerOf(request), request.query),
   );
 
   app.get(
     '/sessions/:id',
-    { schema: { params: sessionParamsSchema, response: { 200: sessionSchema } }, config: limit('read') },
+    {
+      schema: { params: sessionParamsSchema, response: { 200: sessionSchema } },
+      config: { rateLimitClass: 'read' },
+    },
     async (request) => deps.chat.getSession(callerOf(request), request.params.id),
   );
 
@@ -184,14 +187,17 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
     '/sessions/:id',
     {
       schema: { params: sessionParamsSchema, body: renameBodySchema, response: { 200: sessionSchema } },
-      config: limit('read'),
+      config: { rateLimitClass: 'read' },
     },
     async (request) => deps.chat.renameSession(callerOf(request), request.params.id, request.body.title),
   );
 
   app.delete(
     '/sessions/:id',
-    { schema: { params: sessionParamsSchema, response: { 204: noContentSchema } }, config: limit('read') },
+    {
+      schema: { params: sessionParamsSchema, response: { 204: noContentSchema } },
+      config: { rateLimitClass: 'read' },
+    },
     async (request, reply) => {
       await deps.chat.deleteSession(callerOf(request), request.params.id);
       return reply.code(204).send(null);
@@ -200,7 +206,10 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
 
   app.post(
     '/sessions/:id/restore',
-    { schema: { params: sessionParamsSchema, response: { 200: sessionSchema } }, config: limit('read') },
+    {
+      schema: { params: sessionParamsSchema, response: { 200: sessionSchema } },
+      config: { rateLimitClass: 'read' },
+    },
     async (request) => deps.chat.restoreSession(callerOf(request), request.params.id),
   );
 
@@ -212,28 +221,34 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
         querystring: historyQuerySchema,
         response: { 200: historySchema },
       },
-      config: limit('read'),
+      config: { rateLimitClass: 'read' },
     },
     async (request) => deps.chat.history(callerOf(request), request.params.id, request.query),
   );
 
   app.delete(
     '/history/:id',
-    { schema: { params: sessionParamsSchema, response: { 204: noContentSchema } }, config: limit('read') },
+    {
+      schema: { params: sessionParamsSchema, response: { 204: noContentSchema } },
+      config: { rateLimitClass: 'read' },
+    },
     async (request, reply) => {
       await deps.chat.clearHistory(callerOf(request), request.params.id);
       return reply.code(204).send(null);
     },
   );
 
-  app.get('/agents', { schema: { response: { 200: agentListSchema } }, config: limit('read') }, async () =>
-    listAgents().map((a) => ({
-      id: a.id,
-      name: a.name,
-      avatar: a.avatar,
-      role: a.role,
-      description: a.description,
-      status: 'active' as const,
-    })),
+  app.get(
+    '/agents',
+    { schema: { response: { 200: agentListSchema } }, config: { rateLimitClass: 'read' } },
+    async () =>
+      listAgents().map((a) => ({
+        id: a.id,
+        name: a.name,
+        avatar: a.avatar,
+        role: a.role,
+        description: a.description,
+        status: 'active' as const,
+      })),
   );
 };
