@@ -25,11 +25,11 @@ import {
 } from './modules/investigations/sources/index.js';
 import { createOpenAIProvider } from './modules/llm/openai.js';
 import { createMemoryStore } from './modules/memory/memory.js';
-import { describeAuth, registerAuth } from './plugins/auth.js';
+import { authPlugin, describeAuth } from './plugins/auth.js';
 import { docsRoutes } from './plugins/docs.js';
-import { registerRateLimit } from './plugins/rate-limit.js';
+import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { createRedis, type RedisHandle } from './plugins/redis.js';
-import { genReqId, registerSecurity } from './plugins/security.js';
+import { genReqId, securityPlugin } from './plugins/security.js';
 import { VERSION } from './version.js';
 
 export interface AppDeps {
@@ -151,14 +151,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON is the only body this API reads by default; text/plain would reach validation as a string.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
-  await registerSecurity(app, config.CORS_ORIGINS);
+  await app.register(securityPlugin, { origins: config.CORS_ORIGINS });
 
   await app.register(healthRoutes, { db, redis, version: VERSION, isDraining: infra.isDraining });
   await app.register(docsRoutes, { version: VERSION });
 
   // Auth runs on every request before any route: an invalid token is a 401, never anonymous.
-  registerAuth(app, { config });
-  const rateLimit = await registerRateLimit(app, { config, redis, log: logger });
+  await app.register(authPlugin, { config });
+  await app.register(rateLimitPlugin, { config, redis, log: logger });
+  const rateLimit = app.rateLimitSettings;
 
   const model = deps.model ?? defaultModel(config, logger);
   const memory = createMemoryStore({
