@@ -2,18 +2,19 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
-import type { ModelProvider } from '../llm/provider.js';
+import type { TurnModel } from '../agents/offline.js';
+import type { Replies } from '../generation/replies.js';
 import { callerOf } from './chat.routes.js';
 import { type ChatBody, chatBodySchema } from './chat.schemas.js';
 import type { TurnService } from './chat.turns.js';
 
 export interface MaritacaRoutesDeps {
   turns: TurnService;
-  model: ModelProvider;
+  replies: Replies;
+  model: TurnModel;
   maxMessageChars: number;
   /** Models a client may name (LLM_ALLOWED_MODELS); any other name is ignored. */
   allowedModels: readonly string[];
-  rateLimit?: (cls: 'chat') => Record<string, unknown>;
 }
 
 /** The context key that carries the client's model choice into the turn (set only when allowed). */
@@ -28,15 +29,15 @@ export function requestedModel(
   return typeof name === 'string' && allowed.includes(name) ? name : null;
 }
 
-/** The provider as one turn sees it: the allowed model the client named, else the operator's. */
+/** The model as one turn sees it: the allowed model the client named, else the operator's. */
 export function providerForTurn(
-  model: ModelProvider,
+  model: TurnModel,
   context: Record<string, unknown> | null | undefined,
   allowed: readonly string[],
-): ModelProvider {
+): TurnModel {
   const name = requestedModel(context, allowed);
   if (!name || model.kind === 'offline') return model;
-  return Object.assign(Object.create(model) as ModelProvider, { modelFor: () => name });
+  return Object.assign(Object.create(model) as typeof model, { modelFor: () => name });
 }
 
 export function maritacaBodySchema(maxChars: number) {
@@ -83,34 +84,24 @@ export function toChatBody(b: MaritacaBody, allowed: readonly string[]): ChatBod
 
 export async function maritacaRoutes(app: FastifyInstance, deps: MaritacaRoutesDeps) {
   const schema = maritacaBodySchema(deps.maxMessageChars);
-  const limit = deps.rateLimit?.('chat');
-
   app.post(
     '/direct/maritaca',
-    { schema: { operationId: 'chatMaritaca', body: schema }, config: limit ? { rateLimit: limit } : {} },
+    { schema: { operationId: 'chatMaritaca', body: schema }, config: { rateLimitClass: 'chat' } },
     async (request) => {
       const body = toChatBody(request.body as MaritacaBody, deps.allowedModels);
       const caller = callerOf(request);
       // Same admission, persistence and dedupe as any turn: the frontend's identical retry attaches.
       const turn = await deps.turns.start(caller, body, undefined);
-      let messageId: string;
-      if (turn.kind === 'new') {
-        messageId = (await turn.generation.done).messageId;
-      } else {
-        messageId = turn.messageId;
-        const source = await deps.turns.entries(caller, messageId, null, new AbortController().signal, {
-          checked: true,
-        });
-        if ('generation' in source) await source.generation.done;
-        else for await (const _ of source);
-      }
-      const row = await deps.turns.message(messageId);
+      // Waits for the end of the turn, wherever it runs.
+      const row = await deps.replies.result(turn.messageId, caller, { verified: true });
       if (row.status === 'failed' || row.status === 'interrupted' || !row.content) {
         throw new AppError('GENERATION_FAILED');
       }
       const agentId = row.agent_id ?? 'abaporu';
-      const asked = deps.model.kind === 'offline' ? null : requestedModel(body.context, deps.allowedModels);
-      const model = asked ?? deps.model.modelFor(agentId);
+      const model =
+        deps.model.kind === 'offline'
+          ? 'offline'
+          : (requestedModel(body.context, deps.allowedModels) ?? deps.model.modelFor(agentId));
       const finishReason = row.finish_reason ?? 'stop';
       return {
         content: row.content,
