@@ -37,7 +37,8 @@ const anomalyTypesSchema = z
 export function createBodySchema(maxContracts: number) {
   return z.object({
     query: z.string().trim().max(2000).optional(),
-    data_source: z.enum(['contracts', 'upload']).optional(),
+    // The planned datasets parse, so the service can answer a 422 that says what is supported today.
+    data_source: z.enum(['contracts', 'upload', 'expenses', 'agreements', 'biddings', 'servants']).optional(),
     filters: filtersSchema.default({}),
     anomaly_types: anomalyTypesSchema.optional(),
     // Items are checked one by one in the service, so a bad upload reports a few readable errors.
@@ -111,7 +112,9 @@ export function contractsFromCsv(text: string, maxContracts: number): Contract[]
 /** Where the contracts come from, and the validated upload if there is one (else a 422). */
 export function readUpload(body: CreateBody, maxContracts: number) {
   const sent = body.contracts !== undefined || body.csv !== undefined;
-  const dataSource = body.data_source ?? (sent ? 'upload' : 'contracts');
+  // Planned datasets were refused before this (selection.ts); what is left is contracts or an upload.
+  const dataSource: 'contracts' | 'upload' =
+    body.data_source === 'upload' || (!body.data_source && sent) ? 'upload' : 'contracts';
   if (dataSource === 'contracts' && sent) {
     throw new AppError('VALIDATION_ERROR', 'contracts were sent with data_source "contracts"', [
       { path: 'data_source', message: 'use "upload" to investigate the contracts you send' },

@@ -1,4 +1,5 @@
 // The built-in offline agent: streams real answers from the roster's texts when no model is configured.
+import { explainConcept } from '../agents/glossary.js';
 import { type Agent, getAgent, listAgents } from '../agents/roster.js';
 import { estimateTokens, type ModelEvent, type ModelProvider, type ModelRequest } from './provider.js';
 
@@ -44,6 +45,16 @@ function investigateText(agent: Agent, note?: string): string {
 }
 
 function explainText(agent: Agent, message: string): string {
+  const concept = explainConcept(message);
+  if (concept) {
+    return [
+      `${agent.intro}`,
+      '',
+      `**${concept.title}** ${concept.text}`,
+      '',
+      'Quer que eu procure casos assim nos contratos? Pergunte, por exemplo, "quais contratos da saúde são suspeitos?".',
+    ].join('\n');
+  }
   return [
     `${agent.intro}`,
     '',
