@@ -62,11 +62,17 @@ function countText(found: SearchResult): string {
   return found.truncated ? `pelo menos ${n} ${noun}` : `${n} ${noun}`;
 }
 
-function suspectsNote(found: SearchResult, suspects: ReturnType<SuspectScan['run']>, sample: boolean): string {
+function suspectsNote(
+  found: SearchResult,
+  suspects: ReturnType<SuspectScan['run']>,
+  sample: boolean,
+): string {
   const head = `Encontrei ${countText(found)} (${found.description}).`;
   const source = sample ? `_${SAMPLE_DATA_NOTICE}_` : 'Fonte: Portal da Transparência.';
   if (suspects.length === 0) {
-    return [head, 'Os seis detectores não apontaram nenhuma anomalia nesses contratos.', '', source].join('\n');
+    return [head, 'Os seis detectores não apontaram nenhuma anomalia nesses contratos.', '', source].join(
+      '\n',
+    );
   }
   return [
     `${head} Os detectores apontaram ${suspects.length} achado${suspects.length === 1 ? '' : 's'}; os mais graves:`,
@@ -117,7 +123,12 @@ export function createContractSearch(
         type: 'event',
         event: { type: 'found', message: 'Nenhum órgão na pergunta.', count: 0, sample_data: src.sample },
       };
-      state.completeExtra = { contracts: [], total_contracts: 0, download_available: false, sample_data: false };
+      state.completeExtra = {
+        contracts: [],
+        total_contracts: 0,
+        download_available: false,
+        sample_data: false,
+      };
       yield {
         type: 'note',
         text: 'O Portal da Transparência só lista contratos por órgão. Diga qual órgão (por exemplo, "contratos do Ministério da Saúde em 2024" ou "órgão 36000") e eu busco.',

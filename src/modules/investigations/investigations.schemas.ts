@@ -1,8 +1,8 @@
 // Investigation wire shapes: request schemas (zod) and the JSON answers of API.md §6.
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
+import { isCsvUpload } from './csv-upload.js';
 import type { FindingRow, InvestigationRow } from './investigations.repo.js';
-import { parseContractsCsv } from './sources/index.js';
 import {
   ANOMALY_TYPES,
   type AnomalyType,
@@ -46,7 +46,8 @@ export function createBodySchema(maxContracts: number) {
       .array(z.unknown())
       .max(maxContracts, { message: `at most ${maxContracts} contracts` })
       .optional(),
-    csv: z.string().optional(),
+    // Parsed, decoded and checked by the routes' text/csv parser (csv-upload.ts).
+    csv: z.custom<import('./csv-upload.js').CsvUpload>(isCsvUpload).optional(),
   });
 }
 export type CreateBody = z.infer<ReturnType<typeof createBodySchema>>;
@@ -92,23 +93,6 @@ export function validateContracts(items: unknown[]): Contract[] {
   return contracts;
 }
 
-export function contractsFromCsv(text: string, maxContracts: number): Contract[] {
-  const { contracts, errors } = parseContractsCsv(text);
-  if (errors.length > 0) {
-    throw new AppError(
-      'VALIDATION_ERROR',
-      `the CSV has ${errors.length} invalid line(s)`,
-      errors.slice(0, MAX_REPORTED_ERRORS),
-    );
-  }
-  if (contracts.length > maxContracts) {
-    throw new AppError('VALIDATION_ERROR', `at most ${maxContracts} contracts`, [
-      { path: 'contracts', message: `the CSV holds ${contracts.length} contracts` },
-    ]);
-  }
-  return contracts;
-}
-
 /** Where the contracts come from, and the validated upload if there is one (else a 422). */
 export function readUpload(body: CreateBody, maxContracts: number) {
   const sent = body.contracts !== undefined || body.csv !== undefined;
@@ -121,10 +105,7 @@ export function readUpload(body: CreateBody, maxContracts: number) {
     ]);
   }
   if (dataSource === 'contracts') return { dataSource, contracts: null };
-  const contracts =
-    body.csv !== undefined
-      ? contractsFromCsv(body.csv, maxContracts)
-      : validateContracts(body.contracts ?? []);
+  const contracts = body.csv !== undefined ? body.csv.contracts : validateContracts(body.contracts ?? []);
   if (contracts.length === 0) {
     throw new AppError('VALIDATION_ERROR', 'an upload needs at least one contract', [
       { path: 'contracts', message: 'send `contracts` (JSON) or a text/csv body' },

@@ -9,9 +9,9 @@ import { createDetectorRun, type DetectorOptions } from './detectors/index.js';
 import { createEntityAggregator } from './entities.js';
 import { createInvestigationRepo, type InvestigationRow, isActive } from './investigations.repo.js';
 import { type CreateBody, readUpload, resultsBody, statusBody, summarize } from './investigations.schemas.js';
-import { assertSupportedSource, createdSelection, selectionSummary } from './selection.js';
 import { createJobRunner, JobAborted, type JobContext } from './jobs.js';
 import { createProgressHub, createStreamer } from './progress.js';
+import { assertSupportedSource, createdSelection, selectionSummary } from './selection.js';
 import {
   type ContractFilters,
   type ContractSource,

@@ -25,7 +25,10 @@ export function createdSelection(
 ): { filters: SelectionFilters; description: string } {
   assertSupportedSource(input.data_source);
   const resolved = resolveFilters(input.query, input.filters as SelectionFilters);
-  const filters = { ...resolved, max_records: Math.min(input.filters.max_records ?? maxContracts, maxContracts) };
+  const filters = {
+    ...resolved,
+    max_records: Math.min(input.filters.max_records ?? maxContracts, maxContracts),
+  };
   // The Portal lists contracts one agency at a time: without one there is nothing it can be asked.
   if (sourceKind === 'portal' && !agencyOf(filters)) {
     throw new AppError(

@@ -71,7 +71,11 @@ export const KNOWN_AGENCIES: readonly KnownAgency[] = [
   { name: 'Ministério da Previdência Social', area: ['previdencia'] },
   { name: 'Ministério do Trabalho e Emprego', acronyms: ['MTE'], area: ['trabalho'] },
   { name: 'Instituto Nacional do Seguro Social', acronyms: ['INSS'] },
-  { name: 'Instituto Brasileiro do Meio Ambiente e dos Recursos Naturais Renováveis', acronyms: ['IBAMA', 'Ibama'], aliases: ['ibama'] },
+  {
+    name: 'Instituto Brasileiro do Meio Ambiente e dos Recursos Naturais Renováveis',
+    acronyms: ['IBAMA', 'Ibama'],
+    aliases: ['ibama'],
+  },
   { name: 'Agência Nacional de Vigilância Sanitária', acronyms: ['ANVISA', 'Anvisa'], aliases: ['anvisa'] },
   { name: 'Fundação Nacional de Saúde', acronyms: ['FUNASA', 'Funasa'], aliases: ['funasa'] },
   { name: 'Polícia Federal', acronyms: ['PF'], aliases: ['policia federal'] },

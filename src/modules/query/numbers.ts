@@ -27,8 +27,7 @@ export function amount(num: string, unit: string | undefined): number {
 }
 
 /** A regex source for an amount: needs "R$", a unit word or "reais", so years and codes are not amounts. */
-export const AMOUNT =
-  String.raw`(?:r\$\s*(\d+(?:[.,]\d+)*)(?:\s*(mil|milhao|milhoes|mi|bilhao|bilhoes|bi)\b)?|(\d+(?:[.,]\d+)*)\s*(mil|milhao|milhoes|mi|bilhao|bilhoes|bi|k)\b|(\d+(?:[.,]\d+)*)\s*reais\b)(?:\s*(?:de\s+)?reais\b)?`;
+export const AMOUNT = String.raw`(?:r\$\s*(\d+(?:[.,]\d+)*)(?:\s*(mil|milhao|milhoes|mi|bilhao|bilhoes|bi)\b)?|(\d+(?:[.,]\d+)*)\s*(mil|milhao|milhoes|mi|bilhao|bilhoes|bi|k)\b|(\d+(?:[.,]\d+)*)\s*reais\b)(?:\s*(?:de\s+)?reais\b)?`;
 
 /** The value of a match of AMOUNT, from its capture groups (offset = index of its first group). */
 export function amountOf(m: RegExpExecArray, offset: number): number {

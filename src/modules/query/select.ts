@@ -66,8 +66,10 @@ export function resolveFilters(
       if (v === undefined) continue;
       const key = k as keyof SelectionFilters;
       const prev = merged[key];
-      if (key === 'data_inicio' && typeof prev === 'string') merged.data_inicio = prev > v ? prev : (v as string);
-      else if (key === 'data_fim' && typeof prev === 'string') merged.data_fim = prev < v ? prev : (v as string);
+      if (key === 'data_inicio' && typeof prev === 'string')
+        merged.data_inicio = prev > v ? prev : (v as string);
+      else if (key === 'data_fim' && typeof prev === 'string')
+        merged.data_fim = prev < v ? prev : (v as string);
       else if (key === 'objeto' && Array.isArray(prev))
         merged.objeto = [...new Set([...prev, ...(v as string[])])];
       else (merged as Record<string, unknown>)[key] = v;

@@ -52,7 +52,10 @@ const COMPANY_SUFFIX = /^(ltda\.?|s\.?\/?a\.?|me|epp|eireli|mei)$/i;
 
 /** Accent-free lowercase with the same length as the NFC original, so spans line up. */
 function fold(s: string): string {
-  const out = s.normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase();
+  const out = s
+    .normalize('NFD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase();
   return out.length === s.length ? out : s.toLowerCase();
 }
 
@@ -110,8 +113,8 @@ export function understandQuery(text: string, opts: UnderstandOptions = {}): Sel
     sel.minValue = amountOf(m, 1);
     sel.maxValue = amountOf(m, 6);
   });
-  const MIN = String.raw`(?:acima de|mais de|maior(?:es)? (?:do )?que|superior(?:es)? a|a partir de|no minimo|pelo menos|>=?)`;
-  const MAX = String.raw`(?:abaixo de|menos de|ate|inferior(?:es)? a|menor(?:es)? (?:do )?que|no maximo|<=?)`;
+  const MIN = `(?:acima de|mais de|maior(?:es)? (?:do )?que|superior(?:es)? a|a partir de|no minimo|pelo menos|>=?)`;
+  const MAX = `(?:abaixo de|menos de|ate|inferior(?:es)? a|menor(?:es)? (?:do )?que|no maximo|<=?)`;
   take(new RegExp(String.raw`${MIN}\s*${AMOUNT}`), (m) => {
     sel.minValue = amountOf(m, 1);
   });
@@ -124,7 +127,9 @@ export function understandQuery(text: string, opts: UnderstandOptions = {}): Sel
   const MONTH = `(${MONTHS.join('|')})`;
   const monthNo = (name: string) => MONTHS.indexOf(name) + 1;
   take(
-    new RegExp(String.raw`\b(?:de|entre)\s+${MONTH}(?:\s+de\s+(\d{4}))?\s+(?:a|e|ate)\s+${MONTH}\s+de\s+(\d{4})`),
+    new RegExp(
+      String.raw`\b(?:de|entre)\s+${MONTH}(?:\s+de\s+(\d{4}))?\s+(?:a|e|ate)\s+${MONTH}\s+de\s+(\d{4})`,
+    ),
     (m) => {
       const y2 = Number(m[4]);
       const y1 = m[2] ? Number(m[2]) : y2;
@@ -158,7 +163,9 @@ export function understandQuery(text: string, opts: UnderstandOptions = {}): Sel
   take(new RegExp(String.raw`\b(?:entre|de)\s+${Y}\s+(?:e|a|ate)\s+${Y}\b`), (m) =>
     range(`${m[1]}-01-01`, `${m[2]}-12-31`),
   );
-  take(new RegExp(String.raw`\b(?:desde|a partir de)\s+(?:o ano de\s+)?${Y}\b`), (m) => range(`${m[1]}-01-01`));
+  take(new RegExp(String.raw`\b(?:desde|a partir de)\s+(?:o ano de\s+)?${Y}\b`), (m) =>
+    range(`${m[1]}-01-01`),
+  );
   take(new RegExp(String.raw`\b(?:depois de|apos)\s+${Y}\b`), (m) => range(`${Number(m[1]) + 1}-01-01`));
   take(new RegExp(String.raw`\bantes de\s+${Y}\b`), (m) => range(undefined, `${Number(m[1]) - 1}-12-31`));
   take(new RegExp(String.raw`\bate\s+${Y}\b`), (m) => range(undefined, `${m[1]}-12-31`));
@@ -195,9 +202,7 @@ export function understandQuery(text: string, opts: UnderstandOptions = {}): Sel
 
   // 9. What is left, minus question and action words, says what was bought.
   sel.objectTerms = [
-    ...new Set(
-      searchTokens(low).filter((w) => !NOISE.has(w) && !/^\d+$/.test(w) && w.length >= 3),
-    ),
+    ...new Set(searchTokens(low).filter((w) => !NOISE.has(w) && !/^\d+$/.test(w) && w.length >= 3)),
   ];
   return sel;
 }
@@ -217,7 +222,8 @@ function readSupplier(orig: string, low: string, sel: Selection, blank: Blank): 
     }
   }
   // A name ending in Ltda / S.A. / ME / EPP anywhere.
-  const suffix = /(?:^|\s)((?:[A-ZÀ-Ý][\p{L}'-]*\s+(?:(?:de|da|do|das|dos|e|&)\s+)?)+(?:Ltda\.?|S\.\s?A\.?|SA|ME|EPP|Eireli))(?=$|[\s,.;!?])/u;
+  const suffix =
+    /(?:^|\s)((?:[A-ZÀ-Ý][\p{L}'-]*\s+(?:(?:de|da|do|das|dos|e|&)\s+)?)+(?:Ltda\.?|S\.\s?A\.?|SA|ME|EPP|Eireli))(?=$|[\s,.;!?])/u;
   const s = suffix.exec(orig);
   if (s) {
     const start = s.index + s[0].indexOf(s[1]!);
@@ -231,14 +237,12 @@ function capitalisedRun(orig: string, from: number): { text: string; end: number
   const re = /\S+/gy;
   re.lastIndex = from;
   const words: string[] = [];
-  let end = from;
   for (let m = re.exec(orig); m; m = re.exec(orig)) {
     const w = m[0].replace(/[,;:!?]+$/, '');
     const trailing = w.length < m[0].length;
     const upper = /^[A-ZÀ-Ý0-9]/.test(w);
     if (upper || COMPANY_SUFFIX.test(w) || (words.length > 0 && CONNECTORS.has(w.toLowerCase()))) {
       words.push(w);
-      end = m.index + w.length;
       if (trailing) break;
       re.lastIndex = m.index + m[0].length;
       while (orig[re.lastIndex] === ' ') re.lastIndex++;
@@ -265,7 +269,8 @@ function readAgency(orig: string, low: string, sel: Selection, blank: Blank): vo
     sel.agency = { mention, ...(name ? { name } : {}), ...(code ? { code } : {}) };
   };
   // A code said as a code: "órgão 36000", "código 26000", "codigoOrgao=36000".
-  const code = /\b(?:orgao|codigo(?:\s+do\s+orgao)?|codigoorgao|siafi)\s*[:=]?\s*(?:n[o.]?\s*)?(\d{5})\b/.exec(low);
+  const code =
+    /\b(?:orgao|codigo(?:\s+do\s+orgao)?|codigoorgao|siafi)\s*[:=]?\s*(?:n[o.]?\s*)?(\d{5})\b/.exec(low);
   if (code) {
     const known = knownAgencyByCode(code[1]!);
     set(code[1]!, known?.name, code[1]!);

@@ -1,12 +1,8 @@
 // Where contracts come from: the Portal da Transparência, the bundled sample, or the caller's upload.
+
+import { describeSelection, objetoScore, resolveFilters, type SelectionFilters } from '../../query/select.js';
 import { SAMPLE_CONTRACTS } from '../data/sample-contracts.js';
 import type { Contract } from '../types.js';
-import {
-  describeSelection,
-  objetoScore,
-  resolveFilters,
-  type SelectionFilters,
-} from '../../query/select.js';
 import { contractMatcher } from './match.js';
 
 export { parseContractsCsv } from './csv.js';
