@@ -237,7 +237,8 @@ export async function parseContractsCsv(
   } catch (err) {
     const cause = err instanceof ParseError || err instanceof Stop ? err : (err as { cause?: unknown }).cause;
     if (cause instanceof ParseError) {
-      errors.push({ line: cause.lines ?? nextLine, message: parseErrorMessage(cause) });
+      const at = (cause as { lines?: unknown }).lines;
+      errors.push({ line: typeof at === 'number' ? at : nextLine, message: parseErrorMessage(cause) });
     } else if (!(err instanceof Stop) && !(cause instanceof Stop)) throw err;
   }
   if (header === null && errors.length === 0)
