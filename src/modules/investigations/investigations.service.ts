@@ -207,13 +207,17 @@ export function createInvestigations(deps: InvestigationsDeps) {
         return; // cancelled: the row already says so
       }
       log.error({ err, investigationId: id, attempt: job.attempt }, 'investigation run failed');
+      // The Portal's agency errors are the user's to fix, and say how: their message is kept.
+      const agencyError =
+        err instanceof PortalError &&
+        (err.code === 'PORTAL_NEEDS_AGENCY' || err.code === 'PORTAL_AGENCY_NOT_FOUND');
       const message =
-        err instanceof PermanentFailure
-          ? err.message
+        err instanceof PermanentFailure || agencyError
+          ? (err as Error).message
           : err instanceof PortalError
             ? MESSAGES.portal
             : MESSAGES.internal;
-      if (err instanceof PermanentFailure || isClientError(err) || job.lastAttempt) {
+      if (err instanceof PermanentFailure || agencyError || isClientError(err) || job.lastAttempt) {
         await repo.fail(id, run, message);
         return;
       }
