@@ -43,7 +43,8 @@ const NOISE = new Set(
     'orgao orgaos fornecedor fornecedores fornecedora empresa empresas ano anos mes meses periodo dia dias ' +
     'reais real acima abaixo mais menos superior superiores inferior inferiores menor menores desde apos depois antes ' +
     'ministerio pasta area setor sobre relacionados relacionadas referente envolvendo ligados aqui ai la ' +
-    'cidadao brasil brasileiro cnpj cpf numero codigo'
+    'cidadao brasil brasileiro cnpj cpf numero codigo ganhou ganharam venceu venceram recebeu receberam assinou ' +
+    'assinaram fechou fez fizeram pagou pagaram gastou gastaram comprou compraram contratou contrataram'
   ).split(' '),
 );
 
