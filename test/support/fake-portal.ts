@@ -127,8 +127,11 @@ export async function startFakePortal(opts: {
         });
       }
       const rows = opts.records.filter((r) => {
-        const ug = r.unidadeGestora as { orgaoVinculado?: { codigoSIAFI?: string } } | undefined;
-        if (orgao && ug?.orgaoVinculado?.codigoSIAFI !== orgao) return false;
+        const ug = r.unidadeGestora as
+          | { orgaoVinculado?: { codigoSIAFI?: string }; orgaoMaximo?: { codigo?: string } }
+          | undefined;
+        // The agency asked for, or the superior agency it answers to.
+        if (ug?.orgaoVinculado?.codigoSIAFI !== orgao && ug?.orgaoMaximo?.codigo !== orgao) return false;
         const signed = typeof r.dataAssinatura === 'string' ? isoFromBr(r.dataAssinatura) : '';
         if (from && signed < isoFromBr(from)) return false;
         if (to && signed > isoFromBr(to)) return false;

@@ -44,7 +44,8 @@ const NOISE = new Set(
     'reais real acima abaixo mais menos superior superiores inferior inferiores menor menores desde apos depois antes ' +
     'ministerio pasta area setor sobre relacionados relacionadas referente envolvendo ligados aqui ai la ' +
     'cidadao brasil brasileiro cnpj cpf numero codigo ganhou ganharam venceu venceram recebeu receberam assinou ' +
-    'assinaram fechou fez fizeram pagou pagaram gastou gastaram comprou compraram contratou contrataram'
+    'assinaram fechou fez fizeram pagou pagaram gastou gastaram comprou compraram contratou contrataram ' +
+    'federais amostra amostras enviada enviadas enviado enviados csv planilha arquivo upload exemplo'
   ).split(' '),
 );
 
