@@ -219,7 +219,9 @@ describe('investigations', () => {
     expect((await finished(app, id)).status).toBe('completed');
     const results = (await app.inject({ url: `${BASE}/${id}/results` })).json();
     expect(results).toMatchObject({ records_analyzed: clean.length, anomalies_found: 0, findings: [] });
-    expect(results.summary).toMatch(/^Seleção: todos os contratos \(384 contratos\)\. Nenhuma anomalia/);
+    expect(results.summary).toMatch(
+      new RegExp(`^Seleção: todos os contratos \\(${clean.length} contratos\\)\\. Nenhuma anomalia`),
+    );
   });
 
   it('reads the bundled sample when there is no Portal key, and says so in every answer', async () => {
