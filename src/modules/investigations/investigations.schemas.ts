@@ -105,6 +105,11 @@ export function readUpload(body: CreateBody, maxContracts: number) {
     ]);
   }
   if (dataSource === 'contracts') return { dataSource, contracts: null };
+  if (body.csv !== undefined && body.csv.contracts.length > maxContracts) {
+    throw new AppError('VALIDATION_ERROR', `at most ${maxContracts} contracts`, [
+      { path: 'contracts', message: `the CSV holds ${body.csv.contracts.length} contracts` },
+    ]);
+  }
   const contracts = body.csv !== undefined ? body.csv.contracts : validateContracts(body.contracts ?? []);
   if (contracts.length === 0) {
     throw new AppError('VALIDATION_ERROR', 'an upload needs at least one contract', [

@@ -131,8 +131,9 @@ export function createPortalSource(opts: PortalSourceOptions): ContractSource {
           }
           return body;
         }
-        const said =
-          res.status < 500 ? await portalMessage(res) : (await res.body?.cancel().catch(() => {}), '');
+        let said = '';
+        if (res.status < 500) said = await portalMessage(res);
+        else await res.body?.cancel().catch(() => {});
         if (res.status === 429) {
           failure = new PortalError('the Portal rate limit was exceeded', 'PORTAL_RATE_LIMITED', 429);
         } else if (res.status >= 500) {
