@@ -188,9 +188,15 @@ export function createContractSearch(
     }
     if (startInvestigation && ((scan && found.total > 0) || wantsInvestigation(input.message))) {
       yield { type: 'event', event: { type: 'thinking', message: 'Abrindo uma investigação completa...' } };
-      const started = await startInvestigation(input.userId, input.sessionId, input.message);
-      state.completeExtra.investigation_id = started.investigation_id;
-      text += `\n\nInvestigação completa aberta: [abrir a investigação](/api/v1/investigations/${started.investigation_id}) — resultados em \`/api/v1/investigations/${started.investigation_id}/results\`, acompanhamento em \`/api/v1/investigations/${started.investigation_id}/stream\`.`;
+      try {
+        const started = await startInvestigation(input.userId, input.sessionId, input.message);
+        state.completeExtra.investigation_id = started.investigation_id;
+        text += `\n\nInvestigação completa aberta: [abrir a investigação](/api/v1/investigations/${started.investigation_id}) — resultados em \`/api/v1/investigations/${started.investigation_id}/results\`, acompanhamento em \`/api/v1/investigations/${started.investigation_id}/stream\`.`;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        // The answer stands without the investigation; say why it was not opened.
+        text += `\n\nNão consegui abrir a investigação completa agora (${(err as Error).message.slice(0, 160)}).`;
+      }
     }
     yield { type: 'note', text };
   };
