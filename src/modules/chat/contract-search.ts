@@ -106,7 +106,7 @@ export function createContractSearch(
   source: () => ContractSource,
   startInvestigation?: StartInvestigation,
 ): NonNullable<PipelineDeps['searchContracts']> {
-  return async function* (input, state, signal) {
+  return async function* (input, signal) {
     const src = source();
     const where = src.sample ? 'na base de exemplo' : 'no Portal da Transparência';
     yield {
@@ -123,11 +123,9 @@ export function createContractSearch(
         type: 'event',
         event: { type: 'found', message: 'Nenhum órgão na pergunta.', count: 0, sample_data: src.sample },
       };
-      state.completeExtra = {
-        contracts: [],
-        total_contracts: 0,
-        download_available: false,
-        sample_data: false,
+      yield {
+        type: 'extra',
+        fields: { contracts: [], total_contracts: 0, download_available: false, sample_data: false },
       };
       yield {
         type: 'note',
@@ -147,11 +145,9 @@ export function createContractSearch(
         type: 'event',
         event: { type: 'found', message: 'A busca de contratos falhou.', count: 0, sample_data: src.sample },
       };
-      state.completeExtra = {
-        contracts: [],
-        total_contracts: 0,
-        download_available: false,
-        sample_data: src.sample,
+      yield {
+        type: 'extra',
+        fields: { contracts: [], total_contracts: 0, download_available: false, sample_data: src.sample },
       };
       yield {
         type: 'note',
@@ -170,18 +166,24 @@ export function createContractSearch(
       },
     };
     for (const data of shown) yield { type: 'event', event: { type: 'contract', data } };
-    state.completeExtra = {
-      contracts: shown,
-      total_contracts: found.total,
-      download_available: found.total > 0,
-      sample_data: src.sample,
-      selection: found.description,
+    yield {
+      type: 'extra',
+      fields: {
+        contracts: shown,
+        total_contracts: found.total,
+        download_available: found.total > 0,
+        sample_data: src.sample,
+        selection: found.description,
+      },
     };
     let text: string;
     if (scan) {
       yield { type: 'event', event: { type: 'thinking', message: 'Rodando os detectores de anomalias...' } };
       const suspects = scan.run();
-      state.completeExtra.findings = suspects.slice(0, SUSPECTS_SHOWN).map(({ finding }) => finding);
+      yield {
+        type: 'extra',
+        fields: { findings: suspects.slice(0, SUSPECTS_SHOWN).map(({ finding }) => finding) },
+      };
       text = suspectsNote(found, suspects, src.sample);
     } else {
       text = note(found, src.sample);
@@ -190,7 +192,7 @@ export function createContractSearch(
       yield { type: 'event', event: { type: 'thinking', message: 'Abrindo uma investigação completa...' } };
       try {
         const started = await startInvestigation(input.userId, input.sessionId, input.message);
-        state.completeExtra.investigation_id = started.investigation_id;
+        yield { type: 'extra', fields: { investigation_id: started.investigation_id } };
         text += `\n\nInvestigação completa aberta: [abrir a investigação](/api/v1/investigations/${started.investigation_id}) — resultados em \`/api/v1/investigations/${started.investigation_id}/results\`, acompanhamento em \`/api/v1/investigations/${started.investigation_id}/stream\`.`;
       } catch (err) {
         if (signal.aborted) throw err;
