@@ -256,7 +256,8 @@ describe('investigation pages (API.md §6.1)', () => {
       orgao_codigo: '26000',
     });
     const b = await run({ organization: 'Ministério da Saúde' });
-    expect(b.filters).toMatchObject({ query: 'Ministério da Saúde' });
+    // The name is understood as the agency (query understanding, src/modules/query/).
+    expect(b.filters).toHaveProperty('orgao');
     expect(b.filters).not.toHaveProperty('organization');
   });
 
