@@ -43,6 +43,8 @@ export interface InvestigationTuning {
   retryDelaySeconds: number;
   /** How often idle workers look for queued investigations (other instances' jobs). */
   pollingIntervalSeconds: number;
+  /** A run renews its lease within this; a dead instance's run is retried elsewhere soon after. */
+  leaseSeconds: number;
   /** How often an SSE follower re-reads the database when nothing on this instance woke it. */
   streamPollMs: number;
   /** How often a run re-reads its row to notice a cancel made on another instance. */
@@ -59,6 +61,7 @@ const DEFAULT_TUNING: InvestigationTuning = {
   retryLimit: 2,
   retryDelaySeconds: 5,
   pollingIntervalSeconds: 1,
+  leaseSeconds: 30,
   streamPollMs: 500,
   cancelPollMs: 1000,
   progressIntervalMs: 250,
