@@ -1,6 +1,7 @@
 // The server process: config → buildApp() → listen → graceful shutdown on SIGTERM/SIGINT (entry: server.ts).
 import { buildApp, createLogger } from './app.js';
 import { loadConfig, StartupError } from './config.js';
+import { findOutage, isOutage } from './lib/outage.js';
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -45,6 +46,18 @@ async function shutdown(signal: string) {
     process.exit(1);
   }
 }
+
+// pg-boss completes and fails jobs without awaiting the query: while Postgres restarts, that is a
+// rejection nobody handles, and Node would exit on it. An outage is not a reason to die (the job's
+// lease expires and another run finishes it); anything else still ends the process, logged.
+process.on('unhandledRejection', (err) => {
+  if (isOutage(err)) {
+    logger.warn({ cause: findOutage(err) }, 'background query failed: dependency unavailable');
+    return;
+  }
+  logger.fatal({ err }, 'unhandled rejection');
+  process.exit(1);
+});
 
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
