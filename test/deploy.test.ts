@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, configSchema, loadConfig } from '../src/config.js';
 import { testConfig } from './support/app.js';
 import { backends, silentLogger } from './support/backends.js';
 import { ensureBuilt, ROOT, type ServerProcess, startServer } from './support/server-process.js';
@@ -218,4 +218,29 @@ describe('production refuses a throwaway database', () => {
     // Development and tests keep the embedded default.
     expect(loadConfig({}).DATABASE_URL).toBeUndefined();
   });
+});
+
+describe('configuration files', () => {
+  it('.env.example lists every variable config.ts reads', () => {
+    const text = readFileSync(join(ROOT, '.env.example'), 'utf8');
+    const listed = new Set([...text.matchAll(/^# ?([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]));
+    expect(Object.keys(configSchema.shape).filter((k) => !listed.has(k))).toEqual([]);
+  });
+
+  it('a .env in the working directory is read, and the environment wins over it', async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, '.env'), `NODE_ENV=production\nPGLITE_DIR=${join(cwd, 'p')}\n`);
+    const migrateCli = join(ROOT, 'dist', 'src', 'db', 'migrate-cli.js');
+    const fromFile = await server({}, { entry: migrateCli, cwd });
+    expect(await fromFile.exited).toBe(1);
+    expect(fromFile.stderr()).toContain('required in production (NODE_ENV=production)');
+    // The environment says test: the .env's production is ignored, so this is no refusal.
+    const fromEnv = await server(
+      { NODE_ENV: 'test', DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' },
+      { entry: migrateCli, cwd },
+    );
+    expect(await fromEnv.exited).toBe(1);
+    expect(fromEnv.output()).toContain('migration failed');
+    expect(fromEnv.output()).not.toContain('required in production');
+  }, 60_000);
 });
