@@ -56,7 +56,7 @@ describe.skipIf(!backends().databaseUrl)('replicas on Postgres', () => {
   it('three instances started at the same instant on an empty database all become ready', async () => {
     const env = { DATABASE_URL: url, DATABASE_POOL_MAX: '5' };
     const three = await Promise.all([server(env), server(env), server(env)]);
-    await Promise.all(three.map((s) => s.ready(90_000)));
+    await Promise.all(three.map((s) => s.ready(240_000)));
     for (const s of three) {
       expect((await fetch(`${s.base}/health/ready`)).status).toBe(200);
       expect(s.stderr()).not.toMatch(/duplicate key|deadlock|already exists/);
@@ -84,7 +84,7 @@ describe.skipIf(!backends().databaseUrl)('replicas on Postgres', () => {
     for (const s of three.slice(1)) {
       expect((await fetch(`${s.base}/api/v1/investigations/${id}`)).status).toBe(200);
     }
-  }, 120_000);
+  }, 300_000);
 });
 
 describe.skipIf(!backends().databaseUrl)('schema creation under one lock', () => {
@@ -115,14 +115,14 @@ describe.skipIf(!backends().databaseUrl)('schema creation under one lock', () =>
         await admin.end();
       }
     }
-  }, 120_000);
+  }, 300_000);
 });
 
 describe('one PGlite folder, one process', () => {
   it('a second server on the folder exits 1 naming it; the first keeps serving its data', async () => {
     const dir = join(tempDir(), 'pglite');
     const first = await server({ PGLITE_DIR: dir });
-    await first.ready();
+    await first.ready(240_000);
     const created = await fetch(`${first.base}/api/v1/investigations/`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -147,27 +147,27 @@ describe('one PGlite folder, one process', () => {
     // A clean stop removes the lock; the next server opens the folder and finds the data.
     expect(await first.stop()).toBe(0);
     const third = await server({ PGLITE_DIR: dir });
-    await third.ready();
+    await third.ready(240_000);
     const again = await fetch(`${third.base}/api/v1/investigations/${id}`);
     expect(((await again.json()) as { query: string }).query).toBe('dono da pasta');
     await third.stop();
-  }, 120_000);
+  }, 600_000);
 
   // A stopped server's folder, reused below to save a PGlite initdb (slow on a busy machine).
   let usedDir = '';
   it('takes over the lock of a process that died (kill -9)', async () => {
     const dir = join(tempDir(), 'pglite');
     const first = await server({ PGLITE_DIR: dir });
-    await first.ready();
+    await first.ready(240_000);
     await first.stop('SIGKILL');
     // The dead owner's lock is still there; the next server takes it over.
     expect(JSON.parse(readFileSync(join(dir, 'cidadao-api.lock'), 'utf8')).pid).toBe(first.pid);
     const next = await server({ PGLITE_DIR: dir });
-    await next.ready();
+    await next.ready(240_000);
     expect(JSON.parse(readFileSync(join(dir, 'cidadao-api.lock'), 'utf8')).pid).toBe(next.pid);
     expect(await next.stop()).toBe(0);
     usedDir = dir;
-  }, 120_000);
+  }, 600_000);
 
   it('an unusable PGLITE_DIR is one line and exit 1, not a hang', async () => {
     const t = tempDir();
@@ -178,7 +178,7 @@ describe('one PGlite folder, one process', () => {
     expect(lines(s.stderr())).toEqual([
       `PGLITE_DIR ${dir} is not a directory (or sits under a file): point PGLITE_DIR at a writable folder or set DATABASE_URL`,
     ]);
-  }, 60_000);
+  }, 180_000);
 
   it('a corrupted PGLITE_DIR is one line and exit 1, not "Aborted()"', async () => {
     expect(usedDir).not.toBe('');
@@ -190,7 +190,7 @@ describe('one PGlite folder, one process', () => {
     expect(lines(broken.stderr())).toEqual([
       `PGLITE_DIR ${bad} holds a database PGlite cannot open (corrupted, or written by another PGlite version): move it away to start empty, or restore it`,
     ]);
-  }, 120_000);
+  }, 300_000);
 });
 
 describe('production refuses a throwaway database', () => {
@@ -208,7 +208,7 @@ describe('production refuses a throwaway database', () => {
     );
     expect(await m.exited).toBe(1);
     expect(lines(m.stderr())).toEqual([refusal('Railway (production)')]);
-  }, 60_000);
+  }, 180_000);
 
   it('EMBEDDED=true asks for the embedded database on purpose; a DATABASE_URL needs nothing more', () => {
     expect(loadConfig({ NODE_ENV: 'production', EMBEDDED: 'true' }).EMBEDDED).toBe(true);
@@ -242,5 +242,5 @@ describe('configuration files', () => {
     expect(await fromEnv.exited).toBe(1);
     expect(fromEnv.output()).toContain('migration failed');
     expect(fromEnv.output()).not.toContain('required in production');
-  }, 60_000);
+  }, 180_000);
 });

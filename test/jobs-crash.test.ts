@@ -23,7 +23,7 @@ describe.skipIf(!backends().databaseUrl)('a job on an instance that died', () =>
     });
     // Every page is held a while, so the run is still going when its instance is killed.
     portal.enqueue(...Array.from({ length: 400 }, () => ({ delayMs: 250 })));
-  }, 180_000);
+  }, 300_000);
   afterAll(async () => {
     await Promise.all(servers.map((s) => s.stop('SIGKILL')));
     await portal?.close();
@@ -58,7 +58,7 @@ describe.skipIf(!backends().databaseUrl)('a job on an instance that died', () =>
   it('another instance completes it within about a lease and a retry delay', async () => {
     const a = await startServer(env());
     servers.push(a);
-    await a.ready();
+    await a.ready(240_000);
     const res = await fetch(`${a.base}/api/v1/investigations/`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -74,7 +74,7 @@ describe.skipIf(!backends().databaseUrl)('a job on an instance that died', () =>
 
     const b = await startServer(env());
     servers.push(b);
-    await b.ready();
+    await b.ready(240_000);
     a.child.kill('SIGKILL');
     await a.exited;
     const killedAt = Date.now();
@@ -103,5 +103,5 @@ describe.skipIf(!backends().databaseUrl)('a job on an instance that died', () =>
     };
     expect(final).toMatchObject({ status: 'completed', records_processed: SAMPLE_CONTRACTS.length });
     expect(final.anomalies_detected).toBe(SAMPLE_PLANTED.length);
-  }, 180_000);
+  }, 500_000);
 });

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
 import type { DbHandle } from '../../db/client.js';
 import { AppError } from '../../errors.js';
+import { findOutage } from '../../lib/outage.js';
 import { createDetectorRun, type DetectorOptions } from './detectors/index.js';
 import { createEntityAggregator } from './entities.js';
 import { createInvestigationRepo, type InvestigationRow, isActive } from './investigations.repo.js';
@@ -208,7 +209,11 @@ export function createInvestigations(deps: InvestigationsDeps) {
         if (reason.reason === 'timeout') await repo.fail(id, run, MESSAGES.timeout);
         return; // cancelled: the row already says so
       }
-      log.error({ err, investigationId: id, attempt: job.attempt }, 'investigation run failed');
+      // A database restart is not a bug: the attempt is retried (below) like any other failure.
+      const outage = findOutage(err);
+      if (outage)
+        log.warn({ cause: outage, investigationId: id, attempt: job.attempt }, 'investigation run failed');
+      else log.error({ err, investigationId: id, attempt: job.attempt }, 'investigation run failed');
       const message =
         err instanceof PermanentFailure
           ? err.message
