@@ -65,6 +65,8 @@ async function runTarget(target: string, body: string | Buffer): Promise<Outcome
   } else {
     pgliteDir = mkdtempSync(join(tmpdir(), 'bench-pglite-'));
     env.PGLITE_DIR = pgliteDir;
+    // NODE_ENV=production below: the embedded database is asked for explicitly.
+    env.EMBEDDED = 'true';
   }
   const port = await freePort();
   const server = await spawnServer({

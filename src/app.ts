@@ -5,7 +5,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import pino, { type Logger } from 'pino';
 import type { Config } from './config.js';
 import { createDb, type DbHandle } from './db/client.js';
-import { migrate, pendingMigrations } from './db/migrate.js';
+import { migrate, pendingMigrations, withMigrationLock } from './db/migrate.js';
 import { AppError, registerErrorHandling, sendError } from './errors.js';
 import { createOfflineAgent, type TurnModel } from './modules/agents/offline.js';
 import { createAdmission } from './modules/chat/admission.js';
@@ -213,7 +213,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       })
     : null;
   // Investigations exist before chat: a chat turn can open one (and link it to its session).
-  const investigations = createInvestigations({ db, config, log: logger, instanceId: infra.instanceId });
+  const investigations = createInvestigations({
+    db,
+    config,
+    log: logger,
+    instanceId: infra.instanceId,
+    tuning: { leaseSeconds: config.JOB_LEASE_SECONDS },
+  });
   infra.chat = await registerChat(app, {
     config,
     db,
@@ -260,7 +266,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     config,
     rateLimit,
   });
-  await investigations.start();
+  // pg-boss creates (or upgrades) its schema and queues at start: under the migration lock, so
+  // replicas booting together on an empty database do not race in the catalog.
+  await withMigrationLock(db, () => investigations.start());
 
   // Shutdown: refuse new turns, let running replies finish until the deadline and store the rest
   // as interrupted; at the same time hand running investigation jobs back to the queue.

@@ -2,6 +2,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ZodError } from 'zod';
+import { findOutage, OUTAGE_RETRY_AFTER_S } from './lib/outage.js';
 
 export const errorCatalogue = {
   BAD_REQUEST: { status: 400, message: 'The request is malformed.', detail: 'A requisição está malformada.' },
@@ -88,6 +89,11 @@ export const errorCatalogue = {
     status: 503,
     message: 'A dependency is unavailable.',
     detail: 'Um serviço necessário está indisponível.',
+  },
+  DEPENDENCY_UNAVAILABLE: {
+    status: 503,
+    message: 'The database or cache is briefly unavailable; retry shortly.',
+    detail: 'Um serviço interno está indisponível por instantes; tente novamente.',
   },
   AUTH_UNAVAILABLE: {
     status: 503,
@@ -179,6 +185,7 @@ interface Classified {
   message: string;
   details?: unknown;
   detail?: string;
+  outage?: { code?: string; message: string };
 }
 
 function classify(error: FastifyError | Error): Classified {
@@ -228,12 +235,22 @@ function classify(error: FastifyError | Error): Classified {
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
     return { status: fe.statusCode, code: 'BAD_REQUEST', message: errorCatalogue.BAD_REQUEST.message };
   }
+  // A database or Redis that is restarting or failing over: retry, not a bug (see lib/outage.ts).
+  const outage = findOutage(error);
+  if (outage) {
+    const { status, message } = errorCatalogue.DEPENDENCY_UNAVAILABLE;
+    return { status, code: 'DEPENDENCY_UNAVAILABLE', message, outage };
+  }
   return { status: 500, code: 'INTERNAL_ERROR', message: errorCatalogue.INTERNAL_ERROR.message };
 }
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, error: FastifyError | Error) {
-  const { status, code, message, details, detail } = classify(error);
-  if (status >= 500 && !(error instanceof AppError)) {
+  const { status, code, message, details, detail, outage } = classify(error);
+  if (outage) {
+    // Expected while a dependency restarts: one warning per request, no stack.
+    request.log.warn({ code, cause: outage }, 'dependency unavailable');
+    reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S));
+  } else if (status >= 500 && !(error instanceof AppError)) {
     request.log.error({ err: error }, 'request failed');
   } else if (status >= 500) {
     request.log.warn({ code }, message);

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
 import type { DbHandle } from '../../db/client.js';
 import { AppError } from '../../errors.js';
+import { findOutage } from '../../lib/outage.js';
 import { createDetectorRun, type DetectorOptions } from './detectors/index.js';
 import { createEntityAggregator } from './entities.js';
 import { createContractIndex } from './investigations.public.js';
@@ -45,6 +46,8 @@ export interface InvestigationTuning {
   retryDelaySeconds: number;
   /** How often idle workers look for queued investigations (other instances' jobs). */
   pollingIntervalSeconds: number;
+  /** A run renews its lease within this; a dead instance's run is retried elsewhere soon after. */
+  leaseSeconds: number;
   /** How often an SSE follower re-reads the database when nothing on this instance woke it. */
   streamPollMs: number;
   /** How often a run re-reads its row to notice a cancel made on another instance. */
@@ -61,6 +64,7 @@ const DEFAULT_TUNING: InvestigationTuning = {
   retryLimit: 2,
   retryDelaySeconds: 5,
   pollingIntervalSeconds: 1,
+  leaseSeconds: 30,
   streamPollMs: 500,
   cancelPollMs: 1000,
   progressIntervalMs: 250,
@@ -210,7 +214,11 @@ export function createInvestigations(deps: InvestigationsDeps) {
         if (reason.reason === 'timeout') await repo.fail(id, run, MESSAGES.timeout);
         return; // cancelled: the row already says so
       }
-      log.error({ err, investigationId: id, attempt: job.attempt }, 'investigation run failed');
+      // A database restart is not a bug: the attempt is retried (below) like any other failure.
+      const outage = findOutage(err);
+      if (outage)
+        log.warn({ cause: outage, investigationId: id, attempt: job.attempt }, 'investigation run failed');
+      else log.error({ err, investigationId: id, attempt: job.attempt }, 'investigation run failed');
       // The Portal's agency errors are the user's to fix, and say how: their message is kept.
       const agencyError =
         err instanceof PortalError &&
