@@ -21,6 +21,7 @@ export const errorCatalogue = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported Content-Type; send application/json.' },
   VALIDATION_ERROR: { status: 422, message: 'The request is invalid.' },
   UNKNOWN_AGENT: { status: 422, message: 'Unknown agent.' },
+  UNSUPPORTED_TRIGGER: { status: 422, message: 'Only the submit-message trigger is supported.' },
   RATE_LIMITED: { status: 429, message: 'Too many requests; retry later.' },
   TOO_MANY_GENERATIONS: {
     status: 429,

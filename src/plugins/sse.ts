@@ -4,6 +4,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 export interface SseStream {
   /** Queues one whole event (`id:` line, one compact `data:` line, blank line); bursts share a write. */
   send(id: string, data: unknown): boolean;
+  /** Queues text that is already whole SSE frames (another protocol's framing); batched like send(). */
+  write(frames: string): boolean;
   /** Ends the response; the last byte written is always `\n`. */
   end(): void;
   /** True once the client went away or end() was called. */
@@ -24,6 +26,8 @@ const BATCH_MS = 10;
 export interface OpenSseOptions {
   heartbeatMs: number;
   status?: number;
+  /** Extra response headers (a protocol's marker, e.g. the AI SDK's `x-vercel-ai-ui-message-stream`). */
+  headers?: Record<string, string>;
 }
 
 export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: OpenSseOptions): SseStream {
@@ -37,6 +41,7 @@ export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: Ope
     'cache-control': 'no-cache, no-transform',
     'x-accel-buffering': 'no',
     connection: 'keep-alive',
+    ...opts.headers,
   });
   // Node's HTTP server already disables Nagle on its sockets; the heartbeat keeps proxies from
   // cutting an idle stream, so no per-request socket options (each one is a syscall).
@@ -93,13 +98,16 @@ export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: Ope
   };
   raw.on('close', onClose);
 
+  const write = (frames: string): boolean => {
+    if (closed) return false;
+    pending += frames;
+    schedule();
+    return !raw.writableNeedDrain;
+  };
+
   return {
-    send(id, data) {
-      if (closed) return false;
-      pending += frame(id, data);
-      schedule();
-      return !raw.writableNeedDrain;
-    },
+    send: (id, data) => write(frame(id, data)),
+    write,
     end() {
       if (closed) return;
       closed = true;

@@ -17,6 +17,7 @@ import * as repo from './chat.repo.js';
 import { chatRoutes } from './chat.routes.js';
 import { type Caller, createChatService } from './chat.service.js';
 import { createTurnService, type RemoteGenerations, type TurnAdmission } from './chat.turns.js';
+import { uiRoutes } from './ui.routes.js';
 
 export interface ChatModuleDeps {
   config: Config;
@@ -116,7 +117,7 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
   });
   const chat = createChatService({ db: db.db, restoreDays: config.SESSION_RESTORE_DAYS });
 
-  await app.register(chatRoutes, {
+  const routeDeps = {
     prefix: '/api/v1/chat',
     chat,
     turns,
@@ -124,5 +125,8 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     heartbeatMs: config.SSE_HEARTBEAT_MS,
     onDisconnect: config.GENERATION_ON_DISCONNECT,
     rateLimit: deps.rateLimit,
-  });
+  };
+  await app.register(chatRoutes, routeDeps);
+  // The AI SDK protocol (AI-SDK.md): the same turns, encoded as a UI message stream.
+  await app.register(uiRoutes, { ...routeDeps, db: db.db });
 }

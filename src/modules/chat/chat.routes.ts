@@ -33,7 +33,7 @@ export function callerOf(request: FastifyRequest): Caller {
   return { userId: callerId(request) };
 }
 
-function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   const raw = request.headers['idempotency-key'];
   if (raw === undefined) return undefined;
   const key = Array.isArray(raw) ? raw[0] : raw;
