@@ -80,11 +80,15 @@ const counts = async () =>
     )
   )[0]!;
 
-async function waitFor<T>(probe: () => T | Promise<T>, what: string, ms = 10_000): Promise<NonNullable<T>> {
+async function waitFor<T>(
+  probe: () => T | Promise<T>,
+  what: string,
+  ms = 10_000,
+): Promise<Exclude<T, false | null | undefined>> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();
-    if (v) return v as NonNullable<T>;
+    if (v) return v as Exclude<T, false | null | undefined>;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
