@@ -4,8 +4,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 export interface SseStream {
   /** Queues one whole event (`id:` line, one compact `data:` line, blank line); bursts share a write. */
   send(id: string, data: unknown): boolean;
-  /** Queues text that is already whole SSE frames (another protocol's framing); batched like send(). */
-  write(frames: string): boolean;
+  /** Queues already-framed text (whole events only); bursts share a write. False: wait for drained(). */
+  write(text: string): boolean;
   /** Ends the response; the last byte written is always `\n`. */
   end(): void;
   /** True once the client went away or end() was called. */
@@ -26,7 +26,7 @@ const BATCH_MS = 10;
 export interface OpenSseOptions {
   heartbeatMs: number;
   status?: number;
-  /** Extra response headers (a protocol's marker, e.g. the AI SDK's `x-vercel-ai-ui-message-stream`). */
+  /** Protocol headers of the encoder (e.g. the AI SDK's stream marker). */
   headers?: Record<string, string>;
 }
 
@@ -98,9 +98,9 @@ export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: Ope
   };
   raw.on('close', onClose);
 
-  const write = (frames: string): boolean => {
+  const write = (text: string) => {
     if (closed) return false;
-    pending += frames;
+    pending += text;
     schedule();
     return !raw.writableNeedDrain;
   };
@@ -134,4 +134,27 @@ export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: Ope
       closeHandlers.push(fn);
     },
   };
+}
+
+/**
+ * Pipes encoded frames to the client: each piece is whole events (an encoder yields one string per
+ * batch of entries), coalesced into few socket writes; ends the response after the last one.
+ * `onClientClose` runs if the client goes away first.
+ */
+export async function pipeSse(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  frames: AsyncIterable<string>,
+  opts: OpenSseOptions & { onClientClose?: () => void },
+): Promise<void> {
+  const sse = openSse(request, reply, opts);
+  if (opts.onClientClose) sse.onClientClose(opts.onClientClose);
+  try {
+    for await (const text of frames) {
+      if (sse.closed) break;
+      if (!sse.write(text)) await sse.drained();
+    }
+  } finally {
+    sse.end();
+  }
 }

@@ -1,6 +1,6 @@
 // The AI SDK request body (AI-SDK.md §2.1) and its mapping onto the native turn's body.
 import { z } from 'zod';
-import { AppError, zodIssues } from '../../errors.js';
+import { AppError } from '../../errors.js';
 import { type ChatBody, SESSION_ID } from './chat.schemas.js';
 
 // UIMessages as the stock client sends them; fields this server does not use pass through unread.
@@ -12,16 +12,32 @@ const uiMessage = z.looseObject({
 });
 type UiMessage = z.infer<typeof uiMessage>;
 
-const uiBodySchema = z.looseObject({
+export const uiBodySchema = z.looseObject({
   id: z
     .string({ error: 'id (the chat id) is required' })
     .regex(SESSION_ID, 'id must be 1–128 characters of [A-Za-z0-9_.:-]'),
   messages: z.array(uiMessage).optional(),
   message: uiMessage.optional(),
+  trigger: z.literal('submit-message').optional(),
   agent_id: z.string().min(1).max(64).optional(),
 });
+export type UiBody = z.infer<typeof uiBodySchema>;
 
 export const uiStreamParamsSchema = z.object({ chatId: z.string().max(512) });
+
+/**
+ * What the schema cannot say with the right status, checked before it runs: a body that is not a
+ * JSON object is 400, and an unsupported trigger is 422 UNSUPPORTED_TRIGGER (whatever else is wrong).
+ */
+export function checkUiEnvelope(raw: unknown): void {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new AppError('BAD_REQUEST', 'The request body must be a JSON object.');
+  }
+  const trigger = (raw as { trigger?: unknown }).trigger;
+  if (trigger !== undefined && trigger !== 'submit-message') {
+    throw new AppError('UNSUPPORTED_TRIGGER', undefined, { trigger, supported: ['submit-message'] });
+  }
+}
 
 const invalid = (path: string, message: string) =>
   new AppError('VALIDATION_ERROR', undefined, [{ path, message }]);
@@ -35,22 +51,12 @@ function textOf(last: UiMessage): string {
 }
 
 /**
- * Validates the SDK's body and returns the native body it stands for. Every failure is thrown
- * before anything is written: 400 not an object, 413 message too long, 422 otherwise.
+ * The native body a valid AI SDK body stands for. Throws before anything is written: 413 for a
+ * message over the limit, 422 otherwise. Earlier `messages` are never read: the stored history is
+ * what the model sees, so a client cannot rewrite what it is told was said.
  */
-export function parseUiBody(raw: unknown, maxChars: number): ChatBody {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new AppError('BAD_REQUEST', 'The request body must be a JSON object.');
-  }
-  const trigger = (raw as { trigger?: unknown }).trigger;
-  if (trigger !== undefined && trigger !== 'submit-message') {
-    throw new AppError('UNSUPPORTED_TRIGGER', undefined, { trigger, supported: ['submit-message'] });
-  }
-  const parsed = uiBodySchema.safeParse(raw);
-  if (!parsed.success) throw new AppError('VALIDATION_ERROR', undefined, zodIssues(parsed.error));
-  const body = parsed.data;
-  // `message` is the persistence guide's "send only the last message"; the stored history is
-  // what the model sees either way, so earlier `messages` are never read.
+export function toTurnBody(body: UiBody, maxChars: number): ChatBody {
+  // `message` is the persistence guide's "send only the last message".
   const last = body.message ?? body.messages?.at(-1);
   if (!last) throw invalid('messages', 'messages (or message) must hold the new user message');
   if (last.role !== 'user') throw invalid('messages', 'the last message must have role "user"');

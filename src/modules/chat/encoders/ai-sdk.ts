@@ -1,4 +1,6 @@
-// The AI SDK UI message stream (AI-SDK.md §2.2): a reply's native events encoded as UI message chunks.
+// The AI SDK UI message stream (AI-SDK.md §2.2): a reply's typed events encoded as UI message chunks.
+import { type ReplyEvent, streamFailedEvent } from '../../generation/events.js';
+import type { Encoder } from './encoder.js';
 
 /** The UI message chunks this server sends (a subset of the SDK's `uiMessageChunkSchema`). */
 export type UiChunk =
@@ -13,36 +15,13 @@ export type UiChunk =
   | { type: 'abort'; reason: string }
   | { type: 'error'; errorText: string };
 
-/** A native event of API.md §1.2, keyed on its `type`. */
-export interface NativeEvent {
-  type: string;
-  [field: string]: unknown;
-}
-
 /** One text part per reply: every delta goes to this id, so the part's text is the stored content. */
 export const TEXT_PART_ID = 'text';
-
-/** The headers of AI-SDK.md §2.1 (CORS and the request id are set by the app's hooks). */
-export const UI_STREAM_HEADERS = {
-  'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache, no-transform',
-  'x-accel-buffering': 'no',
-  'x-vercel-ai-ui-message-stream': 'v1',
-  connection: 'keep-alive',
-} as const;
 
 /** The stream's last frame; the client skips it, the protocol requires it. */
 export const UI_DONE_FRAME = 'data: [DONE]\n\n';
 
-/** Fields of `complete` that are not message metadata (they are in `start` or in `finishReason`). */
-const NOT_METADATA = new Set(['type', 'finish_reason', 'session_id', 'message_id']);
-
-function fieldsOf(event: NativeEvent): Record<string, unknown> {
-  const { type: _type, ...fields } = event;
-  return fields;
-}
-
-function finishReasonOf(native: unknown): 'stop' | 'length' | 'other' {
+function finishReasonOf(native: string): 'stop' | 'length' | 'other' {
   return native === 'stop' || native === 'length' ? native : 'other';
 }
 
@@ -57,14 +36,14 @@ export function createUiEncoder() {
     textOpen = false;
   };
 
-  return function encode(event: NativeEvent): UiChunk[] {
+  return function encode(event: ReplyEvent): UiChunk[] {
     switch (event.type) {
       case 'start':
         textOpen = false;
         return [
           {
             type: 'start',
-            messageId: String(event.message_id),
+            messageId: event.message_id,
             messageMetadata: { session_id: event.session_id, user_message_id: event.user_message_id },
           },
           { type: 'start-step' },
@@ -87,40 +66,38 @@ export function createUiEncoder() {
           },
         ];
       case 'searching':
-      case 'found':
-        return [{ type: `data-${event.type}`, id: event.type, data: fieldsOf(event) }];
-      case 'contract': {
-        const data = (event.data ?? {}) as Record<string, unknown>;
-        return [{ type: 'data-contract', id: String(data.id ?? 'contract'), data }];
+      case 'found': {
+        const { type, ...data } = event;
+        return [{ type: `data-${type}`, id: type, data }];
       }
+      case 'contract':
+        return [{ type: 'data-contract', id: String(event.data.id), data: event.data }];
       case 'chunk': {
         const out: UiChunk[] = [];
         if (!textOpen) out.push({ type: 'text-start', id: TEXT_PART_ID });
         textOpen = true;
-        out.push({ type: 'text-delta', id: TEXT_PART_ID, delta: String(event.content) });
+        out.push({ type: 'text-delta', id: TEXT_PART_ID, delta: event.content });
         return out;
       }
       case 'complete': {
         const out: UiChunk[] = [];
         closeText(out);
         out.push({ type: 'finish-step' });
-        if (event.finish_reason === 'stopped') {
-          out.push({ type: 'abort', reason: 'stopped' });
-        } else {
-          const metadata: Record<string, unknown> = {};
-          for (const [k, v] of Object.entries(event)) if (!NOT_METADATA.has(k)) metadata[k] = v;
+        // `session_id` and `message_id` are in `start`; the finish reason has its own field.
+        const { type: _t, finish_reason, session_id: _s, message_id: _m, ...metadata } = event;
+        if (finish_reason === 'stopped') out.push({ type: 'abort', reason: 'stopped' });
+        else
           out.push({
             type: 'finish',
-            finishReason: finishReasonOf(event.finish_reason),
+            finishReason: finishReasonOf(finish_reason),
             messageMetadata: metadata,
           });
-        }
         return out;
       }
       case 'error':
-        return [{ type: 'error', errorText: String(event.message) }];
+        return [{ type: 'error', errorText: event.message }];
       default:
-        // An event this protocol has no part for (a future native type) is not the client's concern.
+        // An event this protocol has no part for is not the client's concern.
         return [];
     }
   };
@@ -133,7 +110,29 @@ export function uiFrames(chunks: readonly UiChunk[]): string {
   return out;
 }
 
-/** Whether an event ends the reply (the stream then sends `[DONE]` and closes). */
-export function endsReply(event: NativeEvent): boolean {
-  return event.type === 'complete' || event.type === 'error';
-}
+/**
+ * The AI SDK protocol as an encoder over the reply's typed entries: a burst of entries is one
+ * piece of text (one socket write), and the stream always ends the protocol's way with `[DONE]`.
+ */
+export const aiSdkUi: Encoder = {
+  headers: { 'x-vercel-ai-ui-message-stream': 'v1' },
+  async *encode(stream, onError) {
+    const encode = createUiEncoder();
+    let ended = false;
+    try {
+      for await (const batch of stream) {
+        let text = '';
+        for (const entry of batch) {
+          text += uiFrames(encode(entry.event));
+          if (entry.event.type === 'complete' || entry.event.type === 'error') ended = true;
+        }
+        yield text;
+        if (ended) break;
+      }
+    } catch (err) {
+      onError(err);
+    }
+    // A stream that stopped short of the reply's end (reading it failed) still ends as the client expects.
+    yield (ended ? '' : uiFrames(encode(streamFailedEvent()))) + UI_DONE_FRAME;
+  },
+};

@@ -2,17 +2,22 @@
 import { readUIMessageStream, type UIMessage, type UIMessageChunk, uiMessageChunkSchema } from 'ai';
 import { describe, expect, it } from 'vitest';
 import { contractEventData } from '../src/modules/chat/contract-search.js';
-import { createUiEncoder, type NativeEvent, type UiChunk, uiFrames } from '../src/modules/chat/ui-stream.js';
-import { completeEvent, errorEvent } from '../src/modules/generation/events.js';
+import { aiSdkUi, createUiEncoder, type UiChunk, uiFrames } from '../src/modules/chat/encoders/ai-sdk.js';
+import {
+  completeEvent,
+  errorEvent,
+  type ReplyEvent,
+  type StreamEntry,
+} from '../src/modules/generation/events.js';
 import { SAMPLE_CONTRACTS } from '../src/modules/investigations/data/sample-contracts.js';
 
-const start: NativeEvent = {
+const start = {
   type: 'start',
   session_id: 's-1',
   message_id: '6f1c1f5e-0000-4000-8000-000000000001',
   user_message_id: '6f1c1f5e-0000-4000-8000-000000000002',
   timestamp: '2026-12-04T12:00:00.000Z',
-};
+} satisfies ReplyEvent;
 const usage = { prompt_tokens: 10, completion_tokens: 4, estimated: false };
 const complete = (finishReason: string, extra?: Record<string, unknown>) =>
   completeEvent({
@@ -24,9 +29,9 @@ const complete = (finishReason: string, extra?: Record<string, unknown>) =>
     suggestedActions: ['Ver mais'],
     usage,
     extra,
-  }) as NativeEvent;
+  }) as ReplyEvent;
 
-function encodeAll(events: NativeEvent[]): UiChunk[] {
+function encodeAll(events: ReplyEvent[]): UiChunk[] {
   const encode = createUiEncoder();
   return events.flatMap((e) => encode(e));
 }
@@ -54,7 +59,7 @@ async function readMessage(chunks: UiChunk[]): Promise<UIMessage | undefined> {
 
 describe('createUiEncoder', () => {
   it('encodes a finished reply in the order of AI-SDK.md §2.2, and the SDK rebuilds the text', async () => {
-    const events: NativeEvent[] = [
+    const events: ReplyEvent[] = [
       start,
       { type: 'detecting', message: 'Analisando sua mensagem...' },
       { type: 'intent', intent: 'greeting', confidence: 0.9 },
@@ -117,7 +122,7 @@ describe('createUiEncoder', () => {
       start,
       { type: 'searching', message: 'Buscando contratos na base de exemplo...', query: 'contratos' },
       { type: 'found', message: '2 contrato(s) encontrado(s)', count: 2, sample_data: true },
-      ...contracts.map((data) => ({ type: 'contract', data })),
+      ...contracts.map((data) => ({ type: 'contract' as const, data })),
       { type: 'chunk', content: 'Encontrei 2.', agent_id: 'zumbi' },
       complete('stop', { contracts, total_contracts: 2, download_available: true }),
     ]);
@@ -168,7 +173,7 @@ describe('createUiEncoder', () => {
   });
 
   it('turns a failure into one error chunk that the SDK surfaces as an error', async () => {
-    const failed = errorEvent('failed', 'MODEL_HTTP_ERROR') as NativeEvent;
+    const failed = errorEvent('failed', 'MODEL_HTTP_ERROR');
     const chunks = encodeAll([start, { type: 'chunk', content: 'meia ', agent_id: 'abaporu' }, failed]);
     expect(chunks.at(-1)).toEqual({ type: 'error', errorText: failed.message });
     await validate(chunks);
@@ -185,7 +190,51 @@ describe('createUiEncoder', () => {
     expect(lines.filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)))).toEqual(chunks);
   });
 
-  it('ignores an event type it has no part for', () => {
-    expect(createUiEncoder()({ type: 'something_new', x: 1 })).toEqual([]);
+  it('as an Encoder: one piece of text per batch, [DONE] after the terminal event, nothing after it', async () => {
+    const events: ReplyEvent[] = [
+      start,
+      { type: 'chunk', content: 'Olá ', agent_id: 'abaporu' },
+      { type: 'chunk', content: 'mundo', agent_id: 'abaporu' },
+      complete('stop'),
+    ];
+    const entries: StreamEntry[] = events.map((event, i) => ({
+      id: `0-${i + 1}`,
+      seq: i + 1,
+      offset: 0,
+      event,
+    }));
+    async function* batches() {
+      yield entries.slice(0, 1);
+      yield entries.slice(1);
+    }
+    const pieces: string[] = [];
+    for await (const piece of aiSdkUi.encode(batches(), () => {})) pieces.push(piece);
+    expect(pieces).toHaveLength(3);
+    expect(pieces[0]).toBe(uiFrames(encodeAll([start])));
+    expect(pieces.at(-1)).toBe('data: [DONE]\n\n');
+    expect(pieces.join('')).toBe(`${uiFrames(encodeAll(events))}data: [DONE]\n\n`);
+    expect(aiSdkUi.headers).toEqual({ 'x-vercel-ai-ui-message-stream': 'v1' });
+  });
+
+  it('as an Encoder: a stream that fails midway ends with an error chunk and [DONE]', async () => {
+    const failure = new Error('redis went away');
+    async function* failing() {
+      yield [{ id: '0-1', seq: 1, offset: 0, event: start } as StreamEntry];
+      throw failure;
+    }
+    const seen: unknown[] = [];
+    let text = '';
+    for await (const piece of aiSdkUi.encode(failing(), (err) => seen.push(err))) text += piece;
+    expect(seen).toEqual([failure]);
+    const chunks = text
+      .split('\n\n')
+      .filter((b) => b.startsWith('data: {'))
+      .map((b) => JSON.parse(b.slice(6)));
+    expect(chunks.at(-1)).toEqual({
+      type: 'error',
+      errorText: 'A transmissão foi interrompida. Tente novamente.',
+    });
+    expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+    await validate(chunks);
   });
 });
