@@ -18,6 +18,7 @@ import * as repo from './chat.repo.js';
 import { chatRoutes } from './chat.routes.js';
 import { type Caller, createChatService } from './chat.service.js';
 import { createTurnService, type TurnAdmission, type TurnService } from './chat.turns.js';
+import { maritacaRoutes, providerForTurn } from './maritaca.routes.js';
 import { uiRoutes } from './ui.routes.js';
 
 export interface ChatModuleDeps {
@@ -102,7 +103,13 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
       checkpointMs: config.CHECKPOINT_MS,
       heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
       mirror: deps.mirror,
-      pipeline: (input, signal) => runPipeline(pipelineDeps, input, signal),
+      // A turn's context may name an operator-allowed model (Maritaca mode, maritaca.routes.ts).
+      pipeline: (input, signal) =>
+        runPipeline(
+          { ...pipelineDeps, model: providerForTurn(deps.model, input.context, config.LLM_ALLOWED_MODELS) },
+          input,
+          signal,
+        ),
       async onFinished(outcome, input) {
         // Memory feeds a real model's prompt; the offline agent's canned answers are not worth keeping.
         if (outcome.status !== 'completed' || !outcome.content || deps.model.kind === 'offline') return;
@@ -144,5 +151,13 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
   await app.register(chatRoutes, routeDeps);
   // The AI SDK protocol (AI-SDK.md): the same turns, encoded as a UI message stream.
   await app.register(uiRoutes, routeDeps);
+  await app.register(maritacaRoutes, {
+    prefix: '/api/v1/chat',
+    turns,
+    replies,
+    model: deps.model,
+    maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
+    allowedModels: config.LLM_ALLOWED_MODELS,
+  });
   return { turns, replies };
 }
