@@ -60,6 +60,11 @@ export const errorCatalogue = {
   },
   VALIDATION_ERROR: { status: 422, message: 'The request is invalid.', detail: 'A requisição é inválida.' },
   UNKNOWN_AGENT: { status: 422, message: 'Unknown agent.', detail: 'Agente desconhecido.' },
+  UNSUPPORTED_TRIGGER: {
+    status: 422,
+    message: 'Only the submit-message trigger is supported.',
+    detail: 'Só é possível enviar uma nova mensagem (regenerar respostas ainda não é suportado).',
+  },
   RATE_LIMITED: {
     status: 429,
     message: 'Too many requests; retry later.',

@@ -16,6 +16,16 @@ const routes: Array<[string, string, string]> = [
   ],
   ['POST', '/api/v1/chat/message', 'The same turn without streaming; answers JSON.'],
   [
+    'POST',
+    '/api/v1/chat/ui',
+    'The same turn for Vercel AI SDK clients (useChat): the SDK body in, a UI message stream out.',
+  ],
+  [
+    'GET',
+    '/api/v1/chat/ui/{chatId}/stream',
+    'AI SDK resume: the running reply of a chat replayed from its start, then live; 204 when none.',
+  ],
+  [
     'GET',
     '/api/v1/chat/sessions',
     "The caller's sessions, most recent activity first (limit, offset, cursor).",

@@ -19,6 +19,7 @@ import { chatRoutes } from './chat.routes.js';
 import { type Caller, createChatService } from './chat.service.js';
 import { createTurnService, type TurnAdmission, type TurnService } from './chat.turns.js';
 import { maritacaRoutes, providerForTurn } from './maritaca.routes.js';
+import { uiRoutes } from './ui.routes.js';
 
 export interface ChatModuleDeps {
   config: Config;
@@ -138,7 +139,7 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
   });
   const chat = createChatService({ db: db.db, restoreDays: config.SESSION_RESTORE_DAYS });
 
-  await app.register(chatRoutes, {
+  const routeDeps = {
     prefix: '/api/v1/chat',
     chat,
     turns,
@@ -146,7 +147,10 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
     heartbeatMs: config.SSE_HEARTBEAT_MS,
     onDisconnect: config.GENERATION_ON_DISCONNECT,
-  });
+  };
+  await app.register(chatRoutes, routeDeps);
+  // The AI SDK protocol (AI-SDK.md): the same turns, encoded as a UI message stream.
+  await app.register(uiRoutes, routeDeps);
   await app.register(maritacaRoutes, {
     prefix: '/api/v1/chat',
     turns,

@@ -11,7 +11,14 @@ import {
   startGeneration,
   type TurnInput,
 } from './generation.js';
-import { getReply, markStopped, producerAlive, type ReplyRow, toMessage } from './generation.repo.js';
+import {
+  activeReplyOf,
+  getReply,
+  markStopped,
+  producerAlive,
+  type ReplyRow,
+  toMessage,
+} from './generation.repo.js';
 import type { GenerationRegistry } from './registry.js';
 import { storedEntries, withFallback } from './replay.js';
 
@@ -129,6 +136,9 @@ export function createReplies(deps: RepliesDeps) {
     },
 
     subscribe,
+
+    /** The id of the session's running reply, if the caller may see it (resume by chat id). */
+    activeIn: (sessionId: string, caller: ReplyCaller) => activeReplyOf(db, sessionId, caller.userId),
 
     /** Waits for the reply's end (on any instance) and returns the stored row. */
     async result(messageId: string, caller: ReplyCaller, opts: SubscribeOptions = {}): Promise<ReplyRow> {
