@@ -1,6 +1,7 @@
 // buildApp(deps): wires config, infrastructure and modules into a Fastify instance. Never listens.
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { serializerCompiler } from 'fastify-type-provider-zod';
 import pino, { type Logger } from 'pino';
 import type { ZodType } from 'zod';
 import type { Config } from './config.js';
@@ -26,6 +27,8 @@ import { createOfflineProvider } from './modules/llm/offline.js';
 import { createOpenAIProvider } from './modules/llm/openai.js';
 import type { ModelProvider } from './modules/llm/provider.js';
 import { createMemoryStore } from './modules/memory/memory.js';
+import { createMetrics, type Metrics } from './modules/metrics/metrics.js';
+import { metricsRoutes, registerMetricsHooks } from './modules/metrics/metrics.routes.js';
 import { describeAuth, registerAuth } from './plugins/auth.js';
 import { docsRoutes } from './plugins/docs.js';
 import { registerRateLimit } from './plugins/rate-limit.js';
@@ -45,6 +48,8 @@ export interface AppDeps {
   instanceId?: string;
   /** The model provider; default: OpenAI-compatible when LLM_API_KEY is set, else the offline agent. */
   model?: ModelProvider;
+  /** Prometheus metrics; default: a fresh registry with Node's process metrics. */
+  metrics?: Metrics;
 }
 
 export interface AppInfra {
@@ -56,6 +61,7 @@ export interface AppInfra {
   isDraining(): boolean;
   startDraining(): void;
   generations: GenerationRegistry;
+  metrics: Metrics;
 }
 
 declare module 'fastify' {
@@ -128,6 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: false,
   });
 
+  const metrics = deps.metrics ?? createMetrics();
   let draining = false;
   // `generations` is filled in once the chat module is registered, before the app is ready.
   const infra = {
@@ -139,6 +146,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     startDraining: () => {
       draining = true;
     },
+    metrics,
   } as AppInfra;
   app.decorate('infra', infra);
 
@@ -147,13 +155,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const result = (schema as ZodType).safeParse(data);
     return result.success ? { value: result.data } : { error: result.error };
   });
+  // Response schemas are zod too (they also feed the OpenAPI document).
+  app.setSerializerCompiler(serializerCompiler);
 
   // JSON is the only body this API reads by default; text/plain would reach validation as a string.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
+  registerMetricsHooks(app, metrics);
   await registerSecurity(app, config.CORS_ORIGINS);
+  // Every connection error of the command connection (the subscriber and limiter log their own).
+  const countRedisError = () => metrics.redisError('connection');
+  redis?.client.on('error', countRedisError);
 
-  await app.register(healthRoutes, { db, redis, version: VERSION, isDraining: infra.isDraining });
+  await app.register(healthRoutes, {
+    db,
+    redis,
+    version: VERSION,
+    isDraining: infra.isDraining,
+    onDown: (what) =>
+      what === 'database' ? metrics.postgresError('readiness') : metrics.redisError('readiness'),
+  });
+  await app.register(metricsRoutes, { metrics, token: config.METRICS_TOKEN });
   await app.register(docsRoutes, { version: VERSION });
 
   // Auth runs on every request before any route: an invalid token is a 401, never anonymous.
@@ -169,6 +191,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   const registry = createGenerationRegistry();
   infra.generations = registry;
+  metrics.bind({ runningGenerations: () => registry.running().length, db: db.db });
   // Three missed heartbeats make a producer dead; a checkpoint stall alone never does.
   const staleAfterMs = Math.max(config.PRODUCER_HEARTBEAT_MS * 3, 1000);
   const remote = redis
@@ -188,6 +211,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     model,
     memory,
     registry,
+    metrics,
     staleAfterMs,
     instanceId: infra.instanceId,
     isDraining: infra.isDraining,
@@ -239,6 +263,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.addHook('onClose', async () => {
     sweeper.stop();
+    redis?.client.off('error', countRedisError);
     await remote?.close();
     if (ownsRedis) await redis?.close();
     if (ownsDb) await db.close();

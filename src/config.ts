@@ -95,6 +95,9 @@ export const configSchema = z.object({
 
   INVESTIGATION_MAX_CONTRACTS: int(1, 10_000_000).default(100_000),
 
+  // When set, GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`.
+  METRICS_TOKEN: z.string().min(16).optional(),
+
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(20_000),
   // How many proxies in front of us append to X-Forwarded-For (Railway's edge: 1). Trusting every
   // hop (`true`) would let a client pick its own address, and with it its rate-limit bucket.

@@ -12,6 +12,7 @@ import { createRegistry, type GenerationRegistry } from '../generation/registry.
 import { buildPrompt } from '../llm/prompt.js';
 import type { ModelProvider } from '../llm/provider.js';
 import type { MemoryStore } from '../memory/memory.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Admission } from './admission.js';
 import * as repo from './chat.repo.js';
 import { chatRoutes } from './chat.routes.js';
@@ -33,6 +34,8 @@ export interface ChatModuleDeps {
   searchContracts?: PipelineDeps['searchContracts'];
   rateLimit?: (cls: 'chat' | 'read') => Record<string, unknown>;
   registry: GenerationRegistry;
+  /** Turn counters and error counters; optional so the module builds without them. */
+  metrics?: Metrics;
   /** When a producer counts as dead; shared with the sweeper and the Redis follower. */
   staleAfterMs: number;
 }
@@ -94,6 +97,7 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
       checkpointMs: config.CHECKPOINT_MS,
       heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
       mirror: deps.mirror,
+      metrics: deps.metrics?.turns,
       pipeline: (input, state, signal) => runPipeline(pipelineDeps, input, state, signal),
       async onFinished(outcome, input) {
         // Memory feeds a real model's prompt; the offline agent's canned answers are not worth keeping.

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
 import type { PipelineEvent, TurnInput, TurnState } from '../agents/pipeline.js';
 import { estimateTokens, type ModelEvent, type ModelUsage } from '../llm/provider.js';
+import type { TurnMetrics } from '../metrics/metrics.js';
 import { createChunker } from './chunker.js';
 import { completeEvent, cursorId, errorEvent, type GenEvent, type StreamEntry } from './events.js';
 import { checkpoint, type FinalStatus, type FinalWrite, finalize } from './generation.repo.js';
@@ -21,6 +22,8 @@ export interface GenerationDeps {
   checkpointMs: number;
   heartbeatMs: number;
   mirror: EventMirror | null;
+  /** Lifecycle counters (started, outcome, first chunk, checkpoints); optional. */
+  metrics?: TurnMetrics;
   pipeline(input: TurnInput, state: TurnState, signal: AbortSignal): AsyncIterable<PipelineEvent>;
   /** Called after the final write (memory, metrics); errors are logged, never thrown. */
   onFinished?(outcome: GenerationOutcome, input: TurnInput): Promise<void> | void;
@@ -50,6 +53,9 @@ export function startGeneration(
   input: TurnInput,
 ): Generation {
   const entries: StreamEntry[] = [];
+  const metrics = deps.metrics;
+  const startedAt = performance.now();
+  metrics?.turnStarted();
   let waiters: Array<() => void> = [];
   let ended = false;
   let offset = 0;
@@ -99,7 +105,13 @@ export function startGeneration(
       lastBeat = Date.now();
       writes = writes
         .then(() => checkpoint(deps.db, ids.messageId, snapshot))
-        .catch((err) => deps.log.warn({ err, messageId: ids.messageId }, 'checkpoint failed'));
+        .then(
+          () => metrics?.checkpoint('ok'),
+          (err) => {
+            metrics?.checkpoint('failed');
+            deps.log.warn({ err, messageId: ids.messageId }, 'checkpoint failed');
+          },
+        );
     },
     Math.min(deps.checkpointMs, deps.heartbeatMs),
   );
@@ -109,6 +121,7 @@ export function startGeneration(
     const chunker = createChunker();
     const emit = (text: string) => {
       if (!text) return;
+      if (!content) metrics?.firstChunk((performance.now() - startedAt) / 1000);
       content += text;
       append({ type: 'chunk', content: text, agent_id: state.agent?.echoId ?? 'abaporu' }, text.length);
     };
@@ -177,6 +190,7 @@ export function startGeneration(
     } catch (err) {
       // The row keeps its last checkpoint; the sweeper will mark it interrupted.
       deps.log.error({ err, messageId: ids.messageId }, 'final write failed');
+      metrics?.finalWriteFailed();
       status = 'failed';
       errorCode = 'PERSIST_FAILED';
     }
@@ -195,6 +209,7 @@ export function startGeneration(
         : errorEvent(status, errorCode ?? undefined),
     );
     ended = true;
+    metrics?.turnEnded(status);
     deps.mirror?.end(ids.messageId);
     wake();
 

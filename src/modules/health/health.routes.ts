@@ -19,6 +19,8 @@ export interface HealthDeps {
   redis: Pick<RedisHandle, 'ping'> | null;
   version: string;
   isDraining: () => boolean;
+  /** Told about each failed readiness check (counted as a metric). */
+  onDown?: (what: 'database' | 'redis') => void;
 }
 
 export async function healthRoutes(app: FastifyInstance, deps: HealthDeps) {
@@ -29,6 +31,8 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthDeps) {
       check(() => deps.db.ping(), 2000),
       deps.redis ? check(() => deps.redis!.ping(1000), 1000) : Promise.resolve('in-process' as const),
     ]);
+    if (database === 'down') deps.onDown?.('database');
+    if (redis === 'down') deps.onDown?.('redis');
     const checks = { database, redis, accepting_turns: !deps.isDraining() };
     const down: string[] = Object.entries({ database, redis })
       .filter(([, v]) => v === 'down')
