@@ -29,6 +29,7 @@ import type { ModelProvider } from './modules/llm/provider.js';
 import { createMemoryStore } from './modules/memory/memory.js';
 import { createMetrics, type Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes, registerMetricsHooks } from './modules/metrics/metrics.routes.js';
+import { playgroundRoutes } from './modules/playground/playground.routes.js';
 import { describeAuth, registerAuth } from './plugins/auth.js';
 import { docsRoutes } from './plugins/docs.js';
 import { registerRateLimit } from './plugins/rate-limit.js';
@@ -176,6 +177,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       what === 'database' ? metrics.postgresError('readiness') : metrics.redisError('readiness'),
   });
   await app.register(metricsRoutes, { metrics, token: config.METRICS_TOKEN });
+  await app.register(playgroundRoutes);
   await app.register(docsRoutes, { version: VERSION });
 
   // Auth runs on every request before any route: an invalid token is a 401, never anonymous.
