@@ -46,7 +46,12 @@ async function history(sessionId: string, token?: string) {
   };
 }
 
-const sessionOf = (p: Page) => p.evaluate(() => sessionStorage.getItem('pg.session')) as Promise<string>;
+const sessionOf = (p: Page) =>
+  p.evaluate(() =>
+    (
+      globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } }
+    ).sessionStorage.getItem('pg.session'),
+  ) as Promise<string>;
 const text = async (l: { textContent(): Promise<string | null> }) => (await l.textContent()) ?? '';
 const lastAssistant = (p: Page) => p.locator('.msg.assistant').last();
 
@@ -210,7 +215,9 @@ describe.skipIf(!hasChromium)(
       expect(await page.locator('#findings tbody tr td:nth-child(4)').allInnerTexts()).toEqual(
         results.findings.map((f) => f.title),
       );
-      expect(await page.locator('#inv-progress').evaluate((el) => (el as HTMLProgressElement).value)).toBe(1);
+      expect(
+        await page.locator('#inv-progress').evaluate((el) => (el as unknown as { value: number }).value),
+      ).toBe(1);
       // The bar was driven by the stream's progress events.
       expect(Number(await page.locator('#inv-run').getAttribute('data-progress-events'))).toBeGreaterThan(0);
       // Two charts (by type and by severity), one bar per distinct type.
@@ -237,7 +244,7 @@ describe.skipIf(!hasChromium)(
         ].join(';'),
       );
       const previous = await page.locator('#inv-run').getAttribute('data-investigation-id');
-    await page.setInputFiles('#inv-csv', {
+      await page.setInputFiles('#inv-csv', {
         name: 'contratos.csv',
         mimeType: 'text/csv',
         buffer: Buffer.from([header, ...lines].join('\n')),
@@ -260,7 +267,7 @@ describe.skipIf(!hasChromium)(
         findings: Array<{ type: string; contract_ids: string[] }>;
       };
       expect(res.status, JSON.stringify(results)).toBe(200);
-    expect(results).toMatchObject({ data_source: 'upload', records_analyzed: 30 });
+      expect(results).toMatchObject({ data_source: 'upload', records_analyzed: 30 });
       expect(results.findings).toContainEqual(
         expect.objectContaining({ type: 'value_increase', contract_ids: ['csv-7'] }),
       );
