@@ -1,6 +1,6 @@
 // buildApp(deps): wires config, infrastructure and modules into a Fastify instance. Never listens.
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
 import { serializerCompiler } from 'fastify-type-provider-zod';
 import pino, { type Logger } from 'pino';
 import type { ZodType } from 'zod';
@@ -31,7 +31,7 @@ import { createMetrics, type Metrics } from './modules/metrics/metrics.js';
 import { metricsRoutes, registerMetricsHooks } from './modules/metrics/metrics.routes.js';
 import { playgroundRoutes } from './modules/playground/playground.routes.js';
 import { describeAuth, registerAuth } from './plugins/auth.js';
-import { docsRoutes } from './plugins/docs.js';
+import { registerOpenApi } from './plugins/openapi/openapi.js';
 import { registerRateLimit } from './plugins/rate-limit.js';
 import { createRedis, type RedisHandle } from './plugins/redis.js';
 import { genReqId, registerSecurity } from './plugins/security.js';
@@ -51,6 +51,8 @@ export interface AppDeps {
   model?: ModelProvider;
   /** Prometheus metrics; default: a fresh registry with Node's process metrics. */
   metrics?: Metrics;
+  /** Told about every route as it is registered (route inventories, documentation checks). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export interface AppInfra {
@@ -136,6 +138,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   const metrics = deps.metrics ?? createMetrics();
+  const onRoute = deps.onRoute;
+  if (onRoute) app.addHook('onRoute', (route) => onRoute(route));
   let draining = false;
   // `generations` is filled in once the chat module is registered, before the app is ready.
   const infra = {
@@ -162,6 +166,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON is the only body this API reads by default; text/plain would reach validation as a string.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
+  // Before any route: the document is built from the routes registered after it.
+  await registerOpenApi(app, { version: VERSION });
   registerMetricsHooks(app, metrics);
   await registerSecurity(app, config.CORS_ORIGINS);
   // Every connection error of the command connection (the subscriber and limiter log their own).
@@ -178,7 +184,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(metricsRoutes, { metrics, token: config.METRICS_TOKEN });
   await app.register(playgroundRoutes);
-  await app.register(docsRoutes, { version: VERSION });
 
   // Auth runs on every request before any route: an invalid token is a 401, never anonymous.
   registerAuth(app, { config });

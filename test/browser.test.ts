@@ -273,5 +273,30 @@ describe.skipIf(!hasChromium)(
       );
       expect(await page.locator('#findings tbody tr').count()).toBe(results.findings.length);
     });
+
+    it('loads /docs and finds every operation of the document there', async () => {
+      const doc = (await (await fetch(`${base}/openapi.json`)).json()) as {
+        paths: Record<string, Record<string, unknown>>;
+      };
+      const expected = Object.entries(doc.paths)
+        .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
+        .sort();
+      expect(expected.length).toBeGreaterThan(20);
+      const docs = await context.newPage();
+      try {
+        await docs.goto(`${base}/docs`);
+        await docs.waitForSelector('.opblock');
+        const shown = await docs.$$eval('.opblock', (blocks) =>
+          blocks.map(
+            (b) =>
+              `${b.querySelector('.opblock-summary-method')?.textContent?.trim()} ${b.querySelector('.opblock-summary-path')?.getAttribute('data-path')}`,
+          ),
+        );
+        expect(shown.sort()).toEqual(expected);
+        await docs.screenshot({ path: join(ARTIFACTS, '6-docs.png'), fullPage: false });
+      } finally {
+        await docs.close();
+      }
+    });
   },
 );

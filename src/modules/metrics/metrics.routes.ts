@@ -45,6 +45,7 @@ export async function metricsRoutes(app: FastifyInstance, opts: MetricsRoutesOpt
         description:
           'Prometheus text exposition: request durations by route, chat turns by outcome, time to first chunk, running generations, checkpoints, final-write retries, Postgres and Redis errors, investigation jobs, Node process metrics. Requires `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set.',
         tags: ['operations'],
+        security: [{}, { metricsToken: [] }],
         response: { 200: z.string().describe('Prometheus text format 0.0.4') },
       },
     },
