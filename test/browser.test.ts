@@ -175,6 +175,30 @@ describe.skipIf(!hasChromium)(
       expect(await page.locator('#stop').isDisabled()).toBe(true);
     });
 
+    it('renders model output as text, never as markup (HTML is escaped before Markdown)', async () => {
+      fake.setScript({
+        tokens: [
+          '<img src=x onerror="window.__xss=1"> ',
+          '[clique](javascript:window.__xss=2) ',
+          '[fonte](https://portaldatransparencia.gov.br) ',
+          '`<b>código</b>` ',
+          '<script>window.__xss=3</script>',
+        ],
+        delayMs: 5,
+      });
+      await send(page, 'Mostre HTML');
+      const reply = lastAssistant(page);
+      await expect.poll(() => reply.getAttribute('class')).toMatch(/completed/);
+      const body = reply.locator('.body');
+      expect(await body.locator('img, script, b').count()).toBe(0);
+      expect(await body.locator('a').count()).toBe(1);
+      expect(await body.locator('a').getAttribute('href')).toBe('https://portaldatransparencia.gov.br');
+      expect(await body.locator('a').getAttribute('rel')).toBe('noopener noreferrer');
+      expect(await text(body.locator('code'))).toBe('<b>código</b>');
+      expect(await text(body)).toContain('<img src=x onerror="window.__xss=1">');
+      expect(await page.evaluate(() => (globalThis as { __xss?: number }).__xss)).toBeUndefined();
+    });
+
     it('works with a pasted token: the turn belongs to that user and the session list comes from the server', async () => {
       fake.setScript({ tokens: REPLY, delayMs: 5 });
       const token = await signHS256(SECRET, { sub: 'browser-user' });
