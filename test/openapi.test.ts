@@ -173,7 +173,12 @@ describe('a client generated from the document', () => {
       moduleResolution: ts.ModuleResolutionKind.Bundler,
       types: [],
     });
-    return ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+    // Each diagnostic as "<the declaration it is in>: <message>".
+    return ts.getPreEmitDiagnostics(program).map((d) => {
+      const line = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line : -1;
+      const declaration = /^export const (\w+)/.exec(source.split('\n')[line] ?? '')?.[1] ?? '?';
+      return `${declaration}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
+    });
   }
 
   it('type-checks real answers, and rejects a wrong one', async () => {
@@ -201,7 +206,25 @@ describe('a client generated from the document', () => {
       expect(r.statusCode, `${url}: ${r.body}`).toBe(200);
       return r.body;
     };
+    const created = await app.inject({
+      method: 'POST',
+      url: '/api/v1/investigations/',
+      headers: auth,
+      payload: { query: 'contratos', data_source: 'contracts' },
+    });
+    expect(created.statusCode).toBe(202);
+    const investigationId = created.json().investigation_id as string;
+    for (const until = Date.now() + 20_000; ; ) {
+      const r = await app.inject({ url: `/api/v1/investigations/${investigationId}`, headers: auth });
+      if (r.json().status === 'completed') break;
+      if (Date.now() > until) throw new Error('the investigation did not complete');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     const answers = {
+      created: created.body,
+      investigation: await get(`/api/v1/investigations/${investigationId}`),
+      investigations: await get('/api/v1/investigations/'),
+      results: await get(`/api/v1/investigations/${investigationId}/results`),
       agents: await get('/api/v1/chat/agents'),
       sessions: await get('/api/v1/chat/sessions'),
       session: await get(`/api/v1/chat/sessions/${sessionId}`),
@@ -217,18 +240,21 @@ export const sessions: Json<paths['/api/v1/chat/sessions']['get']['responses'][2
 export const session: Json<paths['/api/v1/chat/sessions/{id}']['get']['responses'][200]> = ${answers.session};
 export const history: Json<paths['/api/v1/chat/history/{id}']['get']['responses'][200]> = ${answers.history};
 export const message: Json<paths['/api/v1/chat/message']['post']['responses'][200]> = ${answers.message};
+export const created: Json<paths['/api/v1/investigations']['post']['responses'][202]> = ${answers.created};
+export const investigation: Json<paths['/api/v1/investigations/{id}']['get']['responses'][200]> = ${answers.investigation};
+export const investigations: Json<paths['/api/v1/investigations']['get']['responses'][200]> = ${answers.investigations};
+export const results: Json<paths['/api/v1/investigations/{id}/results']['get']['responses'][200]> = ${answers.results};
 export const events: Array<Sse<paths['/api/v1/chat/stream']['post']['responses'][200]>> = ${JSON.stringify(events)};
 ${extra}`;
     expect(typecheck(check())).toEqual([]);
 
     // The same check fails for an answer that breaks the schema: the types are not `unknown`.
-    const broken = { ...JSON.parse(answers.sessions), count: 'many' };
+    const broken = { ...JSON.parse(answers.investigation), records_processed: 'many' };
     const wrong = typecheck(
-      check(`export const bad: Json<paths['/api/v1/chat/sessions']['get']['responses'][200]> = ${JSON.stringify(broken)};
+      check(`export const bad: Json<paths['/api/v1/investigations/{id}']['get']['responses'][200]> = ${JSON.stringify(broken)};
 export const badEvent: Sse<paths['/api/v1/chat/stream']['post']['responses'][200]> = { type: 'chunk', agent_id: 'x' };`),
     );
-    expect(wrong).toHaveLength(2);
-    expect(wrong.join('\n')).toMatch(/count/);
-    expect(wrong.join('\n')).toMatch(/content/);
+    expect(wrong.map((w) => w.split(':')[0])).toEqual(['bad', 'badEvent']);
+    expect(wrong[1]).toMatch(/content/);
   }, 60_000);
 });

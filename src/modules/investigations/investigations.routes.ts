@@ -1,12 +1,16 @@
 // Investigation routes (API.md §6): thin handlers over the investigations service.
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import type { Config } from '../../config.js';
 import { callerId } from '../../plugins/auth.js';
 import {
   createBodySchema,
+  createdResponseSchema,
   createQuerySchema,
   idParamsSchema,
   listQuerySchema,
+  resultsResponseSchema,
+  statusResponseSchema,
   streamQuerySchema,
 } from './investigations.schemas.js';
 import type { InvestigationService } from './investigations.service.js';
@@ -42,7 +46,12 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
     '/',
     {
       bodyLimit,
-      schema: { operationId: 'createInvestigation', body: bodySchema, querystring: createQuerySchema },
+      schema: {
+        operationId: 'createInvestigation',
+        body: bodySchema,
+        querystring: createQuerySchema,
+        response: { 202: createdResponseSchema },
+      },
     },
     async (request, reply) => {
       const body = request.body as ReturnType<typeof bodySchema.parse>;
@@ -58,7 +67,14 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
 
   app.get(
     '/',
-    { config: limit('read'), schema: { operationId: 'listInvestigations', querystring: listQuerySchema } },
+    {
+      config: limit('read'),
+      schema: {
+        operationId: 'listInvestigations',
+        querystring: listQuerySchema,
+        response: { 200: z.array(statusResponseSchema) },
+      },
+    },
     async (request) => {
       const { limit } = request.query as ReturnType<typeof listQuerySchema.parse>;
       return service.list(callerId(request), limit);
@@ -67,7 +83,14 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
 
   app.get(
     '/:id',
-    { config: limit('read'), schema: { operationId: 'getInvestigation', params: idParamsSchema } },
+    {
+      config: limit('read'),
+      schema: {
+        operationId: 'getInvestigation',
+        params: idParamsSchema,
+        response: { 200: statusResponseSchema },
+      },
+    },
     async (request) => {
       const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
       return service.status(callerId(request), id);
@@ -76,7 +99,14 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
 
   app.get(
     '/:id/results',
-    { config: limit('read'), schema: { operationId: 'getInvestigationResults', params: idParamsSchema } },
+    {
+      config: limit('read'),
+      schema: {
+        operationId: 'getInvestigationResults',
+        params: idParamsSchema,
+        response: { 200: resultsResponseSchema },
+      },
+    },
     async (request) => {
       const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
       return service.results(callerId(request), id);
@@ -104,7 +134,14 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
 
   app.delete(
     '/:id',
-    { config: limit('read'), schema: { operationId: 'cancelInvestigation', params: idParamsSchema } },
+    {
+      config: limit('read'),
+      schema: {
+        operationId: 'cancelInvestigation',
+        params: idParamsSchema,
+        response: { 200: statusResponseSchema },
+      },
+    },
     async (request) => {
       const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
       return service.cancel(callerId(request), id);
