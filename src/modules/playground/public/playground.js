@@ -198,7 +198,9 @@ async function follow(res, pending, view) {
   let current = view;
   try {
     for await (const { id, data } of events(res)) {
-      if (data.type === 'start') {
+      if (data.type === 'start' && pending?.messageId === data.message_id) {
+        continue;
+      } else if (data.type === 'start') {
         pending = { messageId: data.message_id, sessionId: data.session_id, cursor: id, text: '' };
         setSession(data.session_id);
         rememberSession(data.session_id, chat.lastQuestion);
