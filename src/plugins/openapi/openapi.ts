@@ -96,7 +96,9 @@ function transform(doc: SwaggerTransform) {
     const status = meta?.status ?? 200;
     response[status] = status === 204 ? { type: 'null', description: 'No content' } : { description: 'OK' };
   }
-  const limited = Boolean((route.config as { rateLimit?: unknown } | undefined)?.rateLimit);
+  // Settings on the route, or a class the rate-limit plugin turns into settings.
+  const config = route.config as { rateLimit?: unknown; rateLimitClass?: unknown } | undefined;
+  const limited = Boolean(config?.rateLimit || config?.rateLimitClass);
   if (limited) {
     for (const [code, r] of Object.entries(response)) {
       if (code.startsWith('2'))
