@@ -55,10 +55,12 @@ const sessionOf = (p: Page) =>
 const text = async (l: { textContent(): Promise<string | null> }) => (await l.textContent()) ?? '';
 const lastAssistant = (p: Page) => p.locator('.msg.assistant').last();
 
-async function send(p: Page, text: string) {
-  await p.fill('#message', text);
+/** Sends a message and waits for its reply bubble (a fast reply may already be complete). */
+async function send(p: Page, message: string) {
+  const before = await p.locator('.msg.assistant').count();
+  await p.fill('#message', message);
   await p.click('#send');
-  await p.waitForSelector('.msg.assistant.streaming');
+  await expect.poll(() => p.locator('.msg.assistant').count()).toBe(before + 1);
 }
 
 async function shot(p: Page, name: string) {
@@ -219,6 +221,13 @@ describe.skipIf(!hasChromium)(
         .toEqual(['Sessão autenticada']);
       // Anonymous readers no longer see it: it is the user's now.
       expect((await fetch(`${base}/api/v1/chat/history/${sessionId}`)).status).toBe(404);
+      // Browsing: leave the conversation, then open it again from the list; its history comes back.
+      await page.click('#new-session');
+      expect(await page.locator('.msg').count()).toBe(0);
+      await page.click(`#sessions button[data-session-id="${sessionId}"]`);
+      await expect.poll(() => page.locator('.msg').count()).toBe(2);
+      expect(await text(page.locator('.msg.user .body'))).toBe('Sessão autenticada');
+      expect(normalize(await text(lastAssistant(page).locator('.body')))).toBe(normalize(REPLY.join('')));
       await page.fill('#token', '');
       await page.locator('#token').dispatchEvent('change');
     });
