@@ -252,9 +252,10 @@ ${extra}`;
     const broken = { ...JSON.parse(answers.investigation), records_processed: 'many' };
     const wrong = typecheck(
       check(`export const bad: Json<paths['/api/v1/investigations/{id}']['get']['responses'][200]> = ${JSON.stringify(broken)};
+export const badSessions: Json<paths['/api/v1/chat/sessions']['get']['responses'][200]> = ${JSON.stringify({ ...JSON.parse(answers.sessions), count: 'many' })};
 export const badEvent: Sse<paths['/api/v1/chat/stream']['post']['responses'][200]> = { type: 'chunk', agent_id: 'x' };`),
     );
-    expect(wrong.map((w) => w.split(':')[0])).toEqual(['bad', 'badEvent']);
-    expect(wrong[1]).toMatch(/content/);
+    expect(wrong.map((w) => w.split(':')[0])).toEqual(['bad', 'badSessions', 'badEvent']);
+    expect(wrong[2]).toMatch(/content/);
   }, 60_000);
 });

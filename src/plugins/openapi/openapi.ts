@@ -68,11 +68,16 @@ function transform(doc: SwaggerTransform) {
   if (meta?.description) schema.description ??= meta.description;
   schema.tags ??= meta?.tags ?? [isApi ? (doc.url.split('/')[3] ?? 'api') : 'operations'];
   if (meta?.headers && !schema.headers) schema.headers = meta.headers;
-  if (meta?.sse && !schema.response) {
+  // A stream is declared as a string described 'text/event-stream' (the body is never serialized);
+  // the document shows the media type and, where known, the union of the events' JSON.
+  const declared = (schema.response as Record<string, unknown> | undefined)?.[200];
+  const isStream = isZod(declared) && (declared as z.ZodType).description === 'text/event-stream';
+  if ((meta?.sse && !schema.response) || isStream) {
     schema.response = {
+      ...(schema.response as object),
       200: {
         description: 'Server-Sent Events',
-        content: { 'text/event-stream': { schema: meta.sse } },
+        content: { 'text/event-stream': { schema: meta?.sse ?? z.string() } },
       },
     };
   }
@@ -116,6 +121,9 @@ function transform(doc: SwaggerTransform) {
     ...(limited ? [429] : []),
     ...(isApi ? [503] : []),
   ];
+  // Every error goes through one handler (errors.ts), so every error response is the one envelope.
+  for (const code of Object.keys(response))
+    if (Number(code) >= 400) response[code] = errorResponse(Number(code));
   for (const code of codes) response[code] ??= errorResponse(code);
   out.schema.response = response;
   return out;
