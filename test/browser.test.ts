@@ -318,7 +318,8 @@ describe.skipIf(!hasChromium)(
       const docs = await context.newPage();
       try {
         await docs.goto(`${base}/docs`);
-        await docs.waitForSelector('.opblock');
+        // Swagger UI renders the whole document client-side: slow on a loaded machine.
+        await docs.waitForSelector('.opblock', { timeout: 60_000 });
         const shown = await docs.$$eval('.opblock', (blocks) =>
           blocks.map(
             (b) =>
@@ -330,6 +331,6 @@ describe.skipIf(!hasChromium)(
       } finally {
         await docs.close();
       }
-    });
+    }, 90_000);
   },
 );
