@@ -134,8 +134,25 @@ describe('metrics', () => {
     const text = await scrape();
     expect(sample(text, 'cidadao_turns_started_total')).toBe(3);
     expect(sample(text, 'cidadao_turns_total', { outcome: 'failed' })).toBe(1);
+    expect(sample(text, 'cidadao_final_write_retries_total')).toBe(0);
     // No chunk came, so no first-chunk time either.
     expect(sample(text, 'cidadao_time_to_first_chunk_seconds_count')).toBe(2);
+  });
+
+  it('counts a final write retried without its failing extension hook', async () => {
+    fake.setScript({ tokens: words(5), delayMs: 5 });
+    const before = sample(await scrape(), 'cidadao_final_write_retries_total');
+    expect(before).toBe(0);
+    const turn = await app.infra.chat.turns.start({ userId: null }, { message: 'com gancho' }, undefined, {
+      async onFinalize() {
+        throw new Error('the extension failed');
+      },
+    });
+    const res = await streamRequest(base, `/api/v1/chat/stream/${turn.messageId}`, { method: 'GET' });
+    expect(res.events.at(-1)!.data.type).toBe('complete');
+    const text = await scrape();
+    expect(sample(text, 'cidadao_final_write_retries_total')).toBe(1);
+    expect(sample(text, 'cidadao_turns_total', { outcome: 'completed' })).toBe(2);
   });
 
   it('counts investigation jobs by state from the database', async () => {
