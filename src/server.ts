@@ -1,5 +1,4 @@
 // Process entry: config → buildApp() → listen → graceful shutdown on SIGTERM/SIGINT.
-import { buildApp, createLogger } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 
 let config: ReturnType<typeof loadConfig>;
@@ -11,6 +10,8 @@ try {
   process.exit(1);
 }
 
+// Loaded after the config is known good: a bad variable fails fast, before the whole app is imported.
+const { buildApp, createLogger } = await import('./app.js');
 const logger = createLogger(config);
 
 let app: Awaited<ReturnType<typeof buildApp>>;
