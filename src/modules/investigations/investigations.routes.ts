@@ -5,6 +5,8 @@ import { z } from 'zod';
 import type { Config } from '../../config.js';
 import { callerId } from '../../plugins/auth.js';
 import { readCsvUpload } from './csv-upload.js';
+import { publicStatus } from './investigations.public.js';
+import { publicInvestigationRoutes } from './investigations.public.routes.js';
 import {
   createBodySchema,
   createdResponseSchema,
@@ -12,6 +14,7 @@ import {
   idParamsSchema,
   listQuerySchema,
   resultsResponseSchema,
+  statusBody,
   statusResponseSchema,
   streamQuerySchema,
 } from './investigations.schemas.js';
@@ -21,7 +24,7 @@ export interface InvestigationRoutesOptions {
   service: InvestigationService;
   config: Pick<Config, 'INVESTIGATION_MAX_CONTRACTS'>;
   /** Per-route rate-limit settings by class (plugins/rate-limit.ts); none when absent. */
-  rateLimit?: (cls: 'investigations' | 'read') => Record<string, unknown>;
+  rateLimit?: (cls: 'investigations' | 'read' | 'poll') => Record<string, unknown>;
 }
 
 // A contract is a few hundred bytes of JSON; 1 KiB each leaves room for long descriptions.
@@ -31,7 +34,7 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
   const { service } = opts;
   const max = opts.config.INVESTIGATION_MAX_CONTRACTS;
   const bodyLimit = 1024 * 1024 + max * BYTES_PER_CONTRACT;
-  const limit = (cls: 'investigations' | 'read'): Record<string, unknown> => {
+  const limit = (cls: 'investigations' | 'read' | 'poll'): Record<string, unknown> => {
     const settings = opts.rateLimit?.(cls);
     return settings ? { rateLimit: settings } : {};
   };
@@ -49,10 +52,14 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
   );
 
   const bodySchema = createBodySchema(max);
+  // The frontend's pages (API.md §6.1), registered before `/:id` so `public` is never taken for an id.
+  await app.register(publicInvestigationRoutes, { service, bodySchema, bodyLimit, limit });
+
   app.post(
     '/',
     {
       bodyLimit,
+      config: limit('investigations'),
       schema: {
         operationId: 'createInvestigation',
         body: bodySchema,
@@ -84,7 +91,9 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
     },
     async (request) => {
       const { limit } = request.query as ReturnType<typeof listQuerySchema.parse>;
-      return service.list(callerId(request), limit);
+      // The frontend's pages read this list as [InvestigationStatus] (§6.1): its fields over the native ones.
+      const rows = await service.listRows(callerId(request), limit);
+      return rows.map((row) => ({ ...statusBody(row), ...publicStatus(row), phase: row.currentPhase }));
     },
   );
 
@@ -123,6 +132,7 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
   app.get(
     '/:id/stream',
     {
+      config: limit('investigations'),
       schema: { operationId: 'streamInvestigation', params: idParamsSchema, querystring: streamQuerySchema },
     },
     async (request, reply) => {
