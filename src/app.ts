@@ -1,6 +1,6 @@
 // buildApp(deps): wires config, infrastructure and modules into a Fastify instance. Never listens.
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config.js';
@@ -25,8 +25,11 @@ import {
 } from './modules/investigations/sources/index.js';
 import { createOpenAIProvider } from './modules/llm/openai.js';
 import { createMemoryStore } from './modules/memory/memory.js';
+import { createMetrics, type Metrics } from './modules/metrics/metrics.js';
+import { metricsRoutes, registerMetricsHooks } from './modules/metrics/metrics.routes.js';
+import { playgroundRoutes } from './modules/playground/playground.routes.js';
 import { authPlugin, describeAuth } from './plugins/auth.js';
-import { docsRoutes } from './plugins/docs.js';
+import { registerOpenApi } from './plugins/openapi/openapi.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { createRedis, type RedisHandle } from './plugins/redis.js';
 import { applyEdgeHeaders, genReqId, securityPlugin } from './plugins/security.js';
@@ -44,6 +47,10 @@ export interface AppDeps {
   instanceId?: string;
   /** The model provider; default: OpenAI-compatible when LLM_API_KEY is set, else the offline agent. */
   model?: TurnModel;
+  /** Prometheus metrics; default: a fresh registry with Node's process metrics. */
+  metrics?: Metrics;
+  /** Told about every route as it is registered (route inventories, documentation checks). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export interface AppInfra {
@@ -57,6 +64,7 @@ export interface AppInfra {
   generations: GenerationRegistry;
   /** Chat turns and replies, for modules that run chat turns of their own (the academy). */
   chat: ChatModule;
+  metrics: Metrics;
 }
 
 declare module 'fastify' {
@@ -140,6 +148,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: false,
   });
 
+  const metrics = deps.metrics ?? createMetrics();
+  const onRoute = deps.onRoute;
+  if (onRoute) app.addHook('onRoute', (route) => onRoute(route));
   let draining = false;
   // `generations` is filled in once the chat module is registered, before the app is ready.
   const infra = {
@@ -151,6 +162,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     startDraining: () => {
       draining = true;
     },
+    metrics,
   } as AppInfra;
   app.decorate('infra', infra);
 
@@ -183,10 +195,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return parseJson(request, body as string, done);
   });
   registerErrorHandling(app);
+  // Before any route: the document is built from the routes registered after it.
+  await registerOpenApi(app, { version: VERSION });
+  registerMetricsHooks(app, metrics);
   await app.register(securityPlugin, { origins: config.CORS_ORIGINS });
+  // Every connection error of the command connection (the subscriber and limiter log their own).
+  const countRedisError = () => metrics.redisError('connection');
+  redis?.client.on('error', countRedisError);
 
-  await app.register(healthRoutes, { db, redis, version: VERSION, isDraining: infra.isDraining });
-  await app.register(docsRoutes, { version: VERSION });
+  await app.register(healthRoutes, {
+    db,
+    redis,
+    version: VERSION,
+    isDraining: infra.isDraining,
+    onDown: (what) =>
+      what === 'database' ? metrics.postgresError('readiness') : metrics.redisError('readiness'),
+  });
+  await app.register(metricsRoutes, { metrics, token: config.METRICS_TOKEN });
+  await app.register(playgroundRoutes);
 
   // Auth runs on every request before any route: an invalid token is a 401, never anonymous.
   await app.register(authPlugin, { config });
@@ -202,6 +228,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   const registry = createGenerationRegistry();
   infra.generations = registry;
+  metrics.bind({ runningGenerations: () => registry.running().length, db: db.db });
   // Three missed heartbeats make a producer dead; a checkpoint stall alone never does.
   const staleAfterMs = Math.max(config.PRODUCER_HEARTBEAT_MS * 3, 1000);
   const remote = redis
@@ -227,6 +254,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     model,
     memory,
     registry,
+    metrics,
     staleAfterMs,
     instanceId: infra.instanceId,
     isDraining: infra.isDraining,
@@ -279,6 +307,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.addHook('onClose', async () => {
     sweeper.stop();
+    redis?.client.off('error', countRedisError);
     await remote?.close();
     if (ownsRedis) await redis?.close();
     if (ownsDb) await db.close();

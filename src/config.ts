@@ -115,6 +115,9 @@ export const configSchema = z.object({
   // elsewhere about this long (plus a third, plus the retry delay) after its last renewal.
   JOB_LEASE_SECONDS: int(3, 3600).default(30),
 
+  // When set, GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`.
+  METRICS_TOKEN: z.string().min(16).optional(),
+
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(20_000),
   // How many proxies in front of us append to X-Forwarded-For (Railway's edge: 1). Trusting every
   // hop (`true`) would let a client pick its own address, and with it its rate-limit bucket.

@@ -22,6 +22,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     user: AuthUser | null;
   }
+  interface FastifyContextConfig {
+    /** false: the route checks its own bearer credential (e.g. /metrics), which is not a JWT. */
+    verifyJwt?: boolean;
+  }
 }
 
 export interface AuthDeps {
@@ -174,7 +178,7 @@ export const authPlugin = fp<AuthDeps>(
     if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null);
     app.addHook('onRequest', async (request: FastifyRequest) => {
       const header = request.headers.authorization;
-      if (header === undefined) return;
+      if (header === undefined || request.routeOptions.config?.verifyJwt === false) return;
       try {
         request.user = await verifyToken(bearerToken(header), verifiers);
       } catch (err) {

@@ -13,6 +13,7 @@ import { createRegistry, type GenerationRegistry } from '../generation/registry.
 import { createReplies, type RemoteGenerations, type Replies } from '../generation/replies.js';
 import { buildPrompt } from '../llm/prompt.js';
 import type { MemoryStore } from '../memory/memory.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Admission } from './admission.js';
 import * as repo from './chat.repo.js';
 import { chatRoutes } from './chat.routes.js';
@@ -35,6 +36,8 @@ export interface ChatModuleDeps {
   admission?: Admission;
   searchContracts?: PipelineDeps['searchContracts'];
   registry: GenerationRegistry;
+  /** Turn counters and error counters; optional so the module builds without them. */
+  metrics?: Metrics;
   /** When a producer counts as dead; shared with the sweeper and the Redis follower. */
   staleAfterMs: number;
 }
@@ -103,6 +106,7 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
       checkpointMs: config.CHECKPOINT_MS,
       heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
       mirror: deps.mirror,
+      metrics: deps.metrics?.turns,
       // A turn's context may name an operator-allowed model (Maritaca mode, maritaca.routes.ts).
       pipeline: (input, signal) =>
         runPipeline(

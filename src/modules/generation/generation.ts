@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
 import { estimateTokens, type ModelEvent } from '../llm/provider.js';
+import type { TurnMetrics } from '../metrics/metrics.js';
 import { createChunker } from './chunker.js';
 import {
   type CompleteExtra,
@@ -42,6 +43,8 @@ export interface ProducerDeps {
   checkpointMs: number;
   heartbeatMs: number;
   mirror: EventMirror | null;
+  /** Lifecycle counters (started, outcome, first chunk, checkpoints, final-write retries); optional. */
+  metrics?: TurnMetrics;
   pipeline: Pipeline;
   /** Called after the final write (memory, metrics); errors are logged, never thrown. */
   onFinished?(outcome: GenerationOutcome, input: TurnInput): Promise<void> | void;
@@ -79,6 +82,9 @@ export function startGeneration(
   options: ReplyOptions = {},
 ): Generation {
   const entries: StreamEntry[] = [];
+  const metrics = deps.metrics;
+  const startedAt = performance.now();
+  metrics?.turnStarted();
   const prelude: PreludeEvent[] = [];
   let waiters: Array<() => void> = [];
   let ended = false;
@@ -144,7 +150,13 @@ export function startGeneration(
       lastBeat = Date.now();
       writes = writes
         .then(() => checkpoint(deps.db, messageId, snapshot, meta))
-        .catch((err) => deps.log.warn({ err, messageId }, 'checkpoint failed'));
+        .then(
+          () => metrics?.checkpoint('ok'),
+          (err) => {
+            metrics?.checkpoint('failed');
+            deps.log.warn({ err, messageId }, 'checkpoint failed');
+          },
+        );
     },
     Math.min(deps.checkpointMs, deps.heartbeatMs),
   );
@@ -154,6 +166,7 @@ export function startGeneration(
     const chunker = createChunker();
     const emit = (text: string) => {
       if (!text) return;
+      if (!content) metrics?.firstChunk((performance.now() - startedAt) / 1000);
       content += text;
       append(chunkEvent(text, state.agent?.echoId ?? 'abaporu'), text.length);
     };
@@ -238,6 +251,7 @@ export function startGeneration(
         if (!hook) throw err;
         // An extension's failure rolls back its own statements; the reply itself is still stored.
         deps.log.error({ err, messageId }, 'finalize hook failed; storing the reply without it');
+        metrics?.finalWriteRetry();
         final = await finalize(deps.db, write);
       }
       persisted = final.persisted;
@@ -245,6 +259,7 @@ export function startGeneration(
     } catch (err) {
       // The row keeps its last checkpoint; the sweeper will mark it interrupted.
       deps.log.error({ err, messageId }, 'final write failed');
+      metrics?.finalWriteFailed();
       status = 'failed';
       errorCode = 'PERSIST_FAILED';
     }
@@ -263,6 +278,7 @@ export function startGeneration(
         : errorEvent(status, errorCode ?? undefined),
     );
     ended = true;
+    metrics?.turnEnded(status);
     deps.mirror?.end(messageId);
     wake();
 

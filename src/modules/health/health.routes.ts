@@ -20,6 +20,8 @@ export interface HealthDeps {
   redis: Pick<RedisHandle, 'ping'> | null;
   version: string;
   isDraining: () => boolean;
+  /** Told about each failed readiness check (counted as a metric). */
+  onDown?: (what: 'database' | 'redis') => void;
 }
 
 const checksSchema = z.object({
@@ -45,6 +47,8 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthDeps> = async (app, deps)
       check(() => deps.db.ping(), 2000),
       deps.redis ? check(() => deps.redis!.ping(1000), 1000) : Promise.resolve('in-process' as const),
     ]);
+    if (database === 'down') deps.onDown?.('database');
+    if (redis === 'down') deps.onDown?.('redis');
     const checks = { database, redis, accepting_turns: !deps.isDraining() };
     const down: string[] = Object.entries({ database, redis })
       .filter(([, v]) => v === 'down')

@@ -1,6 +1,7 @@
 // Investigation routes (API.md §6): thin handlers over the investigations service.
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import type { Config } from '../../config.js';
 import { callerId } from '../../plugins/auth.js';
 import { readCsvUpload } from './csv-upload.js';
@@ -8,10 +9,13 @@ import { publicStatus } from './investigations.public.js';
 import { publicInvestigationRoutes } from './investigations.public.routes.js';
 import {
   createBodySchema,
+  createdResponseSchema,
   createQuerySchema,
   idParamsSchema,
   listQuerySchema,
+  resultsResponseSchema,
   statusBody,
+  statusResponseSchema,
   streamQuerySchema,
 } from './investigations.schemas.js';
 import type { InvestigationService } from './investigations.service.js';
@@ -56,7 +60,12 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
     {
       bodyLimit,
       config: limit('investigations'),
-      schema: { operationId: 'createInvestigation', body: bodySchema, querystring: createQuerySchema },
+      schema: {
+        operationId: 'createInvestigation',
+        body: bodySchema,
+        querystring: createQuerySchema,
+        response: { 202: createdResponseSchema },
+      },
     },
     async (request, reply) => {
       const body = request.body as ReturnType<typeof bodySchema.parse>;
@@ -72,7 +81,14 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
 
   app.get(
     '/',
-    { config: limit('read'), schema: { operationId: 'listInvestigations', querystring: listQuerySchema } },
+    {
+      config: limit('read'),
+      schema: {
+        operationId: 'listInvestigations',
+        querystring: listQuerySchema,
+        response: { 200: z.array(statusResponseSchema) },
+      },
+    },
     async (request) => {
       const { limit } = request.query as ReturnType<typeof listQuerySchema.parse>;
       // The frontend's pages read this list as [InvestigationStatus] (§6.1): its fields over the native ones.
@@ -83,7 +99,14 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
 
   app.get(
     '/:id',
-    { config: limit('read'), schema: { operationId: 'getInvestigation', params: idParamsSchema } },
+    {
+      config: limit('read'),
+      schema: {
+        operationId: 'getInvestigation',
+        params: idParamsSchema,
+        response: { 200: statusResponseSchema },
+      },
+    },
     async (request) => {
       const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
       return service.status(callerId(request), id);
@@ -92,7 +115,14 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
 
   app.get(
     '/:id/results',
-    { config: limit('read'), schema: { operationId: 'getInvestigationResults', params: idParamsSchema } },
+    {
+      config: limit('read'),
+      schema: {
+        operationId: 'getInvestigationResults',
+        params: idParamsSchema,
+        response: { 200: resultsResponseSchema },
+      },
+    },
     async (request) => {
       const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
       return service.results(callerId(request), id);
@@ -121,7 +151,14 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
 
   app.delete(
     '/:id',
-    { config: limit('read'), schema: { operationId: 'cancelInvestigation', params: idParamsSchema } },
+    {
+      config: limit('read'),
+      schema: {
+        operationId: 'cancelInvestigation',
+        params: idParamsSchema,
+        response: { 200: statusResponseSchema },
+      },
+    },
     async (request) => {
       const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
       return service.cancel(callerId(request), id);

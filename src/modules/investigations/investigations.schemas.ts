@@ -113,6 +113,69 @@ export const listQuerySchema = z.object({ limit: z.coerce.number().int().min(1).
 
 export const streamQuerySchema = z.object({ after: z.string().max(64).optional() });
 
+// Response shapes: the serializer checks every answer against them, and they feed the OpenAPI document.
+// Loose objects: a field added to statusBody/resultsBody reaches clients even before it is listed here.
+const statusEnum = z.enum(['pending', 'running', 'completed', 'failed', 'cancelled']);
+const isoOrNull = z.string().nullable();
+const ratio = z.number().min(0).max(1);
+
+export const createdResponseSchema = z.looseObject({
+  investigation_id: z.string(),
+  status: z.literal('pending'),
+  sample_data: z.boolean().describe('true when the bundled sample (not real Portal data) is analysed'),
+});
+
+export const statusResponseSchema = z.looseObject({
+  investigation_id: z.string(),
+  status: statusEnum,
+  query: z.string(),
+  data_source: z.enum(['contracts', 'upload']),
+  sample_data: z.boolean(),
+  anomaly_types: z.array(z.enum(ANOMALY_TYPES)),
+  filters: z.record(z.string(), z.unknown()),
+  progress: ratio.describe('0..1, never decreasing'),
+  current_phase: z.string(),
+  records_processed: z.number().int(),
+  anomalies_detected: z.number().int(),
+  confidence: ratio.nullable(),
+  summary: z.string().nullable(),
+  error: z.string().nullable(),
+  session_id: z.string().nullable(),
+  created_at: isoOrNull,
+  started_at: isoOrNull,
+  completed_at: isoOrNull,
+  updated_at: isoOrNull,
+  processing_time_ms: z.number().int().nullable(),
+});
+
+export const findingSchema = z.object({
+  id: z.string(),
+  type: z.enum(ANOMALY_TYPES),
+  severity: ratio,
+  confidence: ratio,
+  title: z.string(),
+  explanation: z.string(),
+  contract_ids: z.array(z.string()),
+  evidence: z.record(z.string(), z.unknown()),
+});
+
+export const resultsResponseSchema = z.looseObject({
+  investigation_id: z.string(),
+  status: statusEnum,
+  query: z.string(),
+  data_source: z.enum(['contracts', 'upload']),
+  sample_data: z.boolean(),
+  records_analyzed: z.number().int(),
+  anomalies_found: z.number().int(),
+  findings: z.array(findingSchema),
+  summary: z.string().nullable(),
+  confidence: ratio.nullable(),
+  error: z.string().nullable(),
+  started_at: isoOrNull,
+  completed_at: isoOrNull,
+  processing_time_ms: z.number().int().nullable(),
+});
+
 const MAX_REPORTED_ERRORS = 20;
 
 /** Validates uploaded items; a 422 names the first few bad ones and nothing is stored. */
