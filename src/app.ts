@@ -7,6 +7,9 @@ import type { Config } from './config.js';
 import { createDb, type DbHandle } from './db/client.js';
 import { migrate, pendingMigrations } from './db/migrate.js';
 import { registerErrorHandling } from './errors.js';
+import { academyRoutes } from './modules/academy/academy.routes.js';
+import { createAcademyService } from './modules/academy/academy.service.js';
+import { createLessons } from './modules/academy/lessons.js';
 import { createAdmission } from './modules/chat/admission.js';
 import { createGenerationRegistry, registerChat } from './modules/chat/chat.module.js';
 import { createContractSearch } from './modules/chat/contract-search.js';
@@ -181,7 +184,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     : null;
   // Investigations exist before chat: a chat turn can open one (and link it to its session).
   const investigations = createInvestigations({ db, config, log: logger, instanceId: infra.instanceId });
-  await registerChat(app, {
+  const chatModule = await registerChat(app, {
     config,
     db,
     log: logger,
@@ -219,6 +222,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     intervalMs: config.SWEEPER_INTERVAL_MS,
     staleAfterMs,
     log: logger,
+  });
+
+  // The academy: profiles, lessons (chat turns with a teacher), the XP ledger, missions, badges.
+  const academy = createAcademyService({ db: db.db });
+  await app.register(academyRoutes, {
+    prefix: '/api/v1/academy',
+    service: academy,
+    lessons: createLessons({ db: db.db, academy, chat: chatModule.chat }),
+    maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
+    rateLimit,
   });
 
   // Investigations: routes, and the durable job runner (started here, stopped first at shutdown).

@@ -15,8 +15,13 @@ import type { MemoryStore } from '../memory/memory.js';
 import type { Admission } from './admission.js';
 import * as repo from './chat.repo.js';
 import { chatRoutes } from './chat.routes.js';
-import { type Caller, createChatService } from './chat.service.js';
-import { createTurnService, type RemoteGenerations, type TurnAdmission } from './chat.turns.js';
+import { type Caller, type ChatService, createChatService } from './chat.service.js';
+import {
+  createTurnService,
+  type RemoteGenerations,
+  type TurnAdmission,
+  type TurnService,
+} from './chat.turns.js';
 
 export interface ChatModuleDeps {
   config: Config;
@@ -47,7 +52,13 @@ export function createGenerationRegistry(): GenerationRegistry {
   });
 }
 
-export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): Promise<void> {
+/** What other modules may use of chat: its session service and its turns. */
+export interface ChatModule {
+  chat: ChatService;
+  turns: TurnService;
+}
+
+export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): Promise<ChatModule> {
   const { config, db, registry } = deps;
 
   const pipelineDeps: PipelineDeps = {
@@ -125,4 +136,5 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     onDisconnect: config.GENERATION_ON_DISCONNECT,
     rateLimit: deps.rateLimit,
   });
+  return { chat, turns };
 }
