@@ -83,13 +83,18 @@ async function entryExtras(db: Exec, userIds: string[]) {
     userIds.map((id) => sql`${id}`),
     sql`, `,
   );
+  // One range scan of the 7-day window for all listed users, not one per user.
   const rows = rowsOf<{ user_id: string; badges: number; weekly: number }>(
     await db.execute(sql`
-      select u.user_id,
-        (select count(*)::int from academy_user_badges b where b.user_id = u.user_id) as badges,
-        (select coalesce(sum(x.amount), 0)::int from academy_xp_transactions x
-          where x.user_id = u.user_id and x.created_at > ${since(7)}) as weekly
-      from academy_users u where u.user_id in (${ids})`),
+      with w as (
+        select user_id, sum(amount)::int as weekly from academy_xp_transactions
+        where created_at > ${since(7)} and user_id in (${ids}) group by user_id
+      ), b as (
+        select user_id, count(*)::int as badges from academy_user_badges where user_id in (${ids}) group by user_id
+      )
+      select u.user_id, coalesce(b.badges, 0) as badges, coalesce(w.weekly, 0) as weekly
+      from academy_users u left join w on w.user_id = u.user_id left join b on b.user_id = u.user_id
+      where u.user_id in (${ids})`),
   );
   for (const r of rows) out.set(r.user_id, { badges: Number(r.badges), weekly: Number(r.weekly) });
   return out;
