@@ -57,7 +57,10 @@ try {
     const t0 = performance.now();
     await board.leaderboard(spy, { period, limit: 10 });
     const ms = performance.now() - t0;
-    out.push(`### \`GET /leaderboard?period=${period}\` (${ms.toFixed(1)} ms for the whole answer, cold)`, '');
+    out.push(
+      `### \`GET /leaderboard?period=${period}\` (${ms.toFixed(1)} ms for the whole answer, cold)`,
+      '',
+    );
     for (const q of captured) {
       const plan = rowsOf<{ 'QUERY PLAN': string }>(
         await db.execute(sql`explain (analyze, buffers, costs off, timing off) ${q}`),

@@ -61,7 +61,15 @@ describe('leaderboard periods from the ledger', () => {
     expect(r.status).toBe(200);
     expect(r.json).toMatchObject({ period: 'all_time', track: null, total_users: 5 });
     expect(Date.parse(r.json.updated_at)).not.toBeNaN();
-    expect(r.json.entries.map((e: Record<string, unknown>) => [e.rank, e.user_id, e.total_xp, e.period_xp, e.weekly_xp])).toEqual([
+    expect(
+      r.json.entries.map((e: Record<string, unknown>) => [
+        e.rank,
+        e.user_id,
+        e.total_xp,
+        e.period_xp,
+        e.weekly_xp,
+      ]),
+    ).toEqual([
       [1, 'u1', 310, 310, 10],
       [2, 'u3', 110, 110, 60],
       [3, 'u2', 100, 100, 100],
@@ -97,7 +105,9 @@ describe('leaderboard periods from the ledger', () => {
       ['u5', 10],
     ]);
     const monthly = (await c.call(null, 'GET', `${A}/leaderboard?period=monthly&limit=3`)).json;
-    expect(monthly.entries.map((e: Record<string, unknown>) => [e.rank, e.user_id, e.period_xp, e.total_xp])).toEqual([
+    expect(
+      monthly.entries.map((e: Record<string, unknown>) => [e.rank, e.user_id, e.period_xp, e.total_xp]),
+    ).toEqual([
       [1, 'u3', 110, 110],
       [2, 'u2', 100, 100],
       [3, 'u1', 10, 310],
@@ -120,13 +130,43 @@ describe('leaderboard periods from the ledger', () => {
       expect(r.status).toBe(200);
       expect(r.json).toEqual({ period, ...want });
     };
-    await expectRank('u1', 'all_time', { rank: 1, total_users: 5, percentile: 100, period_xp: 310, total_xp: 310 });
-    await expectRank('u4', 'all_time', { rank: 5, total_users: 5, percentile: 20, period_xp: 0, total_xp: 0 });
-    await expectRank('u5', 'daily', { rank: 3, total_users: 3, percentile: 33.3, period_xp: 10, total_xp: 10 });
+    await expectRank('u1', 'all_time', {
+      rank: 1,
+      total_users: 5,
+      percentile: 100,
+      period_xp: 310,
+      total_xp: 310,
+    });
+    await expectRank('u4', 'all_time', {
+      rank: 5,
+      total_users: 5,
+      percentile: 20,
+      period_xp: 0,
+      total_xp: 0,
+    });
+    await expectRank('u5', 'daily', {
+      rank: 3,
+      total_users: 3,
+      percentile: 33.3,
+      period_xp: 10,
+      total_xp: 10,
+    });
     await expectRank('u4', 'daily', { rank: null, total_users: 3, percentile: 0, period_xp: 0, total_xp: 0 });
-    await expectRank('u1', 'monthly', { rank: 3, total_users: 4, percentile: 50, period_xp: 10, total_xp: 310 });
+    await expectRank('u1', 'monthly', {
+      rank: 3,
+      total_users: 4,
+      percentile: 50,
+      period_xp: 10,
+      total_xp: 310,
+    });
     // No track filter on /me: u5 is third overall this week, not third among backend users.
-    await expectRank('u5', 'weekly', { rank: 4, total_users: 4, percentile: 25, period_xp: 10, total_xp: 10 });
+    await expectRank('u5', 'weekly', {
+      rank: 4,
+      total_users: 4,
+      percentile: 25,
+      period_xp: 10,
+      total_xp: 10,
+    });
   });
 
   it('computes the stats windows from the ledger', async () => {
@@ -150,7 +190,8 @@ describe('leaderboard periods from the ledger', () => {
       let total = 0;
       for (const [i, days] of [13, 12, 11, 10, 2, 1, 0].entries()) {
         total += 5;
-        const at = days === 0 ? sql`now()` : sql`date_trunc('day', now(), 'UTC') - make_interval(days => ${days})`;
+        const at =
+          days === 0 ? sql`now()` : sql`date_trunc('day', now(), 'UTC') - make_interval(days => ${days})`;
         await tx.execute(sql`
           insert into academy_xp_transactions (user_id, amount, balance_after, source_type, source_id, created_at)
           values ('streaker', 5, ${total}, 'mission', ${`day-${i}`}, ${at})`);
