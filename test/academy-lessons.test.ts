@@ -1,6 +1,15 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { A, type Client, counts, enrol, expectLedgerIntact, q, SECRET, startAcademy } from './support/academy.js';
+import {
+  A,
+  type Client,
+  counts,
+  enrol,
+  expectLedgerIntact,
+  q,
+  SECRET,
+  startAcademy,
+} from './support/academy.js';
 import { createTestDb, createTestRedis, type TestDb } from './support/backends.js';
 import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
 import { signHS256 } from './support/jwt.js';
@@ -28,9 +37,18 @@ afterAll(async () => {
 
 const bearer = async (sub: string) => ({ authorization: `Bearer ${await signHS256(SECRET, { sub })}` });
 
-function lesson(client: Client, sub: string, id: string, body: unknown, headers: Record<string, string> = {}) {
+function lesson(
+  client: Client,
+  sub: string,
+  id: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
   return bearer(sub).then((h) =>
-    streamRequest(client.base, `${A}/conversations/${id}/messages/stream`, { body, headers: { ...h, ...headers } }),
+    streamRequest(client.base, `${A}/conversations/${id}/messages/stream`, {
+      body,
+      headers: { ...h, ...headers },
+    }),
   );
 }
 
@@ -107,7 +125,12 @@ describe('a lesson is a chat turn with the teacher', () => {
 
     const done = await c.call('aluna', 'POST', `${A}/conversations/${conv.id}/complete`, { rating: 5 });
     expect(done.status).toBe(200);
-    expect(done.json).toMatchObject({ status: 'completed', xp_awarded: 50, xp_earned: 59, messages_count: 4 });
+    expect(done.json).toMatchObject({
+      status: 'completed',
+      xp_awarded: 50,
+      xp_earned: 59,
+      messages_count: 4,
+    });
 
     const rows = await expectLedgerIntact(tdb, c, 'aluna');
     expect(rows.map((r) => [r.source_type, r.amount, r.balance_after])).toEqual([
@@ -137,7 +160,9 @@ describe('a lesson is a chat turn with the teacher', () => {
       ['assistant', 0, 'completed'],
     ]);
     expect(messages[1].content).toBe('Vamos falar de índices.');
-    expect((await c.call('aluna', 'GET', `${A}/conversations/${conv.id}/messages?limit=2`)).json).toHaveLength(2);
+    expect(
+      (await c.call('aluna', 'GET', `${A}/conversations/${conv.id}/messages?limit=2`)).json,
+    ).toHaveLength(2);
 
     // Completing again, or messaging a completed lesson, is 409 and pays nothing.
     const before = await counts(tdb);
@@ -152,7 +177,8 @@ describe('a lesson is a chat turn with the teacher', () => {
   it('runs the same turn as JSON, and a replay or a retry never pays again', async () => {
     fake.setScript({ tokens: ['Resposta ', 'em ', 'JSON.'] });
     await enrol(c, 'beto');
-    const conv = (await c.call('beto', 'POST', `${A}/conversations`, { agent_name: 'zumbi', track: 'ia' })).json;
+    const conv = (await c.call('beto', 'POST', `${A}/conversations`, { agent_name: 'zumbi', track: 'ia' }))
+      .json;
     const r = await c.call('beto', 'POST', `${A}/conversations/${conv.id}/messages`, { message: 'Olá' });
     expect(r.status).toBe(200);
     expect(r.json).toMatchObject({
@@ -193,7 +219,9 @@ describe('a lesson is a chat turn with the teacher', () => {
 
   it('pays nothing for a stopped or failed reply, nor for turns sent through /chat/stream', async () => {
     await enrol(c, 'cida');
-    const conv = (await c.call('cida', 'POST', `${A}/conversations`, { agent_name: 'machado', track: 'backend' })).json;
+    const conv = (
+      await c.call('cida', 'POST', `${A}/conversations`, { agent_name: 'machado', track: 'backend' })
+    ).json;
     const ledger0 = (await counts(tdb)).ledger;
 
     fake.setScript({ tokens: Array.from({ length: 400 }, (_, i) => `p${i} `), delayMs: 10 });
@@ -235,15 +263,18 @@ describe('a lesson is a chat turn with the teacher', () => {
 
     expect((await counts(tdb)).ledger).toBe(ledger0);
     const messages = (await c.call('cida', 'GET', `${A}/conversations/${conv.id}/messages`)).json;
-    expect(messages.filter((m: { role: string }) => m.role === 'user').map((m: { xp_awarded: number }) => m.xp_awarded)).toEqual([
-      0, 0, 0,
-    ]);
+    expect(
+      messages
+        .filter((m: { role: string }) => m.role === 'user')
+        .map((m: { xp_awarded: number }) => m.xp_awarded),
+    ).toEqual([0, 0, 0]);
     await expectLedgerIntact(tdb, c, 'cida');
   });
 
   it('pays a reply still running when its conversation completes, once it completes', async () => {
     await enrol(c, 'duda');
-    const conv = (await c.call('duda', 'POST', `${A}/conversations`, { agent_name: 'anita', track: 'ia' })).json;
+    const conv = (await c.call('duda', 'POST', `${A}/conversations`, { agent_name: 'anita', track: 'ia' }))
+      .json;
     fake.setScript({ tokens: Array.from({ length: 30 }, (_, i) => `t${i} `), delayMs: 20 });
     const streaming = lesson(c, 'duda', conv.id, { message: 'devagar' });
     await until(
@@ -272,20 +303,23 @@ describe('a lesson is a chat turn with the teacher', () => {
   it('keeps another user out of the lesson’s reply on the chat routes', async () => {
     fake.setScript({ tokens: ['só ', 'minha.'] });
     await enrol(c, 'eli');
-    const conv = (await c.call('eli', 'POST', `${A}/conversations`, { agent_name: 'dandara', track: 'frontend' })).json;
+    const conv = (
+      await c.call('eli', 'POST', `${A}/conversations`, { agent_name: 'dandara', track: 'frontend' })
+    ).json;
     const r = await lesson(c, 'eli', conv.id, { message: 'oi' });
     const id = r.events[0]!.data.message_id as string;
     for (const h of [{}, await bearer('outra')]) {
       expect((await fetch(`${c.base}/api/v1/chat/stream/${id}`, { headers: h })).status).toBe(404);
-      expect((await fetch(`${c.base}/api/v1/chat/messages/${id}/stop`, { method: 'POST', headers: h })).status).toBe(
-        404,
-      );
+      expect(
+        (await fetch(`${c.base}/api/v1/chat/messages/${id}/stop`, { method: 'POST', headers: h })).status,
+      ).toBe(404);
     }
   });
 
   it('rejects bad lesson input with a 4xx and writes nothing', async () => {
     await enrol(c, 'fabio');
-    const conv = (await c.call('fabio', 'POST', `${A}/conversations`, { agent_name: 'zumbi', track: 'ia' })).json;
+    const conv = (await c.call('fabio', 'POST', `${A}/conversations`, { agent_name: 'zumbi', track: 'ia' }))
+      .json;
     const before = await counts(tdb);
     for (const [body, status] of [
       [{}, 422],
@@ -305,13 +339,19 @@ describe('a lesson is a chat turn with the teacher', () => {
 describe('the ledger under load', () => {
   it('20 parallel messages in one conversation: every reply paid once, the chain intact, no 5xx', async () => {
     await enrol(offline, 'carga');
-    const conv = (await offline.call('carga', 'POST', `${A}/conversations`, { agent_name: 'senna', track: 'devops' })).json;
+    const conv = (
+      await offline.call('carga', 'POST', `${A}/conversations`, { agent_name: 'senna', track: 'devops' })
+    ).json;
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) => lesson(offline, 'carga', conv.id, { message: `pergunta ${i}` })),
     );
     for (const r of results) {
       expect(r.status).toBe(200);
-      expect(r.events.at(-1)!.data).toMatchObject({ type: 'complete', conversation_id: conv.id, xp_awarded: 2 });
+      expect(r.events.at(-1)!.data).toMatchObject({
+        type: 'complete',
+        conversation_id: conv.id,
+        xp_awarded: 2,
+      });
     }
     const rows = await expectLedgerIntact(tdb, offline, 'carga');
     expect(rows.filter((r) => r.source_type === 'conversation_message')).toHaveLength(20);

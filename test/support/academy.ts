@@ -73,10 +73,22 @@ export async function q<T>(tdb: TestDb, query: ReturnType<typeof sql>): Promise<
   return rowsOf<T>(await tdb.handle.db.execute(query));
 }
 
+type Counts = Record<
+  | 'users'
+  | 'conversations'
+  | 'ledger'
+  | 'user_missions'
+  | 'user_badges'
+  | 'sessions'
+  | 'messages'
+  | 'total_xp',
+  number
+>;
+
 /** Row counts of every academy table (and chat), to prove a request wrote nothing. */
-export async function counts(tdb: TestDb) {
+export async function counts(tdb: TestDb): Promise<Counts> {
   return (
-    await q<Record<string, number>>(
+    await q<Counts>(
       tdb,
       sql`select
         (select count(*)::int from academy_users) as users,

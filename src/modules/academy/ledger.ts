@@ -151,8 +151,3 @@ export async function award(
   result.totalXp = total;
   return result;
 }
-
-/** Award a single event for a user in its own transaction (lock first); a repeat pays nothing. */
-export async function awardOnce(db: Db, userId: string, events: AwardEvent[], badges: string[] = []) {
-  return withUserLock(db, userId, (locked) => award(locked, events, badges));
-}
