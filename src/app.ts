@@ -1,8 +1,8 @@
 // buildApp(deps): wires config, infrastructure and modules into a Fastify instance. Never listens.
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import pino, { type Logger } from 'pino';
-import type { ZodType } from 'zod';
 import type { Config } from './config.js';
 import { createDb, type DbHandle } from './db/client.js';
 import { migrate, pendingMigrations } from './db/migrate.js';
@@ -10,8 +10,9 @@ import { registerErrorHandling } from './errors.js';
 import { academyRoutes } from './modules/academy/academy.routes.js';
 import { createAcademyService } from './modules/academy/academy.service.js';
 import { createLessons } from './modules/academy/lessons.js';
+import { createOfflineAgent, type TurnModel } from './modules/agents/offline.js';
 import { createAdmission } from './modules/chat/admission.js';
-import { createGenerationRegistry, registerChat } from './modules/chat/chat.module.js';
+import { type ChatModule, createGenerationRegistry, registerChat } from './modules/chat/chat.module.js';
 import { createContractSearch } from './modules/chat/contract-search.js';
 import { producerAlive } from './modules/generation/generation.repo.js';
 import { createRedisMirror, createRemoteGenerations } from './modules/generation/redis-log.js';
@@ -25,15 +26,13 @@ import {
   createPortalSource,
   createSampleSource,
 } from './modules/investigations/sources/index.js';
-import { createOfflineProvider } from './modules/llm/offline.js';
 import { createOpenAIProvider } from './modules/llm/openai.js';
-import type { ModelProvider } from './modules/llm/provider.js';
 import { createMemoryStore } from './modules/memory/memory.js';
-import { describeAuth, registerAuth } from './plugins/auth.js';
+import { authPlugin, describeAuth } from './plugins/auth.js';
 import { docsRoutes } from './plugins/docs.js';
-import { registerRateLimit } from './plugins/rate-limit.js';
+import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { createRedis, type RedisHandle } from './plugins/redis.js';
-import { genReqId, registerSecurity } from './plugins/security.js';
+import { genReqId, securityPlugin } from './plugins/security.js';
 import { VERSION } from './version.js';
 
 export interface AppDeps {
@@ -47,7 +46,7 @@ export interface AppDeps {
   /** Identifies this process in heartbeats and cross-instance messages. */
   instanceId?: string;
   /** The model provider; default: OpenAI-compatible when LLM_API_KEY is set, else the offline agent. */
-  model?: ModelProvider;
+  model?: TurnModel;
 }
 
 export interface AppInfra {
@@ -59,6 +58,8 @@ export interface AppInfra {
   isDraining(): boolean;
   startDraining(): void;
   generations: GenerationRegistry;
+  /** Chat turns and replies, for modules that run chat turns of their own (the academy). */
+  chat: ChatModule;
 }
 
 declare module 'fastify' {
@@ -145,23 +146,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   } as AppInfra;
   app.decorate('infra', infra);
 
-  // Routes declare zod schemas; a failure becomes a 422 with the issues (see errors.ts).
-  app.setValidatorCompiler(({ schema }) => (data) => {
-    const result = (schema as ZodType).safeParse(data);
-    return result.success ? { value: result.data } : { error: result.error };
-  });
+  // Routes declare zod schemas (fastify-type-provider-zod): requests are validated, a failure is a
+  // 422 with the issues (see errors.ts), and responses are checked against their schema when serialized.
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
 
   // JSON is the only body this API reads by default; text/plain would reach validation as a string.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
-  await registerSecurity(app, config.CORS_ORIGINS);
+  await app.register(securityPlugin, { origins: config.CORS_ORIGINS });
 
   await app.register(healthRoutes, { db, redis, version: VERSION, isDraining: infra.isDraining });
   await app.register(docsRoutes, { version: VERSION });
 
   // Auth runs on every request before any route: an invalid token is a 401, never anonymous.
-  registerAuth(app, { config });
-  const rateLimit = await registerRateLimit(app, { config, redis, log: logger });
+  await app.register(authPlugin, { config });
+  await app.register(rateLimitPlugin, { config, redis, log: logger });
+  const rateLimit = app.rateLimitSettings;
 
   const model = deps.model ?? defaultModel(config, logger);
   const memory = createMemoryStore({
@@ -184,7 +185,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     : null;
   // Investigations exist before chat: a chat turn can open one (and link it to its session).
   const investigations = createInvestigations({ db, config, log: logger, instanceId: infra.instanceId });
-  const chatModule = await registerChat(app, {
+  infra.chat = await registerChat(app, {
     config,
     db,
     log: logger,
@@ -195,7 +196,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     instanceId: infra.instanceId,
     isDraining: infra.isDraining,
     remote,
-    rateLimit,
     searchContracts: createContractSearch(
       lazy(() => chatContractSource(config, logger)),
       (userId, sessionId, query) =>
@@ -229,7 +229,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(academyRoutes, {
     prefix: '/api/v1/academy',
     service: academy,
-    lessons: createLessons({ db: db.db, academy, chat: chatModule.chat }),
+    lessons: createLessons({ db: db.db, academy, chat: infra.chat.chat }),
     maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
     rateLimit,
   });
@@ -292,8 +292,8 @@ function lazy<T>(make: () => T): () => T {
   };
 }
 
-function defaultModel(config: Config, logger: Logger): ModelProvider {
-  if (!config.LLM_API_KEY) return createOfflineProvider();
+function defaultModel(config: Config, logger: Logger): TurnModel {
+  if (!config.LLM_API_KEY) return createOfflineAgent();
   return createOpenAIProvider({
     baseUrl: config.LLM_BASE_URL,
     apiKey: config.LLM_API_KEY,

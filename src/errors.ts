@@ -1,5 +1,6 @@
 // One error model: AppError + a catalogue of codes + the one handler that renders them.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ZodError } from 'zod';
 
 export const errorCatalogue = {
@@ -95,6 +96,18 @@ function classify(error: FastifyError | Error): {
 } {
   if (error instanceof AppError) {
     return { status: error.status, code: error.code, message: error.message, details: error.details };
+  }
+  // A route schema rejected the request (fastify-type-provider-zod's validator): the same 422 as a ZodError.
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    return {
+      status: 422,
+      code: 'VALIDATION_ERROR',
+      message: 'The request is invalid.',
+      details: error.validation.map((v) => ({
+        path: v.instancePath.slice(1).replaceAll('/', '.'),
+        message: v.message,
+      })),
+    };
   }
   if (error instanceof ZodError) {
     return {

@@ -2,8 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
-import { createOfflineProvider } from '../src/modules/llm/offline.js';
-import type { ModelProvider } from '../src/modules/llm/provider.js';
+import { createOfflineAgent, type TurnModel } from '../src/modules/agents/offline.js';
 import { createTestApp } from './support/app.js';
 import { createTestDb, createTestRedis, type TestDb } from './support/backends.js';
 import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
@@ -17,10 +16,10 @@ const redis = createTestRedis();
 let fake: FakeModel;
 
 const opened: FastifyInstance[] = [];
-async function start(opts: { env?: Record<string, string>; model?: ModelProvider } = {}) {
+async function start(opts: { env?: Record<string, string>; model?: TurnModel; redis?: typeof redis } = {}) {
   const app = await createTestApp({
     db: tdb.handle,
-    redis,
+    redis: opts.redis === undefined ? redis : opts.redis,
     model: opts.model,
     env: { JWT_SECRET: SECRET, CORS_ORIGINS: ORIGIN, ...opts.env },
   });
@@ -43,6 +42,24 @@ const counts = async () =>
     )
   )[0]!;
 
+/** The events a client sees, with consecutive chunks joined (chunk boundaries are not part of the contract). */
+function eventsOf(r: StreamResult) {
+  const out: Array<Record<string, any>> = [];
+  for (const { data } of r.events) {
+    const last = out.at(-1);
+    if (data.type === 'chunk' && last?.type === 'chunk') last.content += data.content;
+    else out.push({ ...data });
+  }
+  return out;
+}
+
+async function lastAssistantId() {
+  const [row] = await q<{ id: string }>(
+    sql`select id from chat_messages where role = 'assistant' order by created_at desc, seq desc limit 1`,
+  );
+  return row?.id;
+}
+
 function chunksOf(r: StreamResult) {
   return r.events.filter((e) => e.data.type === 'chunk').map((e) => e.data.content as string);
 }
@@ -53,7 +70,7 @@ beforeAll(async () => {
   tdb = await createTestDb();
   fake = await startFakeModel();
   base = (await start()).base;
-  offlineSlow = await start({ model: createOfflineProvider({ tokenDelayMs: 15 }) });
+  offlineSlow = await start({ model: createOfflineAgent({ tokenDelayMs: 15 }) });
 });
 afterAll(async () => {
   for (const app of opened) await app.close();
@@ -116,16 +133,51 @@ describe('POST /api/v1/chat/stream', () => {
     expect(user!.content).toBe('ajuda');
   });
 
+  it('rebuilds from the stored row exactly the events the live stream sent, alias and contracts included', async () => {
+    // A second instance with no shared log and no local generation can only rebuild from the row.
+    const other = await start({ redis: null });
+    for (const message of ['oi, tudo bem?', 'investigue contratos de medicamentos do Ministério da Saúde']) {
+      const live = await streamRequest(base, '/api/v1/chat/stream', {
+        body: { message, agent_id: 'niemeyer' },
+      });
+      const start = live.events[0]!.data;
+      const complete = live.events.at(-1)!.data;
+      expect(complete).toMatchObject({
+        type: 'complete',
+        agent_id: 'niemeyer',
+        agent_name: 'Oscar Niemeyer',
+      });
+      const rebuilt = await streamRequest(other.base, `/api/v1/chat/stream/${start.message_id}`, {
+        method: 'GET',
+      });
+      expect(rebuilt.status).toBe(200);
+      expect(eventsOf(rebuilt)).toEqual(eventsOf(live));
+      // The rebuilt stream's cursors continue the live ones: resuming from any live cursor on the
+      // rebuilding instance yields exactly the rest of the live events.
+      const cut = live.events.findIndex((e) => e.data.type === 'chunk') + 1;
+      const resumed = await streamRequest(other.base, `/api/v1/chat/stream/${start.message_id}`, {
+        method: 'GET',
+        headers: { 'last-event-id': live.events[cut]!.id },
+      });
+      expect(eventsOf(resumed)).toEqual(eventsOf({ ...live, events: live.events.slice(cut + 1) }));
+    }
+    const contractTurn = eventsOf(
+      await streamRequest(other.base, `/api/v1/chat/stream/${(await lastAssistantId())!}`, { method: 'GET' }),
+    );
+    expect(contractTurn.some((e) => e.type === 'contract')).toBe(true);
+    expect(contractTurn.at(-1)).toMatchObject({ type: 'complete', agent_id: 'niemeyer' });
+    expect(Array.isArray(contractTurn.at(-1)!.contracts)).toBe(true);
+  });
+
   it('stores the message exactly as sent and echoes the requested agent alias', async () => {
     const message = '  <b>Oi</b>   Niemeyer!\n\n  tudo bem?  ';
     const r = await streamRequest(base, '/api/v1/chat/stream', { body: { message, agent_id: 'niemeyer' } });
     const selected = r.events.find((e) => e.data.type === 'agent_selected')!.data;
     expect(selected).toEqual({ type: 'agent_selected', agent_id: 'niemeyer', agent_name: 'Oscar Niemeyer' });
-    expect(
-      chunksOf(r).every(
-        (_, i) => r.events.find((e) => e.data.type === 'chunk')!.data.agent_id === 'niemeyer' || i >= 0,
-      ),
-    ).toBe(true);
+    const chunkAgents = r.events.filter((e) => e.data.type === 'chunk').map((e) => e.data.agent_id);
+    expect(chunkAgents.length).toBeGreaterThan(0);
+    expect(new Set(chunkAgents)).toEqual(new Set(['niemeyer']));
+    expect(r.events.at(-1)!.data).toMatchObject({ type: 'complete', agent_id: 'niemeyer' });
     const start = r.events[0]!.data;
     const [user] = await q<{ content: string }>(
       sql`select content from chat_messages where id = ${start.user_message_id}`,

@@ -99,7 +99,13 @@ describe('resume', () => {
     const full = await streamRequest(a.base, '/api/v1/chat/stream', { body: { message: 'outra história' } });
     const messageId = full.events[0]!.data.message_id as string;
     // The live log expires (TTL) and the instance that ran it is gone.
-    await new Promise((r) => setTimeout(r, 50)); // let the mirror's last flush land first
+    // Let the mirror's last flush land first: the log ends with the terminal event.
+    if (redis) {
+      await waitFor(async () => {
+        const [last] = await redis.client.xrevrange(`${redis.prefix}gen:${messageId}`, '+', '-', 'COUNT', 1);
+        return last?.[1][1]?.includes('"type":"complete"');
+      });
+    }
     await redis?.client.del(`${redis.prefix}gen:${messageId}`);
     // A late flush re-creating only the tail of the log must not be mistaken for the whole log.
     await redis?.client.xadd(`${redis.prefix}gen:${messageId}`, '99999-999', 'e', '{"type":"complete"}');

@@ -1,5 +1,6 @@
 // Resolves the caller from `Authorization: Bearer <jwt>`: Supabase JWKS (ES256/RS256), legacy and app HS256 secrets.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import {
   createRemoteJWKSet,
   decodeProtectedHeader,
@@ -162,34 +163,40 @@ function unavailableCause(err: unknown): Record<string, unknown> {
   return { cause: err.message, code, network: inner?.code ?? inner?.message };
 }
 
-/** Adds an onRequest hook on the ROOT instance (call it directly with the root app, not via register). */
-export function registerAuth(app: FastifyInstance, deps: AuthDeps): void {
-  const { config } = deps;
-  const verifiers = createVerifiers(config);
-  const lenient = config.AUTH_INVALID_TOKEN === 'anonymous';
+/** Verifies the bearer token of every request (an onRequest hook on the app that registers it). */
+export const authPlugin = fp<AuthDeps>(
+  async (app, deps) => {
+    const { config } = deps;
+    const verifiers = createVerifiers(config);
+    const lenient = config.AUTH_INVALID_TOKEN === 'anonymous';
 
-  // buildApp may declare the decorator itself so routes see `user` even before this hook runs.
-  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null);
-  app.addHook('onRequest', async (request: FastifyRequest) => {
-    const header = request.headers.authorization;
-    if (header === undefined) return;
-    try {
-      request.user = await verifyToken(bearerToken(header), verifiers);
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'AUTH_UNAVAILABLE') {
-        request.log.warn(unavailableCause(err.cause), 'identity provider unavailable');
-        throw err;
+    // buildApp may declare the decorator itself so routes see `user` even before this hook runs.
+    if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null);
+    app.addHook('onRequest', async (request: FastifyRequest) => {
+      const header = request.headers.authorization;
+      if (header === undefined) return;
+      try {
+        request.user = await verifyToken(bearerToken(header), verifiers);
+      } catch (err) {
+        if (err instanceof AppError && err.code === 'AUTH_UNAVAILABLE') {
+          request.log.warn(unavailableCause(err.cause), 'identity provider unavailable');
+          throw err;
+        }
+        // A silent downgrade is how conversations were lost before; only the compatibility switch allows it.
+        if (lenient) {
+          request.log.warn(
+            reasonOf(err),
+            'invalid access token; continuing as anonymous (AUTH_INVALID_TOKEN)',
+          );
+          return;
+        }
+        request.log.debug(reasonOf(err), 'invalid access token');
+        throw new AppError('INVALID_TOKEN');
       }
-      // A silent downgrade is how conversations were lost before; only the compatibility switch allows it.
-      if (lenient) {
-        request.log.warn(reasonOf(err), 'invalid access token; continuing as anonymous (AUTH_INVALID_TOKEN)');
-        return;
-      }
-      request.log.debug(reasonOf(err), 'invalid access token');
-      throw new AppError('INVALID_TOKEN');
-    }
-  });
-}
+    });
+  },
+  { name: 'auth' },
+);
 
 /** Describes the configured verifiers for the boot log, e.g. "auth: supabase JWKS (https://x.supabase.co), HS256 app secret". */
 export function describeAuth(config: AuthDeps['config']): string {

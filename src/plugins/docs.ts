@@ -1,5 +1,6 @@
 // GET /docs: the API at a glance, as HTML for people and JSON for tools.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 
 const routes: Array<[string, string, string]> = [
   ['POST', '/api/v1/chat/stream', 'Send a message; the reply streams as Server-Sent Events and is stored.'],
@@ -75,29 +76,40 @@ const routes: Array<[string, string, string]> = [
 
 const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-export async function docsRoutes(app: FastifyInstance, opts: { version: string }) {
-  app.get('/docs', async (request, reply) => {
-    if (!String(request.headers.accept ?? '').includes('text/html')) {
-      return {
-        name: 'cidadao-api',
-        version: opts.version,
-        routes: routes.map(([method, path, summary]) => ({ method, path, summary })),
-      };
-    }
-    const rows = routes
-      .map(
-        ([m, p, s]) =>
-          `<tr><td><code>${m}</code></td><td><code>${escapeHtml(p)}</code></td><td>${escapeHtml(s)}</td></tr>`,
-      )
-      .join('');
-    return reply
-      .type('text/html; charset=utf-8')
-      .send(
-        `<!doctype html><meta charset="utf-8"><title>cidadao-api ${escapeHtml(opts.version)}</title>` +
-          '<style>body{font:15px system-ui;margin:2rem}td{padding:.3rem .8rem;border-bottom:1px solid #ddd}</style>' +
-          `<h1>cidadao-api ${escapeHtml(opts.version)}</h1><p>Errors are JSON: <code>{"error":{"code","message","details"},"request_id"}</code>. ` +
-          'Send <code>Authorization: Bearer &lt;Supabase access token&gt;</code> when logged in.</p>' +
-          `<table>${rows}</table>`,
-      );
-  });
-}
+// The JSON form is checked against this; the HTML form is a string and bypasses serialization.
+const docsSchema = z.object({
+  name: z.string(),
+  version: z.string(),
+  routes: z.array(z.object({ method: z.string(), path: z.string(), summary: z.string() })),
+});
+
+export const docsRoutes: FastifyPluginAsyncZod<{ version: string }> = async (app, opts) => {
+  app.get(
+    '/docs',
+    { schema: { response: { 200: z.union([docsSchema, z.string().describe('text/html')]) } } },
+    async (request, reply) => {
+      if (!String(request.headers.accept ?? '').includes('text/html')) {
+        return {
+          name: 'cidadao-api',
+          version: opts.version,
+          routes: routes.map(([method, path, summary]) => ({ method, path, summary })),
+        };
+      }
+      const rows = routes
+        .map(
+          ([m, p, s]) =>
+            `<tr><td><code>${m}</code></td><td><code>${escapeHtml(p)}</code></td><td>${escapeHtml(s)}</td></tr>`,
+        )
+        .join('');
+      return reply
+        .type('text/html; charset=utf-8')
+        .send(
+          `<!doctype html><meta charset="utf-8"><title>cidadao-api ${escapeHtml(opts.version)}</title>` +
+            '<style>body{font:15px system-ui;margin:2rem}td{padding:.3rem .8rem;border-bottom:1px solid #ddd}</style>' +
+            `<h1>cidadao-api ${escapeHtml(opts.version)}</h1><p>Errors are JSON: <code>{"error":{"code","message","details"},"request_id"}</code>. ` +
+            'Send <code>Authorization: Bearer &lt;Supabase access token&gt;</code> when logged in.</p>' +
+            `<table>${rows}</table>`,
+        );
+    },
+  );
+};

@@ -1,6 +1,7 @@
 // Rate limits with @fastify/rate-limit (Redis-backed when configured), per user or per client IP, by class.
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -9,6 +10,19 @@ import { throttle } from '../lib/async.js';
 import type { RedisHandle } from './redis.js';
 
 export type RateLimitClass = 'chat' | 'read' | 'investigations';
+
+export type RateLimitSettings = (cls: RateLimitClass) => Record<string, unknown>;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route's rate-limit class: the one way a route declares its limit. */
+    rateLimitClass?: RateLimitClass;
+  }
+  interface FastifyInstance {
+    /** Per-class settings, for routes that pass `config.rateLimit` themselves. */
+    rateLimitSettings: RateLimitSettings;
+  }
+}
 
 /** A logged-in user is limited as themself on every instance; anonymous callers by client IP. */
 export function callerKey(request: FastifyRequest): string {
@@ -25,46 +39,55 @@ export interface RateLimitDeps {
 }
 
 /**
- * Registers the plugin with no global limit and returns the per-route settings for each class;
- * routes opt in with `config: { rateLimit: settings(cls) }`.
+ * Registers the plugin with no global limit. A route opts in with `config: { rateLimitClass }`;
+ * the returned per-class settings are for routes that still pass `config.rateLimit` themselves.
  */
-export async function registerRateLimit(app: FastifyInstance, deps: RateLimitDeps) {
-  // Its own connection without an offline queue: when Redis is away a check fails at once and
-  // the limiter fails open (skipOnError) instead of holding every request for a reconnect.
-  const client = deps.redis?.client.duplicate({ enableOfflineQueue: false, maxRetriesPerRequest: 0 });
-  const shouldLog = throttle(10_000);
-  client?.on('error', (err: Error) => {
-    if (shouldLog()) deps.log.warn({ err: err.message }, 'rate-limit store unavailable; limits fail open');
-  });
-  const store = sharedStore(client ?? null, `${deps.redis?.prefix ?? ''}rl:`);
-  await app.register(rateLimit, {
-    global: false,
-    hook: 'preValidation',
-    skipOnError: true,
-    store,
-    onExceeded: () => {},
-    errorResponseBuilder: (_req, ctx) =>
-      new AppError('RATE_LIMITED', `Too many requests; retry in ${ctx.after}.`, {
-        limit: ctx.max,
-        retry_after_s: Math.ceil(ctx.ttl / 1000),
-      }),
-  });
-  if (client) {
-    app.addHook('onClose', async () => {
-      client.disconnect();
+export const rateLimitPlugin = fp<RateLimitDeps>(
+  async (app, deps) => {
+    // Its own connection without an offline queue: when Redis is away a check fails at once and
+    // the limiter fails open (skipOnError) instead of holding every request for a reconnect.
+    const client = deps.redis?.client.duplicate({ enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    const shouldLog = throttle(10_000);
+    client?.on('error', (err: Error) => {
+      if (shouldLog()) deps.log.warn({ err: err.message }, 'rate-limit store unavailable; limits fail open');
     });
-  }
-  const max: Record<RateLimitClass, number> = {
-    chat: deps.config.RATE_LIMIT_CHAT_PER_MINUTE,
-    read: deps.config.RATE_LIMIT_READ_PER_MINUTE,
-    investigations: deps.config.RATE_LIMIT_INVESTIGATIONS_PER_MINUTE,
-  };
-  return (cls: RateLimitClass) => ({
-    max: max[cls],
-    timeWindow: 60_000,
-    keyGenerator: (request: FastifyRequest) => `${cls}:${callerKey(request)}`,
-  });
-}
+    const store = sharedStore(client ?? null, `${deps.redis?.prefix ?? ''}rl:`);
+    const max: Record<RateLimitClass, number> = {
+      chat: deps.config.RATE_LIMIT_CHAT_PER_MINUTE,
+      read: deps.config.RATE_LIMIT_READ_PER_MINUTE,
+      investigations: deps.config.RATE_LIMIT_INVESTIGATIONS_PER_MINUTE,
+    };
+    const settings = (cls: RateLimitClass) => ({
+      max: max[cls],
+      timeWindow: 60_000,
+      keyGenerator: (request: FastifyRequest) => `${cls}:${callerKey(request)}`,
+    });
+    // Added before the plugin's own onRoute hook, so the class becomes settings before it reads them.
+    app.addHook('onRoute', (route) => {
+      const cls = route.config?.rateLimitClass;
+      if (cls && !route.config?.rateLimit) route.config = { ...route.config, rateLimit: settings(cls) };
+    });
+    await app.register(rateLimit, {
+      global: false,
+      hook: 'preValidation',
+      skipOnError: true,
+      store,
+      onExceeded: () => {},
+      errorResponseBuilder: (_req, ctx) =>
+        new AppError('RATE_LIMITED', `Too many requests; retry in ${ctx.after}.`, {
+          limit: ctx.max,
+          retry_after_s: Math.ceil(ctx.ttl / 1000),
+        }),
+    });
+    if (client) {
+      app.addHook('onClose', async () => {
+        client.disconnect();
+      });
+    }
+    app.decorate('rateLimitSettings', settings);
+  },
+  { name: 'rate-limit' },
+);
 
 type IncrCallback = (err: Error | null, res?: { current: number; ttl: number }) => void;
 

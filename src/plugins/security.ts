@@ -1,7 +1,8 @@
 // CORS from CORS_ORIGINS, request ids honoured from the edge and echoed back.
 import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
-import type { FastifyInstance, RawRequestDefaultExpression } from 'fastify';
+import type { RawRequestDefaultExpression } from 'fastify';
+import fp from 'fastify-plugin';
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -33,18 +34,22 @@ export const EXPOSED_HEADERS = [
   'www-authenticate',
 ];
 
-export async function registerSecurity(app: FastifyInstance, origins: string[]) {
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-  });
-  await app.register(cors, {
-    origin: origins.includes('*') ? true : origins,
-    credentials: true,
-    methods: ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'],
-    allowedHeaders: ALLOWED_HEADERS,
-    exposedHeaders: EXPOSED_HEADERS,
-    maxAge: 600,
-    // A preflight without Access-Control-Request-Method is still answered, not 400'd.
-    strictPreflight: false,
-  });
-}
+/** Request ids on responses and CORS, for every route of the app that registers it. */
+export const securityPlugin = fp<{ origins: string[] }>(
+  async (app, { origins }) => {
+    app.addHook('onRequest', async (request, reply) => {
+      reply.header('x-request-id', request.id);
+    });
+    await app.register(cors, {
+      origin: origins.includes('*') ? true : origins,
+      credentials: true,
+      methods: ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'],
+      allowedHeaders: ALLOWED_HEADERS,
+      exposedHeaders: EXPOSED_HEADERS,
+      maxAge: 600,
+      // A preflight without Access-Control-Request-Method is still answered, not 400'd.
+      strictPreflight: false,
+    });
+  },
+  { name: 'security' },
+);

@@ -4,6 +4,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 export interface SseStream {
   /** Queues one whole event (`id:` line, one compact `data:` line, blank line); bursts share a write. */
   send(id: string, data: unknown): boolean;
+  /** Queues already-framed text (whole events only); bursts share a write. False: wait for drained(). */
+  write(text: string): boolean;
   /** Ends the response; the last byte written is always `\n`. */
   end(): void;
   /** True once the client went away or end() was called. */
@@ -24,6 +26,8 @@ const BATCH_MS = 10;
 export interface OpenSseOptions {
   heartbeatMs: number;
   status?: number;
+  /** Protocol headers of the encoder (e.g. the AI SDK's stream marker). */
+  headers?: Record<string, string>;
 }
 
 export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: OpenSseOptions): SseStream {
@@ -37,6 +41,7 @@ export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: Ope
     'cache-control': 'no-cache, no-transform',
     'x-accel-buffering': 'no',
     connection: 'keep-alive',
+    ...opts.headers,
   });
   // Node's HTTP server already disables Nagle on its sockets; the heartbeat keeps proxies from
   // cutting an idle stream, so no per-request socket options (each one is a syscall).
@@ -93,13 +98,16 @@ export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: Ope
   };
   raw.on('close', onClose);
 
+  const write = (text: string) => {
+    if (closed) return false;
+    pending += text;
+    schedule();
+    return !raw.writableNeedDrain;
+  };
+
   return {
-    send(id, data) {
-      if (closed) return false;
-      pending += frame(id, data);
-      schedule();
-      return !raw.writableNeedDrain;
-    },
+    send: (id, data) => write(frame(id, data)),
+    write,
     end() {
       if (closed) return;
       closed = true;
@@ -126,4 +134,27 @@ export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: Ope
       closeHandlers.push(fn);
     },
   };
+}
+
+/**
+ * Pipes encoded frames to the client: each piece is whole events (an encoder yields one string per
+ * batch of entries), coalesced into few socket writes; ends the response after the last one.
+ * `onClientClose` runs if the client goes away first.
+ */
+export async function pipeSse(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  frames: AsyncIterable<string>,
+  opts: OpenSseOptions & { onClientClose?: () => void },
+): Promise<void> {
+  const sse = openSse(request, reply, opts);
+  if (opts.onClientClose) sse.onClientClose(opts.onClientClose);
+  try {
+    for await (const text of frames) {
+      if (sse.closed) break;
+      if (!sse.write(text)) await sse.drained();
+    }
+  } finally {
+    sse.end();
+  }
 }

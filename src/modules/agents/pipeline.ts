@@ -1,36 +1,12 @@
 // The agent pipeline of one turn: intent → agent → memory + history → model stream.
 import type { Logger } from 'pino';
-import type { GenEvent } from '../generation/events.js';
-import type { ChatTurnMessage, ModelEvent, ModelProvider, ModelUsage } from '../llm/provider.js';
-import { type DetectedIntent, detectIntent, type RoutedAgent, routeAgent } from './intent.js';
+import type { PipelineEvent, TurnInput } from '../generation/generation.js';
+import type { ChatTurnMessage } from '../llm/provider.js';
+import { detectIntent, routeAgent } from './intent.js';
+import type { TurnModel } from './offline.js';
 import { getAgent } from './roster.js';
 
-export interface TurnInput {
-  message: string;
-  requestedAgentId?: string;
-  sessionId: string;
-  userId: string | null;
-  /** The user message's position; history is what came before it. */
-  userSeq: number;
-  context: Record<string, unknown> | null;
-}
-
-/** Filled in as the pipeline learns things; the producer stores it with the reply. */
-export interface TurnState {
-  agent?: RoutedAgent;
-  intent?: DetectedIntent;
-  model?: string;
-  /** Extra fields for the `complete` event (contracts on the contract-search path). */
-  completeExtra: Record<string, unknown>;
-  suggestedActions: string[];
-}
-
-export type PipelineEvent =
-  | { type: 'event'; event: GenEvent }
-  | { type: 'token'; text: string }
-  | { type: 'done'; finishReason: string; usage: ModelUsage }
-  /** The model's own token/done stream, last: the consumer reads it directly, one hop less per token. */
-  | { type: 'model'; stream: AsyncIterable<ModelEvent> };
+export type { PipelineEvent, TurnInput };
 
 export interface PromptParts {
   agentId: string;
@@ -38,10 +14,12 @@ export interface PromptParts {
   memory: { conversation: string[]; episodic: string[] };
   userMessage: string;
   context: Record<string, unknown> | null;
+  /** Appended to the agent's system prompt (per-turn, e.g. the academy's lesson). */
+  promptSuffix?: string;
 }
 
 export interface PipelineDeps {
-  model: ModelProvider;
+  model: TurnModel;
   /** Recent turns before `beforeSeq`, oldest first (only loaded for real models). */
   loadHistory(
     sessionId: string,
@@ -55,7 +33,6 @@ export interface PipelineDeps {
   /** Optional contract-search step for the investigate intent (events + a note for the answer). */
   searchContracts?: (
     input: TurnInput,
-    state: TurnState,
     signal: AbortSignal,
   ) => AsyncIterable<PipelineEvent | { type: 'note'; text: string }>;
   maxTokens: number;
@@ -76,60 +53,63 @@ const suggestions: Record<string, string[]> = {
 export async function* runPipeline(
   deps: PipelineDeps,
   input: TurnInput,
-  state: TurnState,
   signal: AbortSignal,
 ): AsyncIterable<PipelineEvent> {
   yield { type: 'event', event: { type: 'detecting', message: 'Analisando sua mensagem...' } };
   const intent = detectIntent(input.message);
-  state.intent = intent;
   yield { type: 'event', event: { type: 'intent', intent: intent.intent, confidence: intent.confidence } };
 
-  const agent = routeAgent(input.requestedAgentId, intent);
-  state.agent = agent;
-  state.suggestedActions = suggestions[intent.intent] ?? ['Investigar contratos', 'Pedir ajuda'];
+  // A fixed agent (the academy's teacher) answers whatever the intent.
+  const agent = routeAgent(input.fixedAgentId ?? input.requestedAgentId, intent);
+  yield {
+    type: 'routed',
+    agent,
+    intent,
+    suggestedActions: suggestions[intent.intent] ?? ['Investigar contratos', 'Pedir ajuda'],
+  };
   yield { type: 'event', event: { type: 'agent_selected', agent_id: agent.echoId, agent_name: agent.name } };
 
   let contextNote: string | undefined;
-  if (intent.intent === 'investigate' && deps.searchContracts) {
-    for await (const ev of deps.searchContracts(input, state, signal)) {
+  if (intent.intent === 'investigate' && deps.searchContracts && !input.fixedAgentId) {
+    for await (const ev of deps.searchContracts(input, signal)) {
       if (ev.type === 'note') contextNote = ev.text;
       else yield ev;
     }
   }
 
-  const offline = deps.model.kind === 'offline';
-  let history: PromptParts['history'] = [];
-  let memory: PromptParts['memory'] = { conversation: [], episodic: [] };
-  if (!offline) {
-    yield {
-      type: 'event',
-      event: { type: 'thinking', message: `${getAgent(agent.id).name} está pensando...` },
-    };
-    [history, memory] = await Promise.all([
-      deps.loadHistory(input.sessionId, input.userSeq),
-      loadMemory(deps, input),
-    ]);
+  const model = deps.model;
+  // The offline agent answers from what routing decided; it reads no prompt, history or memory.
+  if (model.kind === 'offline') {
+    const question = { agentId: agent.id, intent: intent.intent, userMessage: input.message, contextNote };
+    yield { type: 'model', model: 'offline', stream: model.answer(question, signal) };
+    return;
   }
+  yield {
+    type: 'event',
+    event: { type: 'thinking', message: `${getAgent(agent.id).name} está pensando...` },
+  };
+  const [history, memory] = await Promise.all([
+    deps.loadHistory(input.sessionId, input.userSeq),
+    loadMemory(deps, input),
+  ]);
   const context = contextNote
     ? { ...(input.context ?? {}), contratos_encontrados: contextNote }
     : input.context;
-  // The offline agent answers from the hints; building a prompt it never reads is wasted work.
-  const messages = offline
-    ? [{ role: 'user' as const, content: input.message }]
-    : deps.buildMessages({ agentId: agent.id, history, memory, userMessage: input.message, context });
-  const model = deps.model.modelFor(agent.id);
-  state.model = model;
+  const messages = deps.buildMessages({
+    agentId: agent.id,
+    history,
+    memory,
+    userMessage: input.message,
+    context,
+    promptSuffix: input.promptSuffix,
+  });
+  const name = model.modelFor(agent.id);
 
   // Handed over rather than delegated with yield*: each token then crosses one async generator, not two.
   yield {
     type: 'model',
-    stream: deps.model.stream({
-      model,
-      messages,
-      maxTokens: deps.maxTokens,
-      signal,
-      hints: { agentId: agent.id, intent: intent.intent, userMessage: input.message, contextNote },
-    }),
+    model: name,
+    stream: model.stream({ model: name, messages, maxTokens: deps.maxTokens, signal }),
   };
 }
 

@@ -4,30 +4,26 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
 import type { DbHandle } from '../../db/client.js';
 import { AppError } from '../../errors.js';
+import type { TurnModel } from '../agents/offline.js';
 import { personas } from '../agents/personas.js';
 import { type PipelineDeps, runPipeline } from '../agents/pipeline.js';
 import { getAgent } from '../agents/roster.js';
 import type { EventMirror } from '../generation/generation.js';
 import { createRegistry, type GenerationRegistry } from '../generation/registry.js';
+import { createReplies, type RemoteGenerations, type Replies } from '../generation/replies.js';
 import { buildPrompt } from '../llm/prompt.js';
-import type { ModelProvider } from '../llm/provider.js';
 import type { MemoryStore } from '../memory/memory.js';
 import type { Admission } from './admission.js';
 import * as repo from './chat.repo.js';
 import { chatRoutes } from './chat.routes.js';
 import { type Caller, type ChatService, createChatService } from './chat.service.js';
-import {
-  createTurnService,
-  type RemoteGenerations,
-  type TurnAdmission,
-  type TurnService,
-} from './chat.turns.js';
+import { createTurnService, type TurnAdmission, type TurnService } from './chat.turns.js';
 
 export interface ChatModuleDeps {
   config: Config;
   db: DbHandle;
   log: Logger;
-  model: ModelProvider;
+  model: TurnModel;
   memory: MemoryStore;
   instanceId: string;
   isDraining(): boolean;
@@ -36,7 +32,6 @@ export interface ChatModuleDeps {
   /** Cross-instance caps and budgets; the local concurrency cap always applies. */
   admission?: Admission;
   searchContracts?: PipelineDeps['searchContracts'];
-  rateLimit?: (cls: 'chat' | 'read') => Record<string, unknown>;
   registry: GenerationRegistry;
   /** When a producer counts as dead; shared with the sweeper and the Redis follower. */
   staleAfterMs: number;
@@ -52,10 +47,11 @@ export function createGenerationRegistry(): GenerationRegistry {
   });
 }
 
-/** What other modules may use of chat: its session service and its turns. */
+/** What other modules use to run and read chat turns (the academy runs its turns through these). */
 export interface ChatModule {
   chat: ChatService;
   turns: TurnService;
+  replies: Replies;
 }
 
 export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): Promise<ChatModule> {
@@ -72,7 +68,12 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     },
     buildMessages: (parts) =>
       buildPrompt({
-        systemPrompt: personas[parts.agentId]?.systemPrompt ?? getAgent(parts.agentId).intro,
+        systemPrompt: [
+          personas[parts.agentId]?.systemPrompt ?? getAgent(parts.agentId).intro,
+          parts.promptSuffix,
+        ]
+          .filter(Boolean)
+          .join('\n\n'),
         history: parts.history,
         memory: parts.memory,
         userMessage: parts.userMessage,
@@ -91,21 +92,17 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     },
   };
 
-  const turns = createTurnService({
+  const replies = createReplies({
     db: db.db,
     log: deps.log,
     registry,
-    instanceId: deps.instanceId,
-    isDraining: deps.isDraining,
-    staleAfterMs: deps.staleAfterMs,
     remote: deps.remote,
-    admission: localCap,
-    generation: {
-      db: db.db,
+    staleAfterMs: deps.staleAfterMs,
+    producer: {
       checkpointMs: config.CHECKPOINT_MS,
       heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
       mirror: deps.mirror,
-      pipeline: (input, state, signal) => runPipeline(pipelineDeps, input, state, signal),
+      pipeline: (input, signal) => runPipeline(pipelineDeps, input, signal),
       async onFinished(outcome, input) {
         // Memory feeds a real model's prompt; the offline agent's canned answers are not worth keeping.
         if (outcome.status !== 'completed' || !outcome.content || deps.model.kind === 'offline') return;
@@ -125,16 +122,24 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
       },
     },
   });
+  const turns = createTurnService({
+    db: db.db,
+    log: deps.log,
+    replies,
+    instanceId: deps.instanceId,
+    isDraining: deps.isDraining,
+    admission: localCap,
+  });
   const chat = createChatService({ db: db.db, restoreDays: config.SESSION_RESTORE_DAYS });
 
   await app.register(chatRoutes, {
     prefix: '/api/v1/chat',
     chat,
     turns,
+    replies,
     maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
     heartbeatMs: config.SSE_HEARTBEAT_MS,
     onDisconnect: config.GENERATION_ON_DISCONNECT,
-    rateLimit: deps.rateLimit,
   });
-  return { chat, turns };
+  return { chat, turns, replies };
 }

@@ -1,7 +1,10 @@
-// Chat queries: the one-statement turn write, sessions, history. Every query is scoped by the caller.
+// Chat queries: the one-statement turn write, sessions, history (the assistant row's own queries live in generation/).
 import { sql } from 'drizzle-orm';
 import { type Db, rowsOf } from '../../db/client.js';
 import { executeNamed } from '../../db/prepared.js';
+import type { MessageRow } from '../generation/generation.repo.js';
+
+export type { MessageRow };
 
 export interface SessionRow {
   id: string;
@@ -16,27 +19,6 @@ export interface SessionRow {
   last_message_at: Date | string | null;
   last_activity_at: Date | string;
   deleted_at?: Date | string | null;
-}
-
-export interface MessageRow {
-  id: string;
-  session_id: string;
-  seq: number | string;
-  role: 'user' | 'assistant';
-  content: string;
-  status: string;
-  user_id: string | null;
-  agent_id: string | null;
-  agent_name: string | null;
-  intent: string | null;
-  confidence: number | null;
-  finish_reason: string | null;
-  usage: { prompt_tokens: number; completion_tokens: number; estimated: boolean } | null;
-  metadata: Record<string, unknown>;
-  reply_to: string | null;
-  created_at: Date | string;
-  updated_at: Date | string;
-  heartbeat_at?: Date | string | null;
 }
 
 const SESSION_COLS = sql.raw(
@@ -68,7 +50,7 @@ export interface TurnInsert {
 }
 
 export type TurnInsertResult =
-  | { kind: 'created'; userSeq: number; sessionCreated: boolean }
+  | { kind: 'created'; userSeq: number; sessionCreated: boolean; startedAt: Date | string }
   | { kind: 'duplicate'; userMessageId: string; assistantMessageId: string }
   | { kind: 'forbidden' };
 
@@ -82,7 +64,7 @@ export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResul
   const ctx = t.context === null ? null : JSON.stringify(t.context);
   const result = await executeNamed(
     db,
-    'chat_insert_turn_v1',
+    'chat_insert_turn_v2',
     sql`
     with dup as (
       select um.id as user_message_id, am.id as assistant_message_id
@@ -123,11 +105,11 @@ export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResul
       select ${t.assistantMessageId}::uuid, ${t.sessionId}, s.last_seq, 'assistant', '', 'streaming', ${t.userId},
              ${t.userMessageId}::uuid, ${t.instanceId}, now()
       from s
-      returning id
+      returning id, created_at
     )
     select (select seq from u) as user_seq, (select created from s) as created,
            (select user_message_id from dup) as dup_user, (select assistant_message_id from dup) as dup_assistant,
-           (select count(*) from a)::int as inserted
+           (select count(*) from a)::int as inserted, (select created_at from a) as started_at
   `,
   );
   const row = rowsOf<{
@@ -136,12 +118,18 @@ export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResul
     dup_user: string | null;
     dup_assistant: string | null;
     inserted: number;
+    started_at: Date | string | null;
   }>(result)[0]!;
   if (row.dup_user && row.dup_assistant) {
     return { kind: 'duplicate', userMessageId: row.dup_user, assistantMessageId: row.dup_assistant };
   }
   if (row.user_seq === null || row.inserted === 0) return { kind: 'forbidden' };
-  return { kind: 'created', userSeq: Number(row.user_seq), sessionCreated: row.created === true };
+  return {
+    kind: 'created',
+    userSeq: Number(row.user_seq),
+    sessionCreated: row.created === true,
+    startedAt: row.started_at ?? new Date(),
+  };
 }
 
 /** The turn a previous request with this Idempotency-Key started, if any. */
@@ -259,25 +247,6 @@ export async function recentForPrompt(db: Db, sessionId: string, beforeSeq: numb
         and status in ('completed', 'stopped') and content <> ''
       order by seq desc limit ${limit}`),
   );
-}
-
-/** A message with its session's owner, for ownership checks on message routes. */
-export async function getMessage(db: Db, messageId: string) {
-  return rowsOf<MessageRow & { session_user_id: string | null; session_deleted: boolean }>(
-    await db.execute(sql`
-      select m.id, m.session_id, m.seq, m.role, m.content, m.status, m.user_id, m.agent_id, m.agent_name, m.intent,
-             m.confidence, m.finish_reason, m.usage, m.metadata, m.reply_to, m.created_at, m.updated_at, m.heartbeat_at,
-             s.user_id as session_user_id, (s.deleted_at is not null) as session_deleted
-      from chat_messages m join chat_sessions s on s.id = m.session_id
-      where m.id = ${messageId} and m.deleted_at is null`),
-  )[0];
-}
-
-/** Stops a reply whose producer is gone, keeping the last checkpointed text. */
-export async function markStopped(db: Db, messageId: string): Promise<void> {
-  await db.execute(sql`
-    update chat_messages set status = 'stopped', finish_reason = 'stopped', heartbeat_at = null, updated_at = now()
-    where id = ${messageId} and status = 'streaming'`);
 }
 
 /** Creates a session owned by `userId` (another module's record, e.g. an academy lesson, owns it). */

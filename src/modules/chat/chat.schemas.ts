@@ -1,6 +1,9 @@
 // Zod schemas and response shapes of the chat routes (API.md sections 1–3).
 import { z } from 'zod';
-import type { MessageRow, SessionRow } from './chat.repo.js';
+import { toMessage } from '../generation/generation.repo.js';
+import type { SessionRow } from './chat.repo.js';
+
+export { toMessage };
 
 export const SESSION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 const MAX_CONTEXT_BYTES = 16 * 1024;
@@ -52,6 +55,87 @@ export const renameBodySchema = z.object({
 
 export const resumeQuerySchema = z.object({ after: z.string().max(40).optional() });
 
+// Response shapes: checked when serialized (a handler that drifts from them is a 500 in tests, not a silent change).
+const isoOrNull = z.string().nullable();
+const usageSchema = z.object({
+  prompt_tokens: z.number(),
+  completion_tokens: z.number(),
+  estimated: z.boolean(),
+});
+
+export const sessionSchema = z.object({
+  id: z.string(),
+  user_id: z.string().nullable(),
+  title: z.string().nullable(),
+  status: z.string(),
+  agent_id: z.string().nullable(),
+  message_count: z.number(),
+  created_at: isoOrNull,
+  updated_at: isoOrNull,
+  last_message_at: isoOrNull,
+  last_activity: isoOrNull,
+  context: z.record(z.string(), z.unknown()),
+});
+
+export const messageSchema = z.object({
+  id: z.string(),
+  session_id: z.string(),
+  role: z.enum(['user', 'assistant']),
+  content: z.string(),
+  status: z.string(),
+  agent_id: z.string().nullable(),
+  agent_name: z.string().nullable(),
+  intent: z.string().nullable(),
+  timestamp: isoOrNull,
+  usage: usageSchema.nullable(),
+  metadata: z.record(z.string(), z.unknown()),
+});
+
+export const sessionListSchema = z.object({
+  sessions: z.array(sessionSchema),
+  count: z.number(),
+  limit: z.number(),
+  offset: z.number(),
+  next_cursor: z.string().nullable(),
+});
+
+export const historySchema = z.object({
+  session_id: z.string(),
+  messages: z.array(messageSchema),
+  has_more: z.boolean(),
+  next_cursor: z.string().nullable(),
+});
+
+/** The answer of `POST /chat/message` (API.md §2). */
+export const turnAnswerSchema = z.object({
+  session_id: z.string(),
+  message_id: z.string(),
+  user_message_id: z.string().nullable(),
+  message: z.string(),
+  agent_id: z.string().nullable(),
+  agent_name: z.string().nullable(),
+  intent: z.string().nullable(),
+  confidence: z.number().nullable(),
+  suggested_actions: z.array(z.string()),
+  usage: usageSchema.nullable(),
+  metadata: z.record(z.string(), z.unknown()),
+});
+
+export const agentListSchema = z.array(
+  z.object({
+    id: z.string(),
+    name: z.string(),
+    avatar: z.string(),
+    role: z.string(),
+    description: z.string(),
+    status: z.literal('active'),
+  }),
+);
+
+/** An event stream: the body is not JSON, so there is nothing to serialize (the reply is hijacked). */
+export const eventStreamSchema = z.string().describe('text/event-stream');
+export const noContentSchema = z.null().describe('no content');
+
 const iso = (d: Date | string | null | undefined) => (d == null ? null : new Date(d).toISOString());
 
 export function toSession(r: SessionRow) {
@@ -67,22 +151,6 @@ export function toSession(r: SessionRow) {
     last_message_at: iso(r.last_message_at),
     last_activity: iso(r.last_activity_at),
     context: r.context ?? {},
-  };
-}
-
-export function toMessage(r: MessageRow) {
-  return {
-    id: r.id,
-    session_id: r.session_id,
-    role: r.role,
-    content: r.content,
-    status: r.status,
-    agent_id: r.agent_id,
-    agent_name: r.agent_name,
-    intent: r.intent,
-    timestamp: iso(r.created_at),
-    usage: r.usage,
-    metadata: { ...(r.metadata ?? {}), ...(r.finish_reason ? { finish_reason: r.finish_reason } : {}) },
   };
 }
 

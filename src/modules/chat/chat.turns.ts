@@ -1,29 +1,14 @@
-// Chat turns: admit, persist in one statement, start the generation; attach, resume and stop.
+// Chat turns: admit, persist the turn in one statement, hand the reply to generation/ (replies.start).
 import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import { agentIds, resolveAgent } from '../agents/roster.js';
-import type { Cursor, StreamEntry } from '../generation/events.js';
-import type { Generation, GenerationDeps } from '../generation/generation.js';
-import { startGeneration } from '../generation/generation.js';
-import type { GenerationRegistry } from '../generation/registry.js';
-import { localReplay, type ReplySource, storedEntries, withFallback } from '../generation/replay.js';
+import type { ReplyOptions } from '../generation/generation.js';
+import type { Replies } from '../generation/replies.js';
 import * as repo from './chat.repo.js';
-import { type ChatBody, deriveTitle, toMessage } from './chat.schemas.js';
+import { type ChatBody, deriveTitle } from './chat.schemas.js';
 import type { Caller } from './chat.service.js';
-
-/** Cross-instance pieces (Redis); null on a single instance with in-process stores. */
-export interface RemoteGenerations {
-  /** Entries from the shared log, or null when it has none for this message. */
-  entries(
-    messageId: string,
-    after: Cursor | null,
-    signal: AbortSignal,
-  ): Promise<AsyncIterable<StreamEntry> | null>;
-  /** Asks whichever instance runs the generation to stop it. */
-  requestStop(messageId: string): Promise<void>;
-}
 
 /** Admission beyond validation: concurrency caps and budgets (rate limits run as a route hook). */
 export interface TurnAdmission {
@@ -34,19 +19,27 @@ export interface TurnAdmission {
 export interface TurnServiceDeps {
   db: Db;
   log: Logger;
-  registry: GenerationRegistry;
-  generation: Omit<GenerationDeps, 'log'>;
-  remote: RemoteGenerations | null;
+  replies: Pick<Replies, 'start'>;
   admission: TurnAdmission;
-  instanceId: string;
   isDraining(): boolean;
-  /** A streaming row whose producer has not beaten for this long is dead (same rule as the sweeper). */
-  staleAfterMs: number;
+  instanceId: string;
 }
 
-export type TurnStart =
-  | { kind: 'new'; generation: Generation; sessionId: string }
-  | { kind: 'attached'; messageId: string; sessionId: string };
+/** Per-turn options for a module that runs chat turns of its own (the academy). */
+export type TurnOptions = ReplyOptions;
+
+/**
+ * A persisted turn. `new`: this request started the reply; `attached`: an earlier identical
+ * request (Idempotency-Key, or the 30 s rule) did, and this one follows it. Either way the
+ * caller reads it with `replies.subscribe(messageId, …, { verified: true })`.
+ */
+export interface TurnStart {
+  kind: 'new' | 'attached';
+  messageId: string;
+  sessionId: string;
+  /** Aborts the reply (new turns only): the `cancel` disconnect policy. */
+  cancel(): void;
+}
 
 const DEDUPE_WINDOW_S = 30;
 
@@ -55,6 +48,13 @@ function isUniqueViolation(err: unknown): boolean {
   return e?.code === '23505' || e?.cause?.code === '23505';
 }
 
+const attached = (messageId: string, sessionId: string): TurnStart => ({
+  kind: 'attached',
+  messageId,
+  sessionId,
+  cancel: () => {},
+});
+
 export function createTurnService(deps: TurnServiceDeps) {
   const { db } = deps;
 
@@ -62,70 +62,47 @@ export function createTurnService(deps: TurnServiceDeps) {
     const found = await repo.findByIdempotencyKey(db, scope, key);
     if (!found?.assistant_message_id) return null;
     if (found.request_hash !== hash) throw new AppError('IDEMPOTENCY_CONFLICT');
-    return { kind: 'attached', messageId: found.assistant_message_id, sessionId: found.session_id };
+    return attached(found.assistant_message_id, found.session_id);
   }
 
-  async function loadVisibleMessage(caller: Caller, messageId: string) {
-    if (!/^[0-9a-f-]{36}$/i.test(messageId)) throw new AppError('MESSAGE_NOT_FOUND');
-    const row = await repo.getMessage(db, messageId);
-    const visible =
-      row && !row.session_deleted && (row.session_user_id === null || row.session_user_id === caller.userId);
-    if (!row || !visible || row.role !== 'assistant') throw new AppError('MESSAGE_NOT_FOUND');
-    return row;
+  async function start(
+    caller: Caller,
+    body: ChatBody,
+    idempotencyKey: string | undefined,
+    options: TurnOptions = {},
+  ): Promise<TurnStart> {
+    if (deps.isDraining()) {
+      throw new AppError('SHUTTING_DOWN', undefined, undefined, { 'retry-after': '5' });
+    }
+    const agent = body.agent_id ? resolveAgent(body.agent_id) : undefined;
+    if (body.agent_id && !agent) {
+      throw new AppError('UNKNOWN_AGENT', `Unknown agent "${body.agent_id}".`, {
+        valid_agent_ids: agentIds(),
+      });
+    }
+    const sessionId = body.session_id ?? randomUUID();
+    const scope = caller.userId ? `u:${caller.userId}` : `s:${sessionId}`;
+    const hash = createHash('sha256')
+      .update(
+        JSON.stringify([body.message, body.session_id ?? null, body.agent_id ?? null, body.context ?? null]),
+      )
+      .digest('base64url');
+    if (idempotencyKey) {
+      const found = await attachByKey(scope, idempotencyKey, hash);
+      if (found) return found;
+    }
+    const release = await deps.admission.admit(caller, sessionId);
+    try {
+      const t = { caller, body, sessionId, scope, hash, idempotencyKey, options };
+      const started = await insertAndStart({ ...t, agentId: options.fixedAgentId ?? agent?.id ?? null });
+      if (started.kind === 'new') started.done.finally(release);
+      else release();
+      return started.turn;
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
-
-  return {
-    async start(caller: Caller, body: ChatBody, idempotencyKey: string | undefined): Promise<TurnStart> {
-      if (deps.isDraining()) {
-        throw new AppError('SHUTTING_DOWN', undefined, undefined, { 'retry-after': '5' });
-      }
-      const agent = body.agent_id ? resolveAgent(body.agent_id) : undefined;
-      if (body.agent_id && !agent) {
-        throw new AppError('UNKNOWN_AGENT', `Unknown agent "${body.agent_id}".`, {
-          valid_agent_ids: agentIds(),
-        });
-      }
-      const sessionId = body.session_id ?? randomUUID();
-      const scope = caller.userId ? `u:${caller.userId}` : `s:${sessionId}`;
-      const hash = createHash('sha256')
-        .update(
-          JSON.stringify([
-            body.message,
-            body.session_id ?? null,
-            body.agent_id ?? null,
-            body.context ?? null,
-          ]),
-        )
-        .digest('base64url');
-      if (idempotencyKey) {
-        const attached = await attachByKey(scope, idempotencyKey, hash);
-        if (attached) return attached;
-      }
-      const release = await deps.admission.admit(caller, sessionId);
-      try {
-        const started = await insertAndStart({
-          caller,
-          body,
-          agentId: agent?.id ?? null,
-          sessionId,
-          scope,
-          hash,
-          idempotencyKey,
-        });
-        if (started.kind === 'new') started.generation.done.finally(release);
-        else release();
-        return started;
-      } catch (err) {
-        release();
-        throw err;
-      }
-    },
-
-    /** Entries of a reply after a cursor: live on this instance, from the shared log, or rebuilt. */
-    entries,
-    stop,
-    message,
-  };
 
   async function insertAndStart(t: {
     caller: Caller;
@@ -136,7 +113,10 @@ export function createTurnService(deps: TurnServiceDeps) {
     scope: string;
     hash: string;
     idempotencyKey: string | undefined;
-  }): Promise<TurnStart> {
+    options: TurnOptions;
+  }): Promise<
+    { kind: 'new'; turn: TurnStart; done: Promise<unknown> } | { kind: 'attached'; turn: TurnStart }
+  > {
     const { caller, body, sessionId, scope, hash, idempotencyKey } = t;
     const ids = { messageId: randomUUID(), userMessageId: randomUUID() };
     let result: repo.TurnInsertResult;
@@ -159,82 +139,38 @@ export function createTurnService(deps: TurnServiceDeps) {
     } catch (err) {
       // Two requests with one key raced; the loser attaches to the winner's turn.
       if (idempotencyKey && isUniqueViolation(err)) {
-        const attached = await attachByKey(scope, idempotencyKey, hash);
-        if (attached) return attached;
+        const found = await attachByKey(scope, idempotencyKey, hash);
+        if (found) return { kind: 'attached', turn: found };
       }
       throw err;
     }
     if (result.kind === 'forbidden') throw new AppError('SESSION_NOT_FOUND');
     if (result.kind === 'duplicate')
-      return { kind: 'attached', messageId: result.assistantMessageId, sessionId };
+      return { kind: 'attached', turn: attached(result.assistantMessageId, sessionId) };
 
-    const generation = startGeneration({ ...deps.generation, log: deps.log }, ids, {
-      message: body.message,
-      requestedAgentId: body.agent_id,
-      sessionId,
-      userId: caller.userId,
-      userSeq: result.userSeq,
-      context: body.context ?? null,
-    });
-    deps.registry.add(generation);
+    const reply = deps.replies.start(
+      { ...ids, startedAt: result.startedAt },
+      {
+        message: body.message,
+        requestedAgentId: body.agent_id,
+        sessionId,
+        userId: caller.userId,
+        userSeq: result.userSeq,
+        context: body.context ?? null,
+        fixedAgentId: t.options.fixedAgentId,
+        promptSuffix: t.options.promptSuffix,
+      },
+      t.options,
+    );
     deps.log.info({ sessionId, messageId: ids.messageId }, 'turn persisted');
-    return { kind: 'new', generation, sessionId };
-  }
-
-  async function entries(
-    caller: Caller,
-    messageId: string,
-    after: Cursor | null,
-    signal: AbortSignal,
-    opts: { checked?: boolean } = {},
-  ): Promise<ReplySource> {
-    const first = opts.checked ? undefined : await loadVisibleMessage(caller, messageId);
-    const local = deps.registry.get(messageId);
-    if (local) return localReplay(local, after);
-    const stored = async function* (from: Cursor | null) {
-      const row = first ?? (await loadVisibleMessage(caller, messageId));
-      yield* storedEntries(row, from, () => repo.getMessage(db, messageId), {
-        pollMs: 250,
-        signal,
-        staleMs: deps.staleAfterMs,
-      });
+    return {
+      kind: 'new',
+      done: reply.done,
+      turn: { kind: 'new', messageId: ids.messageId, sessionId, cancel: () => reply.abort('interrupted') },
     };
-    const remote = await deps.remote?.entries(messageId, after, signal);
-    return remote ? withFallback(remote, after, stored) : stored(after);
   }
 
-  async function stop(caller: Caller, messageId: string) {
-    const row = await loadVisibleMessage(caller, messageId);
-    if (row.status !== 'streaming') {
-      throw new AppError('MESSAGE_NOT_RUNNING', undefined, { message: toMessage(row) });
-    }
-    const local = deps.registry.get(messageId);
-    if (local) {
-      local.abort('stopped');
-      await local.done;
-    } else if (deps.remote) {
-      await deps.remote.requestStop(messageId);
-      const deadline = Date.now() + 3000;
-      while (Date.now() < deadline) {
-        const now = await repo.getMessage(db, messageId);
-        if (now && now.status !== 'streaming') break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    const after = await repo.getMessage(db, messageId);
-    if (after?.status === 'streaming') {
-      // No live producer answered (it died): store what the last checkpoint kept, as stopped.
-      await repo.markStopped(db, messageId);
-      return toMessage((await repo.getMessage(db, messageId))!);
-    }
-    return toMessage(after!);
-  }
-
-  async function message(messageId: string) {
-    const row = await repo.getMessage(db, messageId);
-    if (!row) throw new AppError('MESSAGE_NOT_FOUND');
-    return row;
-  }
+  return { start };
 }
 
 export type TurnService = ReturnType<typeof createTurnService>;

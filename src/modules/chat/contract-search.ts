@@ -71,7 +71,7 @@ export function createContractSearch(
   source: () => ContractSource,
   startInvestigation?: StartInvestigation,
 ): NonNullable<PipelineDeps['searchContracts']> {
-  return async function* (input, state, signal) {
+  return async function* (input, signal) {
     const src = source();
     const where = src.sample ? 'na base de exemplo' : 'no Portal da Transparência';
     yield {
@@ -92,11 +92,9 @@ export function createContractSearch(
         type: 'event',
         event: { type: 'found', message: 'A busca de contratos falhou.', count: 0, sample_data: src.sample },
       };
-      state.completeExtra = {
-        contracts: [],
-        total_contracts: 0,
-        download_available: false,
-        sample_data: src.sample,
+      yield {
+        type: 'extra',
+        fields: { contracts: [], total_contracts: 0, download_available: false, sample_data: src.sample },
       };
       yield {
         type: 'note',
@@ -115,17 +113,20 @@ export function createContractSearch(
       },
     };
     for (const data of shown) yield { type: 'event', event: { type: 'contract', data } };
-    state.completeExtra = {
-      contracts: shown,
-      total_contracts: found.length,
-      download_available: found.length > 0,
-      sample_data: src.sample,
+    yield {
+      type: 'extra',
+      fields: {
+        contracts: shown,
+        total_contracts: found.length,
+        download_available: found.length > 0,
+        sample_data: src.sample,
+      },
     };
     let text = note(found, found.length, src.sample);
     if (startInvestigation && wantsInvestigation(input.message)) {
       yield { type: 'event', event: { type: 'thinking', message: 'Abrindo uma investigação completa...' } };
       const started = await startInvestigation(input.userId, input.sessionId, input.message);
-      state.completeExtra.investigation_id = started.investigation_id;
+      yield { type: 'extra', fields: { investigation_id: started.investigation_id } };
       text += `\n\nAbri a investigação \`${started.investigation_id}\`: acompanhe em \`/api/v1/investigations/${started.investigation_id}/stream\`.`;
     }
     yield { type: 'note', text };

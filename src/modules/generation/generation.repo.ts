@@ -1,16 +1,106 @@
-// Writes of a running reply: checkpoints, heartbeats, the final UPDATE (with the usage ledger), the sweeper.
-import { sql } from 'drizzle-orm';
-import { type Db, rowsOf } from '../../db/client.js';
+// Every query on the assistant row: read, checkpoints, the final write (with its hook), stop, sweep, liveness.
+import { sql, TransactionRollbackError } from 'drizzle-orm';
+import { type Db, rowsOf, type Tx } from '../../db/client.js';
 import { executeNamed } from '../../db/prepared.js';
-import type { ModelUsage } from '../llm/provider.js';
+import type { CompleteExtra, PreludeEvent, Usage } from './events.js';
 
 export type FinalStatus = 'completed' | 'stopped' | 'interrupted' | 'failed';
 
-export async function checkpoint(db: Db, messageId: string, content: string | null): Promise<void> {
+export interface MessageRow {
+  id: string;
+  session_id: string;
+  seq: number | string;
+  role: 'user' | 'assistant';
+  content: string;
+  status: string;
+  user_id: string | null;
+  agent_id: string | null;
+  agent_name: string | null;
+  intent: string | null;
+  confidence: number | null;
+  finish_reason: string | null;
+  usage: Usage | null;
+  metadata: Record<string, unknown>;
+  reply_to: string | null;
+  created_at: Date | string;
+  updated_at: Date | string;
+  heartbeat_at?: Date | string | null;
+}
+
+export type ReplyRow = MessageRow & { session_user_id: string | null; session_deleted: boolean };
+
+/**
+ * What a rebuilt stream needs beyond the row's columns to repeat the live one exactly; kept in
+ * `metadata.stream` (hidden from the public message shape) and written with the checkpoints and
+ * the final UPDATE.
+ */
+export interface StreamMeta {
+  /** The agent id the client asked for (an alias is echoed back), as chunks and `complete` say it. */
+  agent_echo_id: string;
+  prelude: PreludeEvent[];
+  suggested_actions?: string[];
+  complete_extra?: CompleteExtra;
+}
+
+const iso = (d: Date | string | null | undefined) => (d == null ? null : new Date(d).toISOString());
+
+export function streamMetaOf(row: Pick<MessageRow, 'metadata'>): StreamMeta | null {
+  const meta = row.metadata?.stream;
+  return meta && typeof meta === 'object' ? (meta as StreamMeta) : null;
+}
+
+/** The public shape of a stored message (history, stop answers). */
+export function toMessage(r: MessageRow) {
+  const { stream: _hidden, ...metadata } = r.metadata ?? {};
+  return {
+    id: r.id,
+    session_id: r.session_id,
+    role: r.role,
+    content: r.content,
+    status: r.status,
+    agent_id: r.agent_id,
+    agent_name: r.agent_name,
+    intent: r.intent,
+    timestamp: iso(r.created_at),
+    usage: r.usage,
+    metadata: { ...metadata, ...(r.finish_reason ? { finish_reason: r.finish_reason } : {}) },
+  };
+}
+
+/** A message with its session's owner, for ownership checks. */
+export async function getReply(db: Db, messageId: string): Promise<ReplyRow | undefined> {
+  return rowsOf<ReplyRow>(
+    await db.execute(sql`
+      select m.id, m.session_id, m.seq, m.role, m.content, m.status, m.user_id, m.agent_id, m.agent_name, m.intent,
+             m.confidence, m.finish_reason, m.usage, m.metadata, m.reply_to, m.created_at, m.updated_at, m.heartbeat_at,
+             s.user_id as session_user_id, (s.deleted_at is not null) as session_deleted
+      from chat_messages m join chat_sessions s on s.id = m.session_id
+      where m.id = ${messageId} and m.deleted_at is null`),
+  )[0];
+}
+
+/**
+ * A heartbeat (content null) or a checkpoint of the growing text. `meta` goes in once, with the
+ * first checkpoint after the agent is known, so a mid-stream rebuild names the agent as live does.
+ */
+export async function checkpoint(
+  db: Db,
+  messageId: string,
+  content: string | null,
+  meta?: { agentId: string; agentName: string; stream: StreamMeta },
+): Promise<void> {
   if (content === null) {
     await db.execute(
       sql`update chat_messages set heartbeat_at = now() where id = ${messageId} and status = 'streaming'`,
     );
+    return;
+  }
+  if (meta) {
+    await db.execute(sql`
+      update chat_messages set content = ${content}, heartbeat_at = now(), updated_at = now(),
+        agent_id = ${meta.agentId}, agent_name = ${meta.agentName},
+        metadata = metadata || jsonb_build_object('stream', ${JSON.stringify(meta.stream)}::jsonb)
+      where id = ${messageId} and status = 'streaming'`);
     return;
   }
   await db.execute(sql`
@@ -27,17 +117,18 @@ export interface FinalWrite {
   agentName: string;
   intent: string | null;
   confidence: number | null;
-  usage: ModelUsage;
+  usage: Usage;
   model: string;
+  /** Merged into the row's metadata (error codes, `stream`). */
   metadata: Record<string, unknown>;
 }
 
 /**
  * One statement: the final content, status, finish reason, agent and usage on the row, plus the
  * usage ledger entry. A row the sweeper already marked `interrupted` is still finalised: the
- * producer was alive after all, and its text is the better one.
+ * producer was alive after all, and its text is the better one. False when the row was already final.
  */
-export async function finalize(db: Db, w: FinalWrite): Promise<boolean> {
+async function finalWrite(db: Db, w: FinalWrite): Promise<boolean> {
   const rows = rowsOf<{ id: string }>(
     await executeNamed(
       db,
@@ -63,6 +154,41 @@ export async function finalize(db: Db, w: FinalWrite): Promise<boolean> {
     ),
   );
   return rows.length > 0;
+}
+
+/**
+ * The final write. Without a hook it is one statement. With one, the hook runs first in a
+ * transaction (an extension takes its own locks before ours), then the final UPDATE stores the
+ * fields it returned; when the row was already final the whole transaction rolls back, so an
+ * extension's effect exists exactly when the reply was stored by this producer.
+ */
+export async function finalize(
+  db: Db,
+  w: FinalWrite,
+  hook?: (tx: Tx) => Promise<CompleteExtra | undefined>,
+): Promise<{ persisted: boolean; extra: CompleteExtra }> {
+  if (!hook) return { persisted: await finalWrite(db, w), extra: {} };
+  try {
+    return await db.transaction(async (tx) => {
+      const extra = (await hook(tx)) ?? {};
+      const stream = w.metadata.stream as StreamMeta | undefined;
+      const metadata = stream
+        ? { ...w.metadata, stream: { ...stream, complete_extra: { ...stream.complete_extra, ...extra } } }
+        : w.metadata;
+      if (!(await finalWrite(tx as unknown as Db, { ...w, metadata }))) tx.rollback();
+      return { persisted: true, extra };
+    });
+  } catch (err) {
+    if (err instanceof TransactionRollbackError) return { persisted: false, extra: {} };
+    throw err;
+  }
+}
+
+/** Stops a reply whose producer is gone, keeping the last checkpointed text. */
+export async function markStopped(db: Db, messageId: string): Promise<void> {
+  await db.execute(sql`
+    update chat_messages set status = 'stopped', finish_reason = 'stopped', heartbeat_at = null, updated_at = now()
+    where id = ${messageId} and status = 'streaming'`);
 }
 
 /** Marks replies whose producer stopped heart-beating (a crashed instance) as interrupted. */

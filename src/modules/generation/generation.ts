@@ -1,35 +1,56 @@
-// A running assistant reply: runs the pipeline, logs every event, checkpoints, and always finalises the row.
+// The producer of one assistant reply: runs the pipeline, logs every event, checkpoints, and always finalises the row.
 import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
-import type { PipelineEvent, TurnInput, TurnState } from '../agents/pipeline.js';
-import { estimateTokens, type ModelEvent, type ModelUsage } from '../llm/provider.js';
+import { estimateTokens, type ModelEvent } from '../llm/provider.js';
 import { createChunker } from './chunker.js';
-import { completeEvent, cursorId, errorEvent, type GenEvent, type StreamEntry } from './events.js';
-import { checkpoint, type FinalStatus, type FinalWrite, finalize } from './generation.repo.js';
+import {
+  type CompleteExtra,
+  chunkEvent,
+  completeEvent,
+  cursorId,
+  errorEvent,
+  type PreludeEvent,
+  type ReplyEvent,
+  type StreamEntry,
+  startEvent,
+  type Usage,
+} from './events.js';
+import { checkpoint, type FinalStatus, finalize, type StreamMeta } from './generation.repo.js';
+import type { FinalOutcome, Pipeline, ReplyOptions, RoutedTurn, TurnInput } from './turn.js';
 
 export type AbortReason = 'stopped' | 'interrupted';
 
-/** Where events are mirrored for other instances (a Redis Stream); optional. */
-export interface EventMirror {
-  append(messageId: string, entry: StreamEntry): void;
-  end(messageId: string): void;
+export type {
+  FinalizeHook,
+  FinalOutcome,
+  Pipeline,
+  PipelineEvent,
+  ReplyOptions,
+  RoutedTurn,
+  TurnInput,
+} from './turn.js';
+
+export interface GenerationOutcome extends FinalOutcome {
+  suggestedActions: string[];
+  /** False when the row was already final (or the write failed). */
+  persisted: boolean;
 }
 
-export interface GenerationDeps {
+export interface ProducerDeps {
   db: Db;
   log: Logger;
   checkpointMs: number;
   heartbeatMs: number;
   mirror: EventMirror | null;
-  pipeline(input: TurnInput, state: TurnState, signal: AbortSignal): AsyncIterable<PipelineEvent>;
+  pipeline: Pipeline;
   /** Called after the final write (memory, metrics); errors are logged, never thrown. */
   onFinished?(outcome: GenerationOutcome, input: TurnInput): Promise<void> | void;
 }
 
-/** What the final write stored, plus what the turn's answer needs. */
-export interface GenerationOutcome extends Omit<FinalWrite, 'model' | 'metadata'> {
-  suggestedActions: string[];
-  persisted: boolean;
+/** Where events are mirrored for other instances (a Redis Stream); optional. */
+export interface EventMirror {
+  append(messageId: string, entry: StreamEntry): void;
+  end(messageId: string): void;
 }
 
 export interface Generation {
@@ -44,24 +65,34 @@ export interface Generation {
   readonly done: Promise<GenerationOutcome>;
 }
 
+export interface ReplyIds {
+  messageId: string;
+  userMessageId: string;
+  /** The assistant row's `created_at`: the `start` timestamp, live and rebuilt. */
+  startedAt: Date | string;
+}
+
 export function startGeneration(
-  deps: GenerationDeps,
-  ids: { messageId: string; userMessageId: string },
+  deps: ProducerDeps,
+  ids: ReplyIds,
   input: TurnInput,
+  options: ReplyOptions = {},
 ): Generation {
   const entries: StreamEntry[] = [];
+  const prelude: PreludeEvent[] = [];
   let waiters: Array<() => void> = [];
   let ended = false;
   let offset = 0;
   const controller = new AbortController();
   let abortReason: AbortReason | null = null;
+  const { messageId } = ids;
 
   const wake = () => {
     const w = waiters;
     waiters = [];
     for (const fn of w) fn();
   };
-  const append = (event: GenEvent, addedChars = 0) => {
+  const append = (event: ReplyEvent, addedChars = 0) => {
     offset += addedChars;
     const entry: StreamEntry = {
       id: cursorId(offset, entries.length + 1),
@@ -70,22 +101,31 @@ export function startGeneration(
       event,
     };
     entries.push(entry);
-    deps.mirror?.append(ids.messageId, entry);
+    deps.mirror?.append(messageId, entry);
     wake();
   };
 
   // The start event is in the log before the model is called: the response can flush it at once.
-  append({
-    type: 'start',
-    session_id: input.sessionId,
-    message_id: ids.messageId,
-    user_message_id: ids.userMessageId,
-    timestamp: new Date().toISOString(),
-  });
+  append(
+    startEvent({
+      sessionId: input.sessionId,
+      messageId,
+      userMessageId: ids.userMessageId,
+      startedAt: ids.startedAt,
+    }),
+  );
 
-  const state: TurnState = { completeExtra: {}, suggestedActions: [] };
+  // The producer's own view of the turn, folded from the pipeline's events.
+  const state: Partial<RoutedTurn> & { model?: string; completeExtra: CompleteExtra } = { completeExtra: {} };
+  const streamMeta = (): StreamMeta => ({
+    agent_echo_id: state.agent?.echoId ?? state.agent?.id ?? 'abaporu',
+    prelude,
+    suggested_actions: state.suggestedActions ?? [],
+    complete_extra: { ...state.completeExtra, ...options.completeExtra },
+  });
   let content = '';
   let persistedChars = 0;
+  let metaWritten = false;
   let lastBeat = Date.now();
   let writes: Promise<unknown> = Promise.resolve();
 
@@ -95,11 +135,16 @@ export function startGeneration(
       const grown = content.length !== persistedChars;
       if (!grown && Date.now() - lastBeat < deps.heartbeatMs) return;
       const snapshot = grown ? content : null;
+      const meta =
+        grown && !metaWritten && state.agent
+          ? { agentId: state.agent.id, agentName: state.agent.name, stream: streamMeta() }
+          : undefined;
+      if (meta) metaWritten = true;
       persistedChars = content.length;
       lastBeat = Date.now();
       writes = writes
-        .then(() => checkpoint(deps.db, ids.messageId, snapshot))
-        .catch((err) => deps.log.warn({ err, messageId: ids.messageId }, 'checkpoint failed'));
+        .then(() => checkpoint(deps.db, messageId, snapshot, meta))
+        .catch((err) => deps.log.warn({ err, messageId }, 'checkpoint failed'));
     },
     Math.min(deps.checkpointMs, deps.heartbeatMs),
   );
@@ -110,11 +155,11 @@ export function startGeneration(
     const emit = (text: string) => {
       if (!text) return;
       content += text;
-      append({ type: 'chunk', content: text, agent_id: state.agent?.echoId ?? 'abaporu' }, text.length);
+      append(chunkEvent(text, state.agent?.echoId ?? 'abaporu'), text.length);
     };
     let status: FinalStatus = 'completed';
     let finishReason = 'stop';
-    let usage: ModelUsage | null = null;
+    let usage: Usage | null = null;
     let errorCode: string | null = null;
     const onModel = (ev: ModelEvent) => {
       if (ev.type === 'token') emit(chunker.push(ev.text));
@@ -124,9 +169,18 @@ export function startGeneration(
       }
     };
     try {
-      for await (const ev of deps.pipeline(input, state, controller.signal)) {
-        if (ev.type === 'event') append(ev.event);
-        else if (ev.type === 'model') {
+      for await (const ev of deps.pipeline(input, controller.signal)) {
+        if (ev.type === 'event') {
+          prelude.push(ev.event);
+          append(ev.event);
+        } else if (ev.type === 'routed') {
+          state.agent = ev.agent;
+          state.intent = ev.intent;
+          state.suggestedActions = ev.suggestedActions;
+        } else if (ev.type === 'extra') {
+          state.completeExtra = { ...state.completeExtra, ...ev.fields };
+        } else if (ev.type === 'model') {
+          state.model = ev.model;
           // A stream that is also synchronously iterable (the offline agent) is read without a promise per token.
           if (Symbol.iterator in ev.stream) for (const m of ev.stream as Iterable<ModelEvent>) onModel(m);
           else for await (const m of ev.stream) onModel(m);
@@ -141,42 +195,56 @@ export function startGeneration(
         status = 'failed';
         finishReason = 'error';
         errorCode = (err as { code?: string }).code ?? 'GENERATION_FAILED';
-        deps.log.warn({ err, messageId: ids.messageId }, 'generation failed');
+        deps.log.warn({ err, messageId }, 'generation failed');
       }
     }
     // Whatever was held back at a word boundary is part of the reply, on every path.
     emit(chunker.flush());
     clearInterval(tick);
 
-    const agentId = state.agent?.id ?? 'abaporu';
-    const agentName = state.agent?.name ?? 'Abaporu';
-    const finalUsage = usage ?? {
-      prompt_tokens: estimateTokens(input.message),
-      completion_tokens: content ? estimateTokens(content) : 0,
-      estimated: true,
-    };
-    const result = {
-      messageId: ids.messageId,
+    const outcome: FinalOutcome = {
+      messageId,
+      userMessageId: ids.userMessageId,
+      sessionId: input.sessionId,
+      userId: input.userId,
       content,
       status,
       finishReason,
-      agentId,
-      agentName,
+      agentId: state.agent?.id ?? 'abaporu',
+      agentName: state.agent?.name ?? 'Abaporu',
       intent: state.intent?.intent ?? null,
       confidence: state.intent?.confidence ?? null,
-      usage: finalUsage,
+      usage: usage ?? {
+        prompt_tokens: estimateTokens(input.message),
+        completion_tokens: content ? estimateTokens(content) : 0,
+        estimated: true,
+      },
     };
+    const meta = streamMeta();
     let persisted = false;
+    let extra: CompleteExtra = {};
     await writes;
+    const write = {
+      ...outcome,
+      model: state.model ?? 'unknown',
+      metadata: { ...(errorCode ? { error_code: errorCode } : {}), stream: meta },
+    };
     try {
-      persisted = await finalize(deps.db, {
-        ...result,
-        model: state.model ?? 'unknown',
-        metadata: errorCode ? { error_code: errorCode } : {},
-      });
+      const hook = options.onFinalize;
+      let final: Awaited<ReturnType<typeof finalize>>;
+      try {
+        final = await finalize(deps.db, write, hook ? (tx) => hook(tx, outcome) : undefined);
+      } catch (err) {
+        if (!hook) throw err;
+        // An extension's failure rolls back its own statements; the reply itself is still stored.
+        deps.log.error({ err, messageId }, 'finalize hook failed; storing the reply without it');
+        final = await finalize(deps.db, write);
+      }
+      persisted = final.persisted;
+      extra = final.extra;
     } catch (err) {
       // The row keeps its last checkpoint; the sweeper will mark it interrupted.
-      deps.log.error({ err, messageId: ids.messageId }, 'final write failed');
+      deps.log.error({ err, messageId }, 'final write failed');
       status = 'failed';
       errorCode = 'PERSIST_FAILED';
     }
@@ -184,39 +252,39 @@ export function startGeneration(
       status === 'completed' || status === 'stopped'
         ? completeEvent({
             sessionId: input.sessionId,
-            messageId: ids.messageId,
-            agentId: state.agent?.echoId ?? agentId,
-            agentName,
+            messageId,
+            agentId: meta.agent_echo_id,
+            agentName: outcome.agentName,
             finishReason,
-            suggestedActions: state.suggestedActions,
-            usage: finalUsage,
-            extra: state.completeExtra,
+            suggestedActions: state.suggestedActions ?? [],
+            usage: outcome.usage,
+            extra: { ...meta.complete_extra, ...extra },
           })
         : errorEvent(status, errorCode ?? undefined),
     );
     ended = true;
-    deps.mirror?.end(ids.messageId);
+    deps.mirror?.end(messageId);
     wake();
 
-    const outcome: GenerationOutcome = {
-      ...result,
+    const result: GenerationOutcome = {
+      ...outcome,
       status,
-      suggestedActions: state.suggestedActions,
+      suggestedActions: state.suggestedActions ?? [],
       persisted,
     };
     if (deps.onFinished) {
       try {
-        await deps.onFinished(outcome, input);
+        await deps.onFinished(result, input);
       } catch (err) {
         deps.log.warn({ err }, 'post-generation hook failed');
       }
     }
-    return outcome;
+    return result;
   };
 
   const done = run();
   return {
-    messageId: ids.messageId,
+    messageId,
     sessionId: input.sessionId,
     userId: input.userId,
     entries,

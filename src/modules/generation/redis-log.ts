@@ -8,9 +8,9 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { throttle } from '../../lib/async.js';
 import type { RedisHandle } from '../../plugins/redis.js';
-import type { RemoteGenerations } from '../chat/chat.turns.js';
-import { type Cursor, type GenEvent, isTerminal, parseCursor, type StreamEntry } from './events.js';
+import { type Cursor, isTerminal, parseCursor, type ReplyEvent, type StreamEntry } from './events.js';
 import type { EventMirror } from './generation.js';
+import type { RemoteGenerations } from './replies.js';
 
 export interface RedisLogOptions {
   maxLen: number;
@@ -43,10 +43,7 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Ev
         pipe.xadd(key, 'MAXLEN', '~', opts.maxLen, e.id, 'e', JSON.stringify(e.event));
       for (const e of q.entries) {
         if (e.event.type === 'chunk' && pending?.event.type === 'chunk') {
-          pending = {
-            ...e,
-            event: { ...e.event, content: String(pending.event.content) + String(e.event.content) },
-          };
+          pending = { ...e, event: { ...e.event, content: pending.event.content + e.event.content } };
           continue;
         }
         if (pending) add(pending);
@@ -96,14 +93,14 @@ function toEntry(id: string, fields: string[]): StreamEntry | null {
   const cursor = parseCursor(id);
   const raw = fields[1];
   if (!cursor || fields[0] !== 'e' || raw === undefined) return null;
-  return { id, seq: cursor.seq, offset: cursor.offset, event: JSON.parse(raw) as GenEvent };
+  return { id, seq: cursor.seq, offset: cursor.offset, event: JSON.parse(raw) as ReplyEvent };
 }
 
 /** Drops what the client already has: whole entries by seq, merged chunks cut by offset. */
 function afterCursor(entry: StreamEntry, after: Cursor | null): StreamEntry | null {
   if (!after) return entry;
   if (entry.event.type === 'chunk') {
-    const content = String(entry.event.content);
+    const content = entry.event.content;
     const startOffset = entry.offset - content.length;
     if (entry.offset <= after.offset) return null;
     if (startOffset >= after.offset) return entry.seq > after.seq ? entry : null;

@@ -1,50 +1,43 @@
-// Sources of stream entries for a subscriber: a local generation, or the stored message.
-import type { MessageRow } from '../chat/chat.repo.js';
+// A reply rebuilt from its stored row (the live log is gone or elsewhere): the same events the live stream sent.
 import {
   type Cursor,
+  chunkEvent,
   completeEvent,
   cursorId,
   errorEvent,
-  type GenEvent,
+  type ReplyEvent,
   type StreamEntry,
+  startEvent,
+  type TerminalEvent,
 } from './events.js';
-import type { Generation } from './generation.js';
+import { type MessageRow, streamMetaOf } from './generation.repo.js';
 
-/** A generation on this instance, replayed from a position in its own log and then followed live. */
-export interface LocalReplay {
-  generation: Generation;
-  /** Index of the first entry the subscriber has not seen. */
-  from: number;
-}
-
-/** Where a subscriber picks up: local replays are written straight from the log; others stream. */
-export type ReplySource = LocalReplay | AsyncIterable<StreamEntry>;
-
-export function localReplay(generation: Generation, after: Cursor | null): LocalReplay {
-  return { generation, from: after ? Math.min(after.seq, generation.entries.length) : 0 };
-}
-
-export function terminalEvent(row: MessageRow): GenEvent | null {
+export function terminalEvent(row: MessageRow): TerminalEvent | null {
+  const meta = streamMetaOf(row);
   if (row.status === 'completed' || row.status === 'stopped') {
     return completeEvent({
       sessionId: row.session_id,
       messageId: row.id,
-      agentId: row.agent_id ?? 'abaporu',
+      agentId: meta?.agent_echo_id ?? row.agent_id ?? 'abaporu',
       agentName: row.agent_name ?? 'Abaporu',
       finishReason: row.finish_reason ?? (row.status === 'stopped' ? 'stopped' : 'stop'),
-      suggestedActions: [],
+      suggestedActions: meta?.suggested_actions ?? [],
       usage: row.usage ?? { prompt_tokens: 0, completion_tokens: 0, estimated: true },
+      extra: meta?.complete_extra,
     });
   }
-  if (row.status === 'failed' || row.status === 'interrupted') return errorEvent(row.status);
+  if (row.status === 'failed' || row.status === 'interrupted') {
+    const code = row.metadata?.error_code;
+    return errorEvent(row.status, typeof code === 'string' ? code : undefined);
+  }
   return null;
 }
 
 /**
- * Entries rebuilt from the stored message when no live log exists. The cursor's offset says how
- * much content the client already has, so the rebuilt chunks continue exactly where it stopped.
- * `follow` polls a row that is still streaming (its producer is on another instance, or the
- * live log is gone) until it ends or stops heart-beating.
+ * Entries rebuilt from the stored message. The stored prelude keeps its live positions (seq 2…),
+ * and the cursor's offset says how much content the client already has, so the rebuilt chunk
+ * continues exactly where it stopped. A row still streaming (its producer is on another instance,
+ * or the live log is gone) is polled until it ends or its producer stops heart-beating.
  */
 export async function* storedEntries(
   first: MessageRow,
@@ -54,42 +47,49 @@ export async function* storedEntries(
 ): AsyncIterable<StreamEntry> {
   let seq = after?.seq ?? 0;
   let offset = after?.offset ?? 0;
+  const at = (event: ReplyEvent, s: number): StreamEntry => ({
+    id: cursorId(offset, s),
+    seq: s,
+    offset,
+    event,
+  });
   if (!after) {
-    yield {
-      id: cursorId(0, ++seq),
-      seq,
-      offset,
-      event: {
-        type: 'start',
-        session_id: first.session_id,
-        message_id: first.id,
-        user_message_id: first.reply_to,
-        timestamp: new Date(first.created_at).toISOString(),
-      },
-    };
+    yield at(
+      startEvent({
+        sessionId: first.session_id,
+        messageId: first.id,
+        userMessageId: first.reply_to,
+        startedAt: first.created_at,
+      }),
+      ++seq,
+    );
   }
+  let preludeSent = offset > 0;
   let row: MessageRow | undefined = first;
   while (row) {
+    const meta = streamMetaOf(row);
+    if (meta && !preludeSent) {
+      preludeSent = true;
+      for (const [i, event] of meta.prelude.entries()) {
+        if (i + 2 <= seq) continue;
+        seq = i + 2;
+        yield at(event, seq);
+      }
+    }
     if (row.content.length > offset) {
       const text = row.content.slice(offset);
       offset = row.content.length;
-      yield {
-        id: cursorId(offset, ++seq),
-        seq,
-        offset,
-        event: { type: 'chunk', content: text, agent_id: row.agent_id ?? 'abaporu' },
-      };
+      yield at(chunkEvent(text, meta?.agent_echo_id ?? row.agent_id ?? 'abaporu'), ++seq);
     }
     const end = terminalEvent(row);
     if (end) {
-      yield { id: cursorId(offset, ++seq), seq, offset, event: end };
+      yield at(end, ++seq);
       return;
     }
     if (opts.signal.aborted) return;
     const beat = row.heartbeat_at ? new Date(row.heartbeat_at).getTime() : 0;
     if (Date.now() - beat > opts.staleMs) {
-      const gone = { ...row, status: 'interrupted' } as MessageRow;
-      yield { id: cursorId(offset, ++seq), seq, offset, event: terminalEvent(gone)! };
+      yield at(errorEvent('interrupted'), ++seq);
       return;
     }
     await new Promise((r) => setTimeout(r, opts.pollMs));

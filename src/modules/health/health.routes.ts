@@ -1,5 +1,6 @@
 // Liveness (no I/O), readiness (Postgres and Redis), and the root document.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import type { DbHandle } from '../../db/client.js';
 import { errorBody } from '../../errors.js';
 import { withTimeout } from '../../lib/async.js';
@@ -21,10 +22,25 @@ export interface HealthDeps {
   isDraining: () => boolean;
 }
 
-export async function healthRoutes(app: FastifyInstance, deps: HealthDeps) {
-  app.get('/health', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
+const checksSchema = z.object({
+  database: z.enum(['up', 'down']),
+  redis: z.enum(['up', 'down', 'in-process']),
+  accepting_turns: z.boolean(),
+});
+const errorBodySchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+  request_id: z.string(),
+});
 
-  app.get('/health/ready', { logLevel: 'warn' }, async (request, reply) => {
+export const healthRoutes: FastifyPluginAsyncZod<HealthDeps> = async (app, deps) => {
+  app.get(
+    '/health',
+    { logLevel: 'warn', schema: { response: { 200: z.object({ status: z.literal('ok') }) } } },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  const ready = { 200: z.object({ status: z.literal('ready'), checks: checksSchema }), 503: errorBodySchema };
+  app.get('/health/ready', { logLevel: 'warn', schema: { response: ready } }, async (request, reply) => {
     const [database, redis] = await Promise.all([
       check(() => deps.db.ping(), 2000),
       deps.redis ? check(() => deps.redis!.ping(1000), 1000) : Promise.resolve('in-process' as const),
@@ -34,7 +50,7 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthDeps) {
       .filter(([, v]) => v === 'down')
       .map(([k]) => k);
     if (deps.isDraining()) down.push('this instance (draining for shutdown)');
-    if (down.length === 0) return { status: 'ready', checks };
+    if (down.length === 0) return { status: 'ready' as const, checks };
     return reply
       .code(503)
       .send(
@@ -47,10 +63,16 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthDeps) {
       );
   });
 
-  app.get('/', async () => ({
+  const root = z.object({
+    name: z.string(),
+    version: z.string(),
+    description: z.string(),
+    links: z.record(z.string(), z.string()),
+  });
+  app.get('/', { schema: { response: { 200: root } } }, async () => ({
     name: 'cidadao-api',
     version: deps.version,
     description: 'Cidadão.AI API: streamed, persisted chat with transparency agents and investigations',
     links: { docs: '/docs', health: '/health', ready: '/health/ready', agents: '/api/v1/chat/agents' },
   }));
-}
+};

@@ -13,8 +13,6 @@ export interface ModelRequest {
   temperature?: number;
   /** Aborting it must abort the upstream HTTP request (stop, cancel-on-disconnect, shutdown). */
   signal: AbortSignal;
-  /** What the pipeline already knows; real models ignore it, the offline agent answers from it. */
-  hints?: { agentId: string; intent: string; userMessage: string; contextNote?: string };
 }
 
 export interface ModelUsage {
@@ -31,8 +29,7 @@ export type ModelEvent =
   | { type: 'done'; finishReason: string; usage: ModelUsage };
 
 export interface ModelProvider {
-  /** 'openai-compatible' or 'offline'. */
-  kind: string;
+  kind: 'openai-compatible';
   /** One line for the boot log: what serves the model. */
   describe: string;
   /** The model name a request for this agent uses. */

@@ -1,6 +1,6 @@
-// The built-in offline agent: streams real answers from the roster's texts when no model is configured.
-import { type Agent, getAgent, listAgents } from '../agents/roster.js';
-import { estimateTokens, type ModelEvent, type ModelProvider, type ModelRequest } from './provider.js';
+// The built-in offline agent: a canned-answer agent (not a model) that streams the roster's texts when no model is configured.
+import { estimateTokens, type ModelEvent, type ModelProvider } from '../llm/provider.js';
+import { type Agent, getAgent, listAgents } from './roster.js';
 
 function helpText(): string {
   return [
@@ -97,28 +97,53 @@ export interface OfflineOptions {
   tokenDelayMs?: number;
 }
 
+/** What the pipeline already decided: the offline agent answers from it, not from a prompt. */
+export interface OfflineQuestion {
+  agentId: string;
+  intent: string;
+  userMessage: string;
+  contextNote?: string;
+}
+
+export interface OfflineAgent {
+  kind: 'offline';
+  /** One line for the boot log. */
+  describe: string;
+  /** The answer as model events, so the producer reads it like a model's stream. */
+  answer(q: OfflineQuestion, signal: AbortSignal): AsyncIterable<ModelEvent>;
+}
+
+/** What answers a turn: a real model, or the offline agent. */
+export type TurnModel = ModelProvider | OfflineAgent;
+
 /** The answer as model events, word by word; checks for an abort before each word. */
-function* answerEvents(req: ModelRequest, delayed: boolean): Generator<ModelEvent | 'pause'> {
-  const hints = req.hints ?? { agentId: 'abaporu', intent: 'unknown', userMessage: '' };
-  const text = offlineAnswer(hints.agentId, hints.intent, hints.userMessage, hints.contextNote);
+function* answerEvents(
+  q: OfflineQuestion,
+  signal: AbortSignal,
+  delayed: boolean,
+): Generator<ModelEvent | 'pause'> {
+  const text = offlineAnswer(q.agentId, q.intent, q.userMessage, q.contextNote);
   // Word pieces keep their trailing whitespace, so newlines and Markdown survive intact.
   const pieces = text.match(/\s+|\S+\s*/g) ?? [];
   for (const piece of pieces) {
-    if (req.signal.aborted) throw req.signal.reason;
+    if (signal.aborted) throw signal.reason;
     if (delayed) yield 'pause';
     yield { type: 'token', text: piece };
   }
-  const prompt = req.messages.reduce((n, m) => n + estimateTokens(m.content), 0);
   yield {
     type: 'done',
     finishReason: 'stop',
-    usage: { prompt_tokens: prompt, completion_tokens: estimateTokens(text), estimated: true },
+    usage: {
+      prompt_tokens: estimateTokens(q.userMessage),
+      completion_tokens: estimateTokens(text),
+      estimated: true,
+    },
   };
 }
 
-async function* paced(req: ModelRequest, delay: number): AsyncIterable<ModelEvent> {
-  for (const ev of answerEvents(req, true)) {
-    if (ev === 'pause') await sleep(delay, req.signal);
+async function* paced(q: OfflineQuestion, signal: AbortSignal, delay: number): AsyncIterable<ModelEvent> {
+  for (const ev of answerEvents(q, signal, true)) {
+    if (ev === 'pause') await sleep(delay, signal);
     else yield ev;
   }
 }
@@ -128,8 +153,11 @@ async function* paced(req: ModelRequest, delay: number): AsyncIterable<ModelEven
  * synchronously iterable, so a consumer that looks (the generation) reads it without a promise per
  * word, and the reply leaves in one socket write instead of being split by event-loop yields.
  */
-function immediate(req: ModelRequest): AsyncIterable<ModelEvent> & Iterable<ModelEvent> {
-  const events = answerEvents(req, false) as Generator<ModelEvent>;
+function immediate(
+  q: OfflineQuestion,
+  signal: AbortSignal,
+): AsyncIterable<ModelEvent> & Iterable<ModelEvent> {
+  const events = answerEvents(q, signal, false) as Generator<ModelEvent>;
   return {
     [Symbol.iterator]: () => events,
     async *[Symbol.asyncIterator]() {
@@ -138,12 +166,11 @@ function immediate(req: ModelRequest): AsyncIterable<ModelEvent> & Iterable<Mode
   };
 }
 
-export function createOfflineProvider(opts: OfflineOptions = {}): ModelProvider {
+export function createOfflineAgent(opts: OfflineOptions = {}): OfflineAgent {
   const delay = opts.tokenDelayMs ?? 0;
   return {
     kind: 'offline',
     describe: 'offline agent (built-in answers; set LLM_API_KEY for a real model)',
-    modelFor: () => 'offline',
-    stream: (req: ModelRequest) => (delay > 0 ? paced(req, delay) : immediate(req)),
+    answer: (q, signal) => (delay > 0 ? paced(q, signal, delay) : immediate(q, signal)),
   };
 }
