@@ -229,7 +229,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(academyRoutes, {
     prefix: '/api/v1/academy',
     service: academy,
-    lessons: createLessons({ db: db.db, academy, chat: infra.chat.chat }),
+    lessons: createLessons({
+      db: db.db,
+      academy,
+      chat: infra.chat.chat,
+      turns: infra.chat.turns,
+      replies: infra.chat.replies,
+      heartbeatMs: config.SSE_HEARTBEAT_MS,
+      onDisconnect: config.GENERATION_ON_DISCONNECT,
+    }),
     maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
     rateLimit,
   });

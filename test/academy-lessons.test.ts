@@ -203,8 +203,24 @@ describe('a lesson is a chat turn with the teacher', () => {
     const replay = await streamRequest(c.base, `/api/v1/chat/stream/${r.json.message_id}`, {
       headers: await bearer('beto'),
     });
-    expect(replay.events.at(-1)!.data).toMatchObject({ type: 'complete', conversation_id: conv.id });
+    expect(replay.events.at(-1)!.data).toMatchObject({
+      type: 'complete',
+      conversation_id: conv.id,
+      xp_awarded: 2,
+    });
     expect(chunks(replay)).toBe('Resposta em JSON.');
+    // Another instance has no live log of this reply: it rebuilds the stream (from Redis or the row).
+    const rebuilt = await streamRequest(offline.base, `/api/v1/chat/stream/${r.json.message_id}`, {
+      headers: await bearer('beto'),
+    });
+    expect(rebuilt.events.at(-1)!.data).toMatchObject({
+      type: 'complete',
+      conversation_id: conv.id,
+      xp_awarded: 2,
+      badges_earned: [],
+    });
+    const listed = (await c.call('beto', 'GET', `${A}/conversations/${conv.id}/messages`)).json;
+    expect(listed[1].metadata).not.toHaveProperty('complete_extra');
 
     const key = { 'idempotency-key': 'lesson-retry-1' };
     const once = await lesson(c, 'beto', conv.id, { message: 'de novo' }, key);
