@@ -239,7 +239,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       onDisconnect: config.GENERATION_ON_DISCONNECT,
     }),
     maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
-    rateLimit,
   });
 
   // Investigations: routes, and the durable job runner (started here, stopped first at shutdown).

@@ -121,7 +121,7 @@ export function createAcademyService(deps: AcademyServiceDeps) {
       return teacher;
     },
 
-    tracks: () => TRACKS,
+    tracks: () => TRACKS.map((t) => ({ ...t, recommended_agents: [...t.recommended_agents] })),
 
     async startConversation(userId: string, body: In<typeof s.startConversationSchema>) {
       const teacher = teacherOrThrow(body.agent_name);

@@ -1,5 +1,6 @@
 // Lessons are chat (ACADEMY.md §4): a conversation's messages and turns are its chat session's.
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
 import type { Db, Tx } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import { idempotencyKeyOf, sendReply } from '../chat/chat.routes.js';
@@ -11,12 +12,16 @@ import type { Replies } from '../generation/replies.js';
 import type { FinalOutcome, ReplyOptions } from '../generation/turn.js';
 import { type Teacher, TRACKS, XP } from './academy.catalog.js';
 import * as repo from './academy.repo.js';
+import type { conversationMessagesSchema, lessonAnswerSchema } from './academy.responses.js';
 import { type LessonBody, toBadge } from './academy.schemas.js';
 import type { AcademyService } from './academy.service.js';
 import { award, lockUser } from './ledger.js';
 
+type ConversationMessages = z.output<typeof conversationMessagesSchema>;
+type LessonAnswer = z.output<typeof lessonAnswerSchema>;
+
 export interface LessonTurns {
-  messages(userId: string, conversationId: string, limit: number): Promise<unknown[]>;
+  messages(userId: string, conversationId: string, limit: number): Promise<ConversationMessages>;
   stream(
     request: FastifyRequest,
     reply: FastifyReply,
@@ -29,7 +34,7 @@ export interface LessonTurns {
     userId: string,
     conversationId: string,
     body: LessonBody,
-  ): Promise<unknown>;
+  ): Promise<LessonAnswer>;
 }
 
 export interface LessonDeps {
@@ -148,7 +153,7 @@ export function createLessons(deps: LessonDeps): LessonTurns {
         status: row.status,
         agent_id: row.agent_id,
         xp_awarded: Number(extra.xp_awarded ?? 0),
-        badges_earned: extra.badges_earned ?? [],
+        badges_earned: (extra.badges_earned ?? []) as LessonAnswer['badges_earned'],
         metadata: message.metadata,
         timestamp: message.timestamp,
       };
