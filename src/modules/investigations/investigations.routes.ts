@@ -1,7 +1,9 @@
 // Investigation routes (API.md §6): thin handlers over the investigations service.
-import type { FastifyInstance } from 'fastify';
+import type { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
 import { callerId } from '../../plugins/auth.js';
+import { readCsvUpload } from './csv-upload.js';
 import {
   createBodySchema,
   createQuerySchema,
@@ -30,11 +32,16 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
     return settings ? { rateLimit: settings } : {};
   };
 
-  // Scoped to these routes: a CSV upload becomes `{ csv }` for the body schema.
+  // Scoped to these routes: a CSV upload is streamed, decoded by its charset and checked into `{ csv }`.
   app.addContentTypeParser(
     ['text/csv', 'application/csv'],
-    { parseAs: 'string', bodyLimit },
-    (_req, body, done) => done(null, { csv: body as string }),
+    { bodyLimit },
+    async (req: FastifyRequest, payload: Readable) => ({
+      csv: await readCsvUpload(payload, req.headers['content-type'], {
+        maxContracts: max,
+        maxBytes: bodyLimit,
+      }),
+    }),
   );
 
   const bodySchema = createBodySchema(max);

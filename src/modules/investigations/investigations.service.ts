@@ -11,6 +11,7 @@ import { createInvestigationRepo, type InvestigationRow, isActive } from './inve
 import { type CreateBody, readUpload, resultsBody, statusBody, summarize } from './investigations.schemas.js';
 import { createJobRunner, JobAborted, type JobContext } from './jobs.js';
 import { createProgressHub, createStreamer } from './progress.js';
+import { assertSupportedSource, createdSelection, selectionSummary } from './selection.js';
 import {
   type ContractFilters,
   type ContractSource,
@@ -164,7 +165,7 @@ export function createInvestigations(deps: InvestigationsDeps) {
     const confidence = findings.length
       ? findings.reduce((s, f) => s + f.confidence, 0) / findings.length
       : null;
-    const summary = summarize(records, findings, row.sampleData);
+    const summary = selectionSummary(filters, records, summarize(records, findings, row.sampleData));
     const result = { recordsProcessed: records, anomaliesDetected: findings.length, confidence, summary };
     stillOurs(await repo.complete(id, run, result));
     log.info({ investigationId: id, records, findings: findings.length }, 'investigation completed');
@@ -206,13 +207,17 @@ export function createInvestigations(deps: InvestigationsDeps) {
         return; // cancelled: the row already says so
       }
       log.error({ err, investigationId: id, attempt: job.attempt }, 'investigation run failed');
+      // The Portal's agency errors are the user's to fix, and say how: their message is kept.
+      const agencyError =
+        err instanceof PortalError &&
+        (err.code === 'PORTAL_NEEDS_AGENCY' || err.code === 'PORTAL_AGENCY_NOT_FOUND');
       const message =
-        err instanceof PermanentFailure
-          ? err.message
+        err instanceof PermanentFailure || agencyError
+          ? (err as Error).message
           : err instanceof PortalError
             ? MESSAGES.portal
             : MESSAGES.internal;
-      if (err instanceof PermanentFailure || isClientError(err) || job.lastAttempt) {
+      if (err instanceof PermanentFailure || agencyError || isClientError(err) || job.lastAttempt) {
         await repo.fail(id, run, message);
         return;
       }
@@ -247,10 +252,12 @@ export function createInvestigations(deps: InvestigationsDeps) {
   const service = {
     async create(caller: string | null, input: CreateInput) {
       const max = config.INVESTIGATION_MAX_CONTRACTS;
+      assertSupportedSource(input.data_source);
       const { dataSource, contracts } = readUpload(input, max);
       const sourceKind =
         dataSource === 'upload' ? 'upload' : config.TRANSPARENCY_API_KEY ? 'portal' : 'sample';
-      const filters = { ...input.filters, max_records: Math.min(input.filters.max_records ?? max, max) };
+      // The query and the filters together select the contracts (both must hold); a 422 says what is missing.
+      const { filters, description } = createdSelection(input, sourceKind, max);
       const id = randomUUID();
       const jobId = randomUUID();
       await deps.db.db.transaction(async (tx) => {
@@ -258,11 +265,11 @@ export function createInvestigations(deps: InvestigationsDeps) {
           id,
           userId: caller,
           sessionId: input.sessionId ?? null,
-          query: input.query ?? filters.query ?? '',
+          query: input.query ?? input.filters.query ?? '',
           dataSource,
           sourceKind,
           sampleData: sourceKind === 'sample',
-          filters,
+          filters: filters as Record<string, unknown>,
           anomalyTypes: input.anomaly_types ?? [...ANOMALY_TYPES],
           recordsExpected: contracts?.length ?? null,
           jobId,
@@ -273,7 +280,12 @@ export function createInvestigations(deps: InvestigationsDeps) {
       });
       runner.wake();
       log.info({ investigationId: id, sourceKind, records: contracts?.length }, 'investigation queued');
-      return { investigation_id: id, status: 'pending' as const, sample_data: sourceKind === 'sample' };
+      return {
+        investigation_id: id,
+        status: 'pending' as const,
+        sample_data: sourceKind === 'sample',
+        selection: description,
+      };
     },
 
     async status(caller: string | null, id: string) {
