@@ -39,7 +39,12 @@ async function instance(env: Record<string, string> = {}, db?: DbHandle): Promis
     handle = await createDb({ databaseUrl: tdb.url, poolMax: 5 });
     opened.push(handle);
   }
-  const app = await createTestApp({ db: handle, redis, env: { JWT_SECRET: SECRET, ...env } });
+  // These tests start many investigations from one address: the per-minute cap is tested in frontend.test.ts.
+  const app = await createTestApp({
+    db: handle,
+    redis,
+    env: { JWT_SECRET: SECRET, RATE_LIMIT_INVESTIGATIONS_PER_MINUTE: '100000', ...env },
+  });
   opened.push(app);
   return app;
 }

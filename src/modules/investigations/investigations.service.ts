@@ -7,6 +7,7 @@ import type { DbHandle } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import { createDetectorRun, type DetectorOptions } from './detectors/index.js';
 import { createEntityAggregator } from './entities.js';
+import { createContractIndex } from './investigations.public.js';
 import { createInvestigationRepo, type InvestigationRow, isActive } from './investigations.repo.js';
 import { type CreateBody, readUpload, resultsBody, statusBody, summarize } from './investigations.schemas.js';
 import { createJobRunner, JobAborted, type JobContext } from './jobs.js';
@@ -130,6 +131,8 @@ export function createInvestigations(deps: InvestigationsDeps) {
     const filters = row.filters as ContractFilters;
     const detectors = createDetectorRun(row.anomalyTypes as AnomalyType[], deps.detectorOptions);
     const graph = createEntityAggregator();
+    // Each finding keeps its contracts' data for the frontend's results page.
+    const seenContracts = createContractIndex();
     const expected = Math.max(
       1,
       row.recordsExpected ?? filters.max_records ?? config.INVESTIGATION_MAX_CONTRACTS,
@@ -138,6 +141,7 @@ export function createInvestigations(deps: InvestigationsDeps) {
     for await (const page of sourceFor(row).pages(filters, signal)) {
       detectors.add(page);
       graph.add(page);
+      seenContracts.add(page);
       signal.throwIfAborted();
       if (Date.now() - lastWrite >= tuning.progressIntervalMs) {
         const seen = detectors.recordsSeen;
@@ -155,7 +159,7 @@ export function createInvestigations(deps: InvestigationsDeps) {
     const findings: Finding[] = [];
     for (const [i, step] of steps.entries()) {
       signal.throwIfAborted();
-      const found = step.run();
+      const found = seenContracts.attach(step.run());
       graph.addFindings(found);
       const patch = { currentPhase: phase(i + 1), progress: COLLECT + (ANALYSE * (i + 1)) / steps.length };
       stillOurs(await repo.addFindings(id, run, findings.length + 1, found, patch));
@@ -249,6 +253,14 @@ export function createInvestigations(deps: InvestigationsDeps) {
     return row;
   }
 
+  /** The frontend's `public/*` reads: public data is readable by whoever holds the id; uploads stay owner-only. */
+  async function shared(caller: string | null, id: string): Promise<InvestigationRow> {
+    const row = UUID.test(id) ? await repo.get(id) : null;
+    const ownerOnly = row?.sourceKind === 'upload' && row.userId !== null && row.userId !== caller;
+    if (!row || ownerOnly) throw new AppError('INVESTIGATION_NOT_FOUND');
+    return row;
+  }
+
   const service = {
     async create(caller: string | null, input: CreateInput) {
       const max = config.INVESTIGATION_MAX_CONTRACTS;
@@ -304,6 +316,19 @@ export function createInvestigations(deps: InvestigationsDeps) {
         throw new AppError('INVESTIGATION_RUNNING', undefined, details);
       }
       return resultsBody(row, await repo.findingsAfter(id, 0, Number.MAX_SAFE_INTEGER));
+    },
+
+    /** The row and, once it has ended, its findings, for the frontend's shapes (investigations.public.ts). */
+    async sharedView(caller: string | null, id: string, withFindings: boolean) {
+      const row = await shared(caller, id);
+      const findings =
+        withFindings && !isActive(row.status) ? await repo.findingsAfter(id, 0, Number.MAX_SAFE_INTEGER) : [];
+      return { row, findings };
+    },
+
+    /** The caller's own rows, newest first (the frontend's list shapes them itself). */
+    async listRows(caller: string | null, limit: number) {
+      return caller ? repo.listByUser(caller, limit) : [];
     },
 
     /** Cancels and stops the work wherever it runs; an investigation that already ended answers 409. */
