@@ -7,6 +7,9 @@ import type { Config } from './config.js';
 import { createDb, type DbHandle } from './db/client.js';
 import { migrate, pendingMigrations, withMigrationLock } from './db/migrate.js';
 import { AppError, registerErrorHandling, sendError } from './errors.js';
+import { academyRoutes } from './modules/academy/academy.routes.js';
+import { createAcademyService } from './modules/academy/academy.service.js';
+import { createLessons } from './modules/academy/lessons.js';
 import { createOfflineAgent, type TurnModel } from './modules/agents/offline.js';
 import { createAdmission } from './modules/chat/admission.js';
 import { type ChatModule, createGenerationRegistry, registerChat } from './modules/chat/chat.module.js';
@@ -285,6 +288,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     intervalMs: config.SWEEPER_INTERVAL_MS,
     staleAfterMs,
     log: logger,
+  });
+
+  // The academy: profiles, lessons (chat turns with a teacher), the XP ledger, missions, badges.
+  const academy = createAcademyService({ db: db.db });
+  await app.register(academyRoutes, {
+    prefix: '/api/v1/academy',
+    service: academy,
+    lessons: createLessons({
+      db: db.db,
+      academy,
+      chat: infra.chat.chat,
+      turns: infra.chat.turns,
+      replies: infra.chat.replies,
+      heartbeatMs: config.SSE_HEARTBEAT_MS,
+      onDisconnect: config.GENERATION_ON_DISCONNECT,
+    }),
+    maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
   });
 
   // Investigations: routes, and the durable job runner (started here, stopped first at shutdown).

@@ -18,6 +18,16 @@ export const errorCatalogue = {
     detail: 'Sua sessão expirou ou é inválida. Entre novamente.',
   },
   FORBIDDEN: { status: 403, message: 'Not allowed.', detail: 'Você não tem permissão para isso.' },
+  LEVEL_TOO_LOW: {
+    status: 403,
+    message: 'Seu nivel ainda nao permite esta missao.',
+    detail: 'Seu nivel ainda nao permite esta missao.',
+  },
+  PREREQUISITES_MISSING: {
+    status: 403,
+    message: 'Complete as missoes pre-requisito primeiro.',
+    detail: 'Complete as missoes pre-requisito primeiro.',
+  },
   NOT_FOUND: { status: 404, message: 'Not found.', detail: 'Não encontrado.' },
   ROUTE_NOT_FOUND: { status: 404, message: 'No such route.', detail: 'Endereço não encontrado.' },
   SESSION_NOT_FOUND: { status: 404, message: 'Session not found.', detail: 'Conversa não encontrada.' },
@@ -27,6 +37,22 @@ export const errorCatalogue = {
     message: 'Investigation not found.',
     detail: 'Investigação não encontrada.',
   },
+  ACADEMY_USER_NOT_FOUND: {
+    status: 404,
+    message: 'Perfil nao encontrado. Cadastre-se primeiro.',
+    detail: 'Perfil nao encontrado. Cadastre-se primeiro.',
+  },
+  TEACHER_NOT_FOUND: {
+    status: 404,
+    message: 'Professor nao encontrado.',
+    detail: 'Professor nao encontrado.',
+  },
+  CONVERSATION_NOT_FOUND: {
+    status: 404,
+    message: 'Conversa nao encontrada.',
+    detail: 'Conversa nao encontrada.',
+  },
+  MISSION_NOT_FOUND: { status: 404, message: 'Missao nao encontrada.', detail: 'Missao nao encontrada.' },
   CONFLICT: { status: 409, message: 'Conflict.', detail: 'A operação conflita com o estado atual.' },
   IDEMPOTENCY_CONFLICT: {
     status: 409,
@@ -42,6 +68,23 @@ export const errorCatalogue = {
     status: 409,
     message: 'The investigation is still running.',
     detail: 'A investigação ainda está em andamento.',
+  },
+  ALREADY_ENROLLED: {
+    status: 409,
+    message: 'Usuario ja cadastrado na Academy.',
+    detail: 'Usuario ja cadastrado na Academy.',
+  },
+  CONVERSATION_COMPLETED: {
+    status: 409,
+    message: 'Esta conversa ja foi concluida.',
+    detail: 'Esta conversa ja foi concluida.',
+  },
+  MISSION_ALREADY_STARTED: { status: 409, message: 'Missao ja iniciada.', detail: 'Missao ja iniciada.' },
+  MISSION_ALREADY_COMPLETED: { status: 409, message: 'Missao ja concluida.', detail: 'Missao ja concluida.' },
+  MISSION_NOT_STARTED: {
+    status: 409,
+    message: 'Inicie a missao antes de concluir.',
+    detail: 'Inicie a missao antes de concluir.',
   },
   PAYLOAD_TOO_LARGE: {
     status: 413,

@@ -17,7 +17,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Admission } from './admission.js';
 import * as repo from './chat.repo.js';
 import { chatRoutes } from './chat.routes.js';
-import { type Caller, createChatService } from './chat.service.js';
+import { type Caller, type ChatService, createChatService } from './chat.service.js';
 import { createTurnService, type TurnAdmission, type TurnService } from './chat.turns.js';
 import { maritacaRoutes, providerForTurn } from './maritaca.routes.js';
 import { uiRoutes } from './ui.routes.js';
@@ -54,6 +54,7 @@ export function createGenerationRegistry(): GenerationRegistry {
 
 /** What other modules use to run and read chat turns (the academy runs its turns through these). */
 export interface ChatModule {
+  chat: ChatService;
   turns: TurnService;
   replies: Replies;
 }
@@ -163,5 +164,5 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
     allowedModels: config.LLM_ALLOWED_MODELS,
   });
-  return { turns, replies };
+  return { chat, turns, replies };
 }

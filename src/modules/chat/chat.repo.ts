@@ -248,3 +248,27 @@ export async function recentForPrompt(db: Db, sessionId: string, beforeSeq: numb
       order by seq desc limit ${limit}`),
   );
 }
+
+/** Creates a session owned by `userId` (another module's record, e.g. an academy lesson, owns it). */
+export async function insertOwnedSession(
+  db: Pick<Db, 'execute'>,
+  s: { id: string; userId: string; title: string; agentId: string; context: Record<string, unknown> },
+): Promise<void> {
+  await db.execute(sql`
+    insert into chat_sessions (id, user_id, title, agent_id, context)
+    values (${s.id}, ${s.userId}, ${s.title}, ${s.agentId}, ${JSON.stringify(s.context)}::jsonb)`);
+}
+
+/** Stored message counts of the given sessions (user and assistant messages). */
+export async function messageCounts(db: Db, ids: string[]): Promise<Map<string, number>> {
+  if (ids.length === 0) return new Map();
+  const rows = rowsOf<{ id: string; message_count: number }>(
+    await db.execute(sql`
+      select id, message_count from chat_sessions
+      where id in (${sql.join(
+        ids.map((id) => sql`${id}`),
+        sql`, `,
+      )})`),
+  );
+  return new Map(rows.map((r) => [r.id, Number(r.message_count)]));
+}

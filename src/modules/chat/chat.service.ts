@@ -97,3 +97,12 @@ export function createChatService(deps: ChatServiceDeps) {
 }
 
 export type ChatService = ReturnType<typeof createChatService>;
+
+/**
+ * For modules whose records own a chat session (academy lessons): create it inside the caller's
+ * transaction, so the session and its owner record commit together.
+ */
+export const openOwnedSession = repo.insertOwnedSession;
+
+/** Message counts of sessions, for modules that show them beside their own records. */
+export const sessionMessageCounts = repo.messageCounts;
