@@ -2,7 +2,7 @@
 // every error is the envelope with CORS headers, and a refused request writes nothing.
 import { sql } from 'drizzle-orm';
 import fc from 'fast-check';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, RouteOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
 import { createTestApp } from './support/app.js';
@@ -25,6 +25,13 @@ beforeAll(async () => {
   app = await createTestApp({
     db: tdb.handle,
     redis,
+    // Every route the app registers is fuzzed, including ones added after this test was written.
+    onRoute: (route: RouteOptions) => {
+      const methods = [route.method].flat().filter((m): m is Method => FUZZED_METHODS.has(m as Method));
+      if (!/^\/(api\/|health$|$)/.test(route.url)) return;
+      for (const m of methods)
+        if (!ROUTES.some(([rm, ru]) => rm === m && ru === route.url)) ROUTES.push([m, route.url]);
+    },
     env: {
       JWT_SECRET: SECRET,
       CORS_ORIGINS: ORIGIN,
@@ -43,7 +50,20 @@ beforeAll(async () => {
     payload: { message: 'semente', session_id: 'fuzz-seed' },
   });
   const inv = await app.inject({ method: 'POST', url: '/api/v1/investigations/', payload: {} });
-  known.push('fuzz-seed', turn.json().message_id, inv.json().investigation_id);
+  const auth = { authorization: `Bearer ${token}` };
+  await app.inject({
+    method: 'POST',
+    url: '/api/v1/academy/users',
+    headers: auth,
+    payload: { username: 'fuzzer' },
+  });
+  const lesson = await app.inject({
+    method: 'POST',
+    url: '/api/v1/academy/conversations',
+    headers: auth,
+    payload: { agent_name: 'zumbi', track: 'backend' },
+  });
+  known.push('fuzz-seed', turn.json().message_id, inv.json().investigation_id, lesson.json().id);
 });
 afterAll(async () => {
   await app?.close();
@@ -60,13 +80,19 @@ async function fingerprint(): Promise<string> {
       (select count(*)::int from investigations) as investigations,
       (select md5(coalesce(string_agg(id || ':' || coalesce(title, '') || ':' || (deleted_at is null)::text, ',' order by id), ''))
          from chat_sessions) as session_state,
-      (select count(*)::int from chat_messages where deleted_at is not null) as cleared`),
+      (select count(*)::int from chat_messages where deleted_at is not null) as cleared,
+      (select count(*)::int from academy_users) as academy_users,
+      (select count(*)::int from academy_conversations) as academy_conversations,
+      (select count(*)::int from academy_xp_transactions) as academy_ledger,
+      (select count(*)::int from academy_user_missions) as academy_user_missions`),
   );
   return JSON.stringify(row);
 }
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
-// Every route; `:id` is filled with a generated (or known) id.
+const FUZZED_METHODS = new Set<Method>(['GET', 'POST', 'PATCH', 'DELETE']);
+// Every route (the list below, plus whatever else the app registers); path parameters are filled
+// with a generated (or known) id.
 const ROUTES: Array<[Method, string]> = [
   ['POST', '/api/v1/chat/stream'],
   ['POST', '/api/v1/chat/message'],
@@ -139,6 +165,13 @@ const FIELDS = [
   'messages',
   'model',
   'organization',
+  'id',
+  'trigger',
+  'username',
+  'agent_name',
+  'track',
+  'rating',
+  'metadata',
 ];
 // Ordinary text with something hostile inside it, so the rest of a body still passes validation.
 const laced = fc
@@ -226,7 +259,7 @@ function bodyFor(method: Method, path: string) {
 const id = fc.oneof(
   fc.constantFrom(...NASTY).map((s) => (s.startsWith('%') ? s : pct(s))),
   fc.string({ unit: 'binary', maxLength: 140 }).map(pct),
-  fc.constantFrom(...[0, 1, 2]).map((i) => known[i]!),
+  fc.constantFrom(0, 1, 2, 3).map((i) => known[i]!),
   fc.uuid(),
   fc.constantFrom('%ZZ', '%', 'a%2', '%E0%A4%A', 'x'.repeat(600)),
 );
@@ -284,11 +317,13 @@ const headers = fc.record(
   { requiredKeys: ['content-type', 'authorization', 'idempotency-key', 'last-event-id'] },
 );
 
-const request = fc
-  .constantFrom(...ROUTES)
-  .chain((route) =>
-    fc.record({ route: fc.constant(route), id, query: queryString, body: bodyFor(...route), headers }),
-  );
+// Built once the app has registered its routes (beforeAll).
+const requestOf = () =>
+  fc
+    .constantFrom(...ROUTES)
+    .chain((route) =>
+      fc.record({ route: fc.constant(route), id, query: queryString, body: bodyFor(...route), headers }),
+    );
 
 /** Percent-encodes the UTF-8 bytes (a lone surrogate goes out as U+FFFD, as a browser would send it). */
 function pct(s: string): string {
@@ -311,8 +346,8 @@ describe('fuzz: every route against hostile input', () => {
   it('never a 5xx; every error is the envelope with CORS; a refused request writes nothing', async () => {
     const seen = new Map<number, number>();
     await fc.assert(
-      fc.asyncProperty(request, async ({ route: [method, path], id, query, body, headers }) => {
-        const url = `${path.replace(':id', id)}${query ? `?${query}` : ''}`;
+      fc.asyncProperty(requestOf(), async ({ route: [method, path], id, query, body, headers }) => {
+        const url = `${path.replace(/:[A-Za-z_]+/g, id)}${query ? `?${query}` : ''}`;
         const h: Record<string, string> = { ...headers, origin: ORIGIN } as Record<string, string>;
         if (h.authorization === 'valid') h.authorization = `Bearer ${token}`;
         for (const [k, v] of Object.entries(h)) if (v === ABSENT) delete h[k];

@@ -1,6 +1,8 @@
 // Zod schemas of the academy routes (ACADEMY.md §8) and the response shapes (§3).
 import { z } from 'zod';
 import { ACADEMY_TRACKS, DIFFICULTIES } from '../../db/schema/academy.js';
+import { AppError, type ErrorCode } from '../../errors.js';
+import { unstorable } from '../../lib/text.js';
 import { progressOf, type Teacher } from './academy.catalog.js';
 import type { ConversationRow, UserRow, XpRow } from './academy.repo.js';
 import type { BadgeRow } from './ledger.js';
@@ -13,6 +15,13 @@ const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const intIn = (min: number, max: number, def: number) =>
   z.coerce.number().int().min(min).max(max).default(def);
 const optionalText = (max: number) => z.string().max(max).optional();
+// A path id that no row can have (too long, NUL, a lone surrogate) names nothing: the same 404 as
+// an unknown one, decided here rather than by the database refusing the value.
+const pathId = (max: number, notFound: ErrorCode) =>
+  z.string().transform((id) => {
+    if (!id || id.length > max || unstorable(id)) throw new AppError(notFound);
+    return id;
+  });
 
 export const enrolBodySchema = z.object({
   username: z
@@ -34,8 +43,8 @@ export const enrolBodySchema = z.object({
 export const paginationSchema = z.object({ limit: intIn(1, 100, 50), offset: intIn(0, 1_000_000, 0) });
 
 export const agentsQuerySchema = z.object({ track: track.optional() });
-export const agentParamsSchema = z.object({ agent_name: z.string().min(1).max(64) });
-export const userParamsSchema = z.object({ user_id: z.string().min(1).max(255) });
+export const agentParamsSchema = z.object({ agent_name: pathId(64, 'TEACHER_NOT_FOUND') });
+export const userParamsSchema = z.object({ user_id: pathId(255, 'ACADEMY_USER_NOT_FOUND') });
 
 export const startConversationSchema = z.object({
   agent_name: z.string().min(1).max(64),
@@ -52,7 +61,14 @@ export const listConversationsSchema = z.object({
 });
 
 // Ids are UUIDs; anything else cannot name a conversation, so it is a 404 (never a 5xx from a cast).
-export const conversationParamsSchema = z.object({ id: z.string().max(64) });
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// Conversation ids are UUIDs: anything else names no conversation (404), never a failed cast.
+export const conversationParamsSchema = z.object({
+  id: z.string().transform((id) => {
+    if (!UUID.test(id)) throw new AppError('CONVERSATION_NOT_FOUND');
+    return id;
+  }),
+});
 export const messagesQuerySchema = z.object({ limit: intIn(1, 200, 100) });
 
 export function lessonBodySchema(maxChars: number) {
@@ -87,7 +103,7 @@ export const listMissionsSchema = z.object({
   offset: intIn(0, 1_000_000, 0),
 });
 export const myMissionsSchema = z.object({ status: z.enum(['in_progress', 'completed']).optional() });
-export const missionParamsSchema = z.object({ mission_id: z.string().min(1).max(64) });
+export const missionParamsSchema = z.object({ mission_id: pathId(64, 'MISSION_NOT_FOUND') });
 export const completeMissionSchema = z.object({
   pull_request_url: z
     .string()

@@ -81,7 +81,7 @@ export function createAcademyService(deps: AcademyServiceDeps) {
 
   async function ownConversation(userId: string, id: string) {
     // Only UUIDs name conversations; anything else is unknown, never a cast error.
-    const row = /^[0-9a-f-]{36}$/i.test(id) ? await repo.getConversation(db, id, userId) : undefined;
+    const row = await repo.getConversation(db, id, userId);
     if (!row) throw new AppError('CONVERSATION_NOT_FOUND');
     return row;
   }
