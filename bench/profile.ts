@@ -176,7 +176,7 @@ export async function profileOurs(opts: {
     const oursChild = await startOurs({ db: dbs[0]!, serverJs: opts.serverJs, nodeFlags: prof(dirs[0]!) });
     eventsFile = (await recordTurn(oursChild.base)).file;
     const ours = await profileLoad(oursChild, dirs[0]!, turns, concurrency);
-    const floorChild = await startFloor(dbs[1]!, eventsFile, prof(dirs[1]!));
+    const floorChild = await startFloor(dbs[1]!, eventsFile, { nodeFlags: prof(dirs[1]!) });
     const floor = await profileLoad(floorChild, dirs[1]!, turns, concurrency);
     return { concurrency, turns, ours, floor };
   } finally {
