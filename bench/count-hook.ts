@@ -2,6 +2,7 @@
 // On SIGUSR2 it appends one JSON line of running totals to COUNT_FILE; the bench takes differences.
 import { appendFileSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
@@ -39,10 +40,22 @@ Socket.prototype.write = function (this: Socket, ...args: unknown[]) {
   return (write as (...a: unknown[]) => boolean).apply(this, args);
 } as typeof write;
 
+// Event-loop delay since the previous snapshot: how late timers (heartbeats) can fire.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+
 process.on('SIGUSR2', () => {
   const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  const ms = (ns: number) => ns / 1e6;
+  const delay = {
+    p50: ms(loopDelay.percentile(50)),
+    p99: ms(loopDelay.percentile(99)),
+    max: ms(loopDelay.max),
+  };
+  loopDelay.reset();
   appendFileSync(
     process.env.COUNT_FILE!,
-    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, rss: process.memoryUsage().rss })}\n`,
+    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, rss: mem.rss, mem, delay })}\n`,
   );
 });

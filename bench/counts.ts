@@ -13,7 +13,7 @@ import { type Child, cpuSeconds, freePort } from './procs.js';
 import { fmt, markdownTable, sleep, table } from './stats.js';
 import { checkTurn, ROOT, recordTurn, startFloor, startOurs, TURN_BODY } from './targets.js';
 
-interface Totals {
+export interface Totals {
   pgQueries: number;
   pgWrites: number;
   redisWrites: number;
@@ -21,6 +21,8 @@ interface Totals {
   redisByName: Record<string, number>;
   cpuUs: number;
   rss: number;
+  mem: NodeJS.MemoryUsage;
+  delay: { p50: number; p99: number; max: number };
 }
 
 interface RedisStats {
@@ -45,7 +47,7 @@ export interface CountRow {
   byName: string;
 }
 
-async function startPrivateRedis(): Promise<{ url: string; port: number; proc: ChildProcess }> {
+export async function startPrivateRedis(): Promise<{ url: string; port: number; proc: ChildProcess }> {
   const port = await freePort();
   const proc = spawn(
     'redis-server',
@@ -85,7 +87,7 @@ async function redisStats(client: Redis, pid: number): Promise<RedisStats> {
   };
 }
 
-async function snapshot(child: Child, file: string): Promise<Totals> {
+export async function snapshot(child: Child, file: string): Promise<Totals> {
   const before = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
   process.kill(child.pid, 'SIGUSR2');
   for (let i = 0; i < 100; i++) {
