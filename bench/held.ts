@@ -162,7 +162,7 @@ async function main() {
         `${fmt(s1.delay.p50, 1)} / ${fmt(s1.delay.p99, 1)} / ${fmt(s1.delay.max, 0)}`,
         String(failures),
       ]);
-      console.log(`  ${level} streams held: rss ${fmt(rss, 0)} MB, ${live} open`);
+      console.log(`  ${level} streams held: ${rows.at(-1)!.join(' | ')}`);
     }
   } finally {
     agent.destroy();
