@@ -51,6 +51,16 @@ export const configSchema = z.object({
   LLM_CONNECT_TIMEOUT_MS: int(100, 120_000).default(15_000),
   LLM_IDLE_TIMEOUT_MS: int(100, 600_000).default(60_000),
   LLM_MAX_TOKENS: int(16, 32_000).default(1024),
+  // Models a client may ask for by name (Maritaca mode's `model`); empty: the operator's only.
+  LLM_ALLOWED_MODELS: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
   LLM_AGENT_MODELS: z
     .string()
     .default('')
@@ -87,6 +97,8 @@ export const configSchema = z.object({
   RATE_LIMIT_CHAT_PER_MINUTE: int(1, 100_000).default(20),
   RATE_LIMIT_READ_PER_MINUTE: int(1, 1_000_000).default(300),
   RATE_LIMIT_INVESTIGATIONS_PER_MINUTE: int(1, 100_000).default(10),
+  // The investigation pages' status/results polling: its own class, apart from `read`.
+  RATE_LIMIT_POLL_PER_MINUTE: int(1, 1_000_000).default(600),
   MAX_CONCURRENT_GENERATIONS: int(1, 1000).default(3),
   DAILY_TOKEN_BUDGET: int(0, 1_000_000_000).default(0),
 
