@@ -1,9 +1,12 @@
 // The floor: node:http + pg, no framework, doing a chat turn's same writes and streaming the same events.
-// Run by bench/run.ts as a child: FLOOR_PORT, FLOOR_SPEC (a JSON file), DATABASE_URL, DATABASE_POOL_MAX.
+// Run by bench/run.ts as a child: FLOOR_PORT, FLOOR_SPEC (a JSON file), DATABASE_URL, DATABASE_POOL_MAX,
+// FLOOR_REDIS_URL + FLOOR_REDIS_PREFIX (optional: then it does the Redis work a correct turn needs).
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Redis } from 'ioredis';
 import pg from 'pg';
+import { ADMIT_SCRIPT } from '../src/modules/chat/admission.js';
 import type { BoundStatement, TurnSql } from './sqlshape.js';
 
 // BENCH_FLOOR_NAMED=1: the floor uses named prepared statements too, as our server does.
@@ -35,6 +38,22 @@ const pool = new pg.Pool({
 pool.on('error', () => {});
 
 const instanceId = randomUUID();
+
+/**
+ * With Redis, per turn, what a correct turn needs and no more: one admission script (rate-limit
+ * step + concurrency slot, awaited before the insert), one pipeline with the events streamed
+ * before the final write (chunks merged, as ours), and one pipeline with `complete` and the slot's
+ * release after it. Neither pipeline is awaited by the client.
+ */
+type FloorRedis = Redis & {
+  admitTurn(...args: Array<string | number>): Promise<[number, number, number]>;
+};
+const redis = process.env.FLOOR_REDIS_URL
+  ? (new Redis(process.env.FLOOR_REDIS_URL, { maxRetriesPerRequest: 1 }) as FloorRedis)
+  : null;
+const prefix = process.env.FLOOR_REDIS_PREFIX ?? 'floor:';
+redis?.defineCommand('admitTurn', { numberOfKeys: 2, lua: ADMIT_SCRIPT });
+redis?.on('error', () => {});
 const frame = (id: string, data: unknown) => `id: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
 const values = (st: BoundStatement, slots: Record<string, unknown>) =>
   st.params.map((p) => ('slot' in p ? slots[p.slot] : p.value));
@@ -67,6 +86,20 @@ async function turn(req: IncomingMessage, res: ServerResponse, raw: string) {
       .digest('base64url'),
     instanceId,
   };
+  const runKey = `${prefix}running:anon:${sessionId}`;
+  const slot = randomUUID();
+  if (redis) {
+    const [, , state] = await redis.admitTurn(
+      `${prefix}rl:chat:ip:${req.socket.remoteAddress}`,
+      runKey,
+      60_000,
+      100_000,
+      slot,
+      900_000,
+      1000,
+    );
+    if (state !== 0) return fail(res, 429, 'RATE_LIMITED');
+  }
   await pool.query(
     statement('floor_insert_turn', spec.sql.insertTurn.text, values(spec.sql.insertTurn, slots)),
   );
@@ -89,14 +122,36 @@ async function turn(req: IncomingMessage, res: ServerResponse, raw: string) {
   };
   // One write per event, as ours; Node coalesces the writes of one tick into one syscall.
   res.write(frame(`0-${seq}`, start));
+  const logKey = `${prefix}gen:${slots.assistantMessageId}`;
+  const log = redis?.pipeline();
+  log?.xadd(logKey, 'MAXLEN', '~', 10_000, `0-${seq}`, 'e', JSON.stringify(start));
+  let merged = '';
   for (const ev of middle) {
     if (ev.type === 'chunk') offset += String(ev.content).length;
     res.write(frame(`${offset}-${++seq}`, ev));
+    if (!log) continue;
+    if (ev.type === 'chunk') {
+      merged += String(ev.content);
+      continue;
+    }
+    log.xadd(logKey, 'MAXLEN', '~', 10_000, `${offset}-${seq}`, 'e', JSON.stringify(ev));
+  }
+  if (log) {
+    const chunk = { ...middle.find((e) => e.type === 'chunk'), content: merged };
+    log.xadd(logKey, 'MAXLEN', '~', 10_000, `${offset}-${seq}`, 'e', JSON.stringify(chunk));
+    log.expire(logKey, 3600);
+    log.exec().catch(() => {});
   }
 
   await pool.query(statement('floor_finalize', spec.sql.finalize.text, values(spec.sql.finalize, slots)));
   const complete = { ...completeTemplate, session_id: sessionId, message_id: slots.assistantMessageId };
   res.end(frame(`${offset}-${++seq}`, complete));
+  redis
+    ?.pipeline()
+    .xadd(logKey, 'MAXLEN', '~', 10_000, `${offset}-${seq}`, 'e', JSON.stringify(complete))
+    .zrem(runKey, slot)
+    .exec()
+    .catch(() => {});
 }
 
 const server = createServer((req, res) => {
@@ -124,6 +179,7 @@ server.listen(Number(process.env.FLOOR_PORT), '127.0.0.1');
 const shutdown = () => {
   server.close();
   server.closeIdleConnections();
+  redis?.disconnect();
   pool.end().finally(() => process.exit(0));
 };
 process.on('SIGTERM', shutdown);

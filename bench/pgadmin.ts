@@ -126,7 +126,7 @@ export async function createBenchDb(label: string): Promise<BenchDb> {
 }
 
 // The labels this benchmark creates databases under; other benchmarks' databases are never touched.
-const LABELS = ['floor', 'ours', 'redis', 'queries', 'profile', 'profilefloor'];
+const LABELS = ['floor', 'ours', 'redis', 'queries', 'profile', 'profilefloor', 'counts', 'held'];
 
 /** Drops databases a crashed earlier run of this benchmark left behind (older than an hour). */
 export async function dropStaleBenchDbs(): Promise<string[]> {

@@ -91,7 +91,7 @@ export async function spawnServer(opts: SpawnOptions): Promise<Child> {
       clearTimeout(hard);
     },
   };
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 90_000);
   while (Date.now() < deadline) {
     if (exited) throw new Error(`${opts.name} exited during start:\n${child.tail()}`);
     if ((await probe(`${base}/health`)) === 200) return child;

@@ -1,5 +1,6 @@
 // Where our server's CPU goes during streamed turns, next to the floor's: both under --cpu-prof, same load.
 // Run alone: npm run build && node --import tsx bench/profile.ts [turns=3000] [concurrency=16]
+// BENCH_PROFILE_REDIS=1: both on the production path (shared Redis under a bench prefix; the floor does its Redis work).
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -173,10 +174,19 @@ export async function profileOurs(opts: {
   let eventsFile: string | undefined;
   try {
     const prof = (dir: string) => ['--cpu-prof', `--cpu-prof-dir=${dir}`];
-    const oursChild = await startOurs({ db: dbs[0]!, serverJs: opts.serverJs, nodeFlags: prof(dirs[0]!) });
+    const redisPrefix = process.env.BENCH_PROFILE_REDIS === '1' ? `bench:prof:${process.pid}:` : undefined;
+    const oursChild = await startOurs({
+      db: dbs[0]!,
+      serverJs: opts.serverJs,
+      nodeFlags: prof(dirs[0]!),
+      redisPrefix,
+    });
     eventsFile = (await recordTurn(oursChild.base)).file;
     const ours = await profileLoad(oursChild, dirs[0]!, turns, concurrency);
-    const floorChild = await startFloor(dbs[1]!, eventsFile, prof(dirs[1]!));
+    const floorChild = await startFloor(dbs[1]!, eventsFile, {
+      nodeFlags: prof(dirs[1]!),
+      redisPrefix: redisPrefix && `${redisPrefix}floor:`,
+    });
     const floor = await profileLoad(floorChild, dirs[1]!, turns, concurrency);
     return { concurrency, turns, ours, floor };
   } finally {

@@ -3,7 +3,7 @@
 // Knobs (env): BENCH_REDIS=1|0, BENCH_UI=0 (skip the AI SDK target), BENCH_REPEATS=3, BENCH_TURNS_16=3000, BENCH_TURNS_64=6000, BENCH_QUERIES=0,
 // BENCH_PROFILE=1 (profile our server after the phases), BENCH_SERVER_JS=<path> (default dist/src/server.js),
 // BENCH_FLOOR_NAMED=1 (the floor uses named prepared statements too, as our server does).
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { runLoad } from './client.js';
@@ -66,7 +66,7 @@ function tableWrites(before: DbCounters, after: DbCounters, turns: number) {
 }
 
 interface Target {
-  key: 'floor' | 'ours' | 'ours-ui' | 'ours+redis';
+  key: 'floor' | 'ours' | 'ours-ui' | 'floor+redis' | 'ours+redis';
   /** The route its turns go to (the floor serves the native one). */
   route: TurnRoute;
   db: BenchDb;
@@ -106,6 +106,7 @@ async function runPhase(t: Target, concurrency: number, turns: number): Promise<
     pgCpuMsPerTurn: ((pg1 - pg0) * 1000) / okTurns,
     boxBusyPct: ((box1.busy - box0.busy) / Math.max(1, box1.total - box0.total)) * 100,
     clientCpuPct: (r.clientCpuMs / r.wallMs) * 100,
+    load1: Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]),
     ok: r.ok,
     errors: r.errors + warm.errors,
     errorSamples: [...warm.errorSamples, ...r.errorSamples].slice(0, 3),
@@ -146,10 +147,16 @@ async function main() {
 
   try {
     const ours = await make('ours', 'ours', (db) => startOurs({ db, serverJs }));
-    await make('floor', 'floor', (db) => startFloor(db, eventsFile!));
+    await make('floor', 'floor', (db) => startFloor(db, eventsFile!, {}));
     if (process.env.BENCH_UI !== '0')
       await make('ours-ui', 'ui', (db) => startOurs({ db, serverJs }), UI_ROUTE);
-    if (wantRedis) await make('ours+redis', 'redis', (db) => startOurs({ db, serverJs, redisPrefix }));
+    if (wantRedis) {
+      // The floor with Redis does what a correct turn needs there (bench/floor.ts), no less.
+      await make('floor+redis', 'floor', (db) =>
+        startFloor(db, eventsFile!, { redisPrefix: `${redisPrefix}floor:` }),
+      );
+      await make('ours+redis', 'redis', (db) => startOurs({ db, serverJs, redisPrefix }));
+    }
     const before = new Map<Target, DbCounters>();
     for (const t of targets) before.set(t, await t.db.counters());
 
@@ -194,7 +201,7 @@ async function main() {
     // The servers are stopped: their backends exited and flushed Postgres' per-database counters.
     await sleep(300);
     const reports: TargetReport[] = [];
-    const rank = { floor: 0, ours: 1, 'ours-ui': 2, 'ours+redis': 3 };
+    const rank = { floor: 0, ours: 1, 'ours-ui': 2, 'floor+redis': 3, 'ours+redis': 4 };
     for (const t of [...targets].sort((a, b) => rank[a.key] - rank[b.key])) {
       const after = await t.db.counters();
       const b = before.get(t)!;
@@ -220,6 +227,7 @@ async function main() {
             pgCpuMsPerTurn: median(list.map((s) => s.pgCpuMsPerTurn)),
             boxBusyPct: median(list.map((s) => s.boxBusyPct)),
             clientCpuPct: median(list.map((s) => s.clientCpuPct)),
+            load1: median(list.map((s) => s.load1)),
           },
           errors: list.reduce((n, s) => n + s.errors, 0),
           events: list[0]?.events ?? [0, 0],

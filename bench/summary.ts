@@ -14,6 +14,8 @@ export interface Sample {
   /** How busy the whole (shared) machine was during the phase. */
   boxBusyPct: number;
   clientCpuPct: number;
+  /** The machine's 1-minute load average at the end of the phase. */
+  load1: number;
   ok: number;
   errors: number;
   errorSamples: string[];
@@ -79,7 +81,13 @@ export function uiRatios(reports: TargetReport[]): string[] {
 const mark = (ok: boolean) => (ok ? 'ok' : 'MISS');
 
 export function turnRows(reports: TargetReport[]): { header: string[]; rows: string[][] } {
-  const floor = reports.find((r) => r.key === 'floor');
+  // Each server is compared with the floor doing the same kind of work: with Redis, the Redis floor.
+  const floorOf = (key: string) =>
+    reports.find(
+      (r) =>
+        r.key ===
+        (key.endsWith('+redis') && reports.some((x) => x.key === 'floor+redis') ? 'floor+redis' : 'floor'),
+    );
   const header = [
     'target',
     'c',
@@ -92,6 +100,8 @@ export function turnRows(reports: TargetReport[]): { header: string[]; rows: str
     'CPU ms/turn',
     '× floor',
     'PG CPU ms/turn',
+    'per-run × floor: turns/s, first p50, CPU (min–max)',
+    'load avg',
     'turn p50 ms',
     'box busy',
     'client CPU',
@@ -102,12 +112,14 @@ export function turnRows(reports: TargetReport[]): { header: string[]; rows: str
   for (const c of [...new Set(reports.flatMap((r) => r.phases.map((p) => p.concurrency)))].sort(
     (a, b) => a - b,
   )) {
-    const base = floor?.phases.find((p) => p.concurrency === c)?.median;
     for (const r of reports) {
+      const basePhase = floorOf(r.key)?.phases.find((p) => p.concurrency === c);
+      const base = basePhase?.median;
+      const baseRuns = basePhase?.runs;
       const p = r.phases.find((x) => x.concurrency === c);
       if (!p) continue;
       const m = p.median;
-      const isFloor = r.key === 'floor';
+      const isFloor = r.key.startsWith('floor');
       const tps = base ? m.turnsPerSec / base.turnsPerSec : Number.NaN;
       const p50 = base ? m.firstP50 / base.firstP50 : Number.NaN;
       rows.push([
@@ -122,6 +134,8 @@ export function turnRows(reports: TargetReport[]): { header: string[]; rows: str
         fmt(m.cpuMsPerTurn, 2),
         base ? fmt(m.cpuMsPerTurn / base.cpuMsPerTurn, 2) : '—',
         fmt(m.pgCpuMsPerTurn, 2),
+        isFloor || !baseRuns ? '—' : spread(p.runs, baseRuns),
+        fmt(m.load1, 1),
         fmt(m.totalP50, 1),
         `${fmt(m.boxBusyPct, 0)}%`,
         `${fmt(m.clientCpuPct, 0)}%`,
@@ -131,6 +145,16 @@ export function turnRows(reports: TargetReport[]): { header: string[]; rows: str
     }
   }
   return { header, rows };
+}
+
+/** Ratios of the runs made in the same repeat (interleaved), as min–max per figure. */
+function spread(runs: Sample[], floorRuns: Sample[]): string {
+  const n = Math.min(runs.length, floorRuns.length);
+  const range = (f: (s: Sample) => number) => {
+    const v = Array.from({ length: n }, (_, i) => f(runs[i]!) / f(floorRuns[i]!));
+    return `${fmt(Math.min(...v), 2)}–${fmt(Math.max(...v), 2)}`;
+  };
+  return [range((s) => s.turnsPerSec), range((s) => s.firstP50), range((s) => s.cpuMsPerTurn)].join(' / ');
 }
 
 export function writeRows(reports: TargetReport[]): { header: string[]; rows: string[][] } {

@@ -57,9 +57,12 @@ export interface OursOptions {
   db: BenchDb;
   serverJs: string;
   redisPrefix?: string;
+  /** Default REDIS_URL (the shared one); the counting bench passes its private server. */
+  redisUrl?: string;
   /** Extra `node` flags, e.g. ['--cpu-prof', '--cpu-prof-dir=…']. */
   nodeFlags?: string[];
   name?: string;
+  env?: Record<string, string>;
 }
 
 export async function startOurs(opts: OursOptions): Promise<Child> {
@@ -82,15 +85,27 @@ export async function startOurs(opts: OursOptions): Promise<Child> {
       RATE_LIMIT_READ_PER_MINUTE: '1000000',
       MAX_CONCURRENT_GENERATIONS: '1000',
       JWT_SECRET: BENCH_JWT_SECRET,
-      ...(opts.redisPrefix ? { REDIS_URL, REDIS_KEY_PREFIX: opts.redisPrefix } : {}),
+      ...(opts.redisPrefix
+        ? { REDIS_URL: opts.redisUrl ?? REDIS_URL, REDIS_KEY_PREFIX: opts.redisPrefix }
+        : {}),
+      ...opts.env,
     },
   });
 }
 
-export async function startFloor(db: BenchDb, specFile: string, nodeFlags: string[] = []): Promise<Child> {
+export interface FloorOptions {
+  nodeFlags?: string[];
+  /** The floor does a correct turn's Redis work under this prefix. */
+  redisPrefix?: string;
+  redisUrl?: string;
+  env?: Record<string, string>;
+}
+
+export async function startFloor(db: BenchDb, specFile: string, opts: FloorOptions = {}): Promise<Child> {
   const port = await freePort();
+  const nodeFlags = opts.nodeFlags ?? [];
   return spawnServer({
-    name: 'floor',
+    name: opts.redisPrefix ? 'floor+redis' : 'floor',
     args: [...nodeFlags, '--import', 'tsx', join(ROOT, 'bench/floor.ts')],
     cwd: ROOT,
     port,
@@ -101,6 +116,10 @@ export async function startFloor(db: BenchDb, specFile: string, nodeFlags: strin
       DATABASE_URL: db.url,
       DATABASE_POOL_MAX: '20',
       BENCH_FLOOR_NAMED: process.env.BENCH_FLOOR_NAMED ?? '0',
+      ...(opts.redisPrefix
+        ? { FLOOR_REDIS_URL: opts.redisUrl ?? REDIS_URL, FLOOR_REDIS_PREFIX: opts.redisPrefix }
+        : {}),
+      ...opts.env,
     },
   });
 }

@@ -270,6 +270,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     admission: createAdmission({
       db: db.db,
       redis,
+      limiter: app.chatLimiter,
       maxConcurrent: config.MAX_CONCURRENT_GENERATIONS,
       dailyTokenBudget: config.DAILY_TOKEN_BUDGET,
       slotTtlMs: 15 * 60_000,

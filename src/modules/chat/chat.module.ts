@@ -93,7 +93,14 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
       if (registry.runningFor(userKey) >= config.MAX_CONCURRENT_GENERATIONS) {
         throw new AppError('TOO_MANY_GENERATIONS', undefined, { limit: config.MAX_CONCURRENT_GENERATIONS });
       }
-      return deps.admission ? deps.admission.admit(userKey, caller.userId) : () => {};
+      return deps.admission
+        ? deps.admission.admit({
+            userKey,
+            userId: caller.userId,
+            rateKey: caller.rateKey,
+            onHeaders: caller.setHeaders,
+          })
+        : () => {};
     },
   };
 

@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
 import { callerId } from '../../plugins/auth.js';
+import { callerKey } from '../../plugins/rate-limit.js';
 import { pipeSse } from '../../plugins/sse.js';
 import { listAgents } from '../agents/roster.js';
 import { parseCursor } from '../generation/events.js';
@@ -44,6 +45,11 @@ export function callerOf(request: FastifyRequest): Caller {
   return { userId: callerId(request) };
 }
 
+/** A turn's caller: the chat rate limit is a step of turn admission, answered in these headers. */
+export function turnCallerOf(request: FastifyRequest, reply: FastifyReply): Caller {
+  return { userId: callerId(request), rateKey: callerKey(request), setHeaders: (h) => reply.headers(h) };
+}
+
 export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   const raw = request.headers['idempotency-key'];
   if (raw === undefined) return undefined;
@@ -80,7 +86,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
     '/stream',
     { schema: { body, headers: keyHeaders, response: stream }, config: { rateLimitClass: 'chat' } },
     async (request, reply) => {
-      const caller = callerOf(request);
+      const caller = turnCallerOf(request, reply);
       const turn = await deps.turns.start(caller, request.body, idempotencyKeyOf(request));
       const gone = new AbortController();
       const replyStream = await deps.replies.subscribe(turn.messageId, null, caller, {
@@ -105,8 +111,8 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
       schema: { body, headers: keyHeaders, response: { 200: turnAnswerSchema } },
       config: { rateLimitClass: 'chat' },
     },
-    async (request) => {
-      const caller = callerOf(request);
+    async (request, reply) => {
+      const caller = turnCallerOf(request, reply);
       const turn = await deps.turns.start(caller, request.body, idempotencyKeyOf(request));
       // Waits for the end of the turn, wherever it runs.
       const row = await deps.replies.result(turn.messageId, caller, { verified: true });

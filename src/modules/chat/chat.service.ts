@@ -6,6 +6,9 @@ import { toMessage, toSession } from './chat.schemas.js';
 
 export interface Caller {
   userId: string | null;
+  /** A turn's rate-limit bucket (`u:<id>` / `ip:<addr>`) and where its headers go; HTTP turns only. */
+  rateKey?: string;
+  setHeaders?(headers: Record<string, string>): void;
 }
 
 export interface ChatServiceDeps {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { AppError } from '../../errors.js';
 import type { TurnModel } from '../agents/offline.js';
 import type { Replies } from '../generation/replies.js';
-import { callerOf } from './chat.routes.js';
+import { turnCallerOf } from './chat.routes.js';
 import { type ChatBody, chatBodySchema } from './chat.schemas.js';
 import type { TurnService } from './chat.turns.js';
 
@@ -87,9 +87,10 @@ export async function maritacaRoutes(app: FastifyInstance, deps: MaritacaRoutesD
   app.post(
     '/direct/maritaca',
     { schema: { operationId: 'chatMaritaca', body: schema }, config: { rateLimitClass: 'chat' } },
-    async (request) => {
+    async (request, reply) => {
       const body = toChatBody(request.body as MaritacaBody, deps.allowedModels);
-      const caller = callerOf(request);
+      // The chat rate limit is a step of turn admission (admission.ts), answered in reply headers.
+      const caller = turnCallerOf(request, reply);
       // Same admission, persistence and dedupe as any turn: the frontend's identical retry attaches.
       const turn = await deps.turns.start(caller, body, undefined);
       // Waits for the end of the turn, wherever it runs.

@@ -1,0 +1,61 @@
+// Preloaded into a benchmarked server (`--import tsx --import ./bench/count-hook.ts`): counts its Postgres and Redis traffic.
+// On SIGUSR2 it appends one JSON line of running totals to COUNT_FILE; the bench takes differences.
+import { appendFileSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+const pgPort = Number(process.env.COUNT_PG_PORT ?? 5432);
+const redisPort = Number(process.env.COUNT_REDIS_PORT ?? 6379);
+const totals = {
+  pgQueries: 0,
+  pgWrites: 0,
+  redisWrites: 0,
+  redisCommands: 0,
+  redisByName: {} as Record<string, number>,
+};
+
+// A statement is one `query` call: with the extended protocol it is one round trip (Sync → ReadyForQuery).
+const query = pg.Client.prototype.query;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  totals.pgQueries++;
+  return (query as (...a: unknown[]) => unknown).apply(this, args);
+} as typeof query;
+
+// Every command ioredis sends, pipelined or not (EVALSHA's NOSCRIPT fallback shows up as EVAL).
+const send = Redis.prototype.sendCommand;
+Redis.prototype.sendCommand = function (this: Redis, command, stream) {
+  totals.redisCommands++;
+  const name = (command as { name: string }).name;
+  totals.redisByName[name] = (totals.redisByName[name] ?? 0) + 1;
+  return send.call(this, command, stream);
+};
+
+// A write on a connection to Redis or Postgres starts a round trip (a pipeline is one write).
+const write = Socket.prototype.write;
+Socket.prototype.write = function (this: Socket, ...args: unknown[]) {
+  if (this.remotePort === redisPort) totals.redisWrites++;
+  else if (this.remotePort === pgPort) totals.pgWrites++;
+  return (write as (...a: unknown[]) => boolean).apply(this, args);
+} as typeof write;
+
+// Event-loop delay since the previous snapshot: how late timers (heartbeats) can fire.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+
+process.on('SIGUSR2', () => {
+  const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  const ms = (ns: number) => ns / 1e6;
+  const delay = {
+    p50: ms(loopDelay.percentile(50)),
+    p99: ms(loopDelay.percentile(99)),
+    max: ms(loopDelay.max),
+  };
+  loopDelay.reset();
+  appendFileSync(
+    process.env.COUNT_FILE!,
+    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, rss: mem.rss, mem, delay })}\n`,
+  );
+});
