@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { Db, Tx } from '../../db/client.js';
 import { AppError } from '../../errors.js';
+import { callerKey } from '../../plugins/rate-limit.js';
 import { idempotencyKeyOf, sendReply } from '../chat/chat.routes.js';
 import type { ChatService } from '../chat/chat.service.js';
 import type { TurnService } from '../chat/chat.turns.js';
@@ -85,7 +86,8 @@ export function createLessons(deps: LessonDeps): LessonTurns {
       onFinalize: (tx, outcome) => payMessage(tx, userId, row.id, outcome),
     };
     const turn = await deps.turns.start(
-      { userId },
+      // A lesson is a chat turn: the chat class's rate limit applies to it (admission, one Redis step).
+      { userId, rateKey: callerKey(request) },
       { message: body.message, session_id: row.session_id, context: undefined },
       idempotencyKeyOf(request),
       options,

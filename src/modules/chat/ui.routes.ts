@@ -1,7 +1,7 @@
 // The AI SDK routes (AI-SDK.md §2): the native turn and resume, through the AI SDK encoder.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { type ChatRoutesDeps, callerOf, idempotencyKeyOf, sendReply } from './chat.routes.js';
+import { type ChatRoutesDeps, callerOf, idempotencyKeyOf, sendReply, turnCallerOf } from './chat.routes.js';
 import { eventStreamSchema, noContentSchema, SESSION_ID } from './chat.schemas.js';
 import { aiSdkUi } from './encoders/ai-sdk.js';
 import { checkUiEnvelope, toTurnBody, uiBodySchema, uiStreamParamsSchema } from './ui.schemas.js';
@@ -18,7 +18,7 @@ export const uiRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, deps)
       preValidation: async (request) => checkUiEnvelope(request.body),
     },
     async (request, reply) => {
-      const caller = callerOf(request);
+      const caller = turnCallerOf(request, reply);
       const body = toTurnBody(request.body, deps.maxMessageChars);
       const turn = await deps.turns.start(caller, body, idempotencyKeyOf(request));
       const gone = new AbortController();
