@@ -15,6 +15,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { copyAssets } from './copy-assets.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
@@ -100,6 +101,8 @@ function build(print) {
     rmSync(tmp, { recursive: true, force: true });
     throw new Error('the build failed (see above); dist/ is unchanged');
   }
+  // The same static files `npm run build` copies (the playground's page): dist/ is whole or not at all.
+  copyAssets(tmp);
   writeFileSync(join(tmp, '.build-stamp'), `${print}\n`);
   // Two renames: the old dist/ is gone only for the instant between them, and every start
   // that could look at it then is waiting on the lock.

@@ -5,6 +5,7 @@ import { storedJson, storedText } from '../../lib/text.js';
 import { isCsvUpload } from './csv-upload.js';
 import { AFFECTED_KEY } from './investigations.public.js';
 import type { FindingRow, InvestigationRow } from './investigations.repo.js';
+import { assertSupportedSource } from './selection.js';
 import {
   ANOMALY_TYPES,
   type AnomalyType,
@@ -17,7 +18,7 @@ import {
   FRONTEND_ANOMALY_TYPES,
   type FrontendAnomalyType,
   nativeFilters,
-  SUPPORTED_DATA_SOURCES,
+  type SUPPORTED_DATA_SOURCES,
 } from './vocabulary.js';
 
 const isoDate = z.string().refine(isIsoDate, { message: 'expected a date as YYYY-MM-DD' });
@@ -62,14 +63,10 @@ const anomalyTypesSchema = z
   ]);
 
 /** `contracts` or `upload`; the frontend's other sources have no data yet: a 422 says what does. */
-const dataSourceSchema = z.string().transform((v, ctx) => {
-  if ((SUPPORTED_DATA_SOURCES as readonly string[]).includes(v))
-    return v as (typeof SUPPORTED_DATA_SOURCES)[number];
-  ctx.addIssue({
-    code: 'custom',
-    message: `data_source "${v.slice(0, 40)}" has no data yet; supported: ${SUPPORTED_DATA_SOURCES.join(', ')}`,
-  });
-  return z.NEVER;
+const dataSourceSchema = z.string().transform((v) => {
+  // One message for every route that takes a data_source (selection.ts says what is served today).
+  assertSupportedSource(v);
+  return v as (typeof SUPPORTED_DATA_SOURCES)[number];
 });
 
 /**

@@ -2,10 +2,12 @@
 import { AppError } from '../../errors.js';
 import { agencyOf, describeSelection, resolveFilters, type SelectionFilters } from '../query/select.js';
 import type { CreateBody } from './investigations.schemas.js';
+import { SUPPORTED_DATA_SOURCES } from './vocabulary.js';
+
+export { SUPPORTED_DATA_SOURCES };
 
 /** Datasets the frontend names (API.md §6.1) that have no source yet. */
 export const PLANNED_DATA_SOURCES = ['expenses', 'agreements', 'biddings', 'servants'] as const;
-export const SUPPORTED_DATA_SOURCES = ['contracts', 'upload'] as const;
 
 /** 422 for a dataset that is named but not served yet, saying what is. */
 export function assertSupportedSource(dataSource: string | undefined): void {
