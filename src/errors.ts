@@ -2,6 +2,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ZodError } from 'zod';
+import { findOutage, OUTAGE_RETRY_AFTER_S } from './lib/outage.js';
 
 export const errorCatalogue = {
   BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
@@ -31,6 +32,10 @@ export const errorCatalogue = {
   INTERNAL_ERROR: { status: 500, message: 'Internal server error.' },
   GENERATION_FAILED: { status: 503, message: 'The reply could not be generated; retry shortly.' },
   NOT_READY: { status: 503, message: 'A dependency is unavailable.' },
+  DEPENDENCY_UNAVAILABLE: {
+    status: 503,
+    message: 'The database or cache is briefly unavailable; retry shortly.',
+  },
   AUTH_UNAVAILABLE: { status: 503, message: 'The identity provider could not be reached; retry shortly.' },
   SHUTTING_DOWN: { status: 503, message: 'The server is restarting; retry shortly.' },
 } as const satisfies Record<string, { status: number; message: string }>;
@@ -82,6 +87,7 @@ function classify(error: FastifyError | Error): {
   code: string;
   message: string;
   details?: unknown;
+  outage?: { code?: string; message: string };
 } {
   if (error instanceof AppError) {
     return { status: error.status, code: error.code, message: error.message, details: error.details };
@@ -119,12 +125,22 @@ function classify(error: FastifyError | Error): {
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
     return { status: fe.statusCode, code: 'BAD_REQUEST', message: errorCatalogue.BAD_REQUEST.message };
   }
+  // A database or Redis that is restarting or failing over: retry, not a bug (see lib/outage.ts).
+  const outage = findOutage(error);
+  if (outage) {
+    const { status, message } = errorCatalogue.DEPENDENCY_UNAVAILABLE;
+    return { status, code: 'DEPENDENCY_UNAVAILABLE', message, outage };
+  }
   return { status: 500, code: 'INTERNAL_ERROR', message: errorCatalogue.INTERNAL_ERROR.message };
 }
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, error: FastifyError | Error) {
-  const { status, code, message, details } = classify(error);
-  if (status >= 500 && !(error instanceof AppError)) {
+  const { status, code, message, details, outage } = classify(error);
+  if (outage) {
+    // Expected while a dependency restarts: one warning per request, no stack.
+    request.log.warn({ code, cause: outage }, 'dependency unavailable');
+    reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S));
+  } else if (status >= 500 && !(error instanceof AppError)) {
     request.log.error({ err: error }, 'request failed');
   } else if (status >= 500) {
     request.log.warn({ code }, message);
