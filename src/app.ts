@@ -219,6 +219,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     intervalMs: config.SWEEPER_INTERVAL_MS,
     staleAfterMs,
     log: logger,
+    recover: remote?.recoverText ?? null,
   });
 
   // Investigations: routes, and the durable job runner (started here, stopped first at shutdown).

@@ -100,6 +100,7 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     producer: {
       checkpointMs: config.CHECKPOINT_MS,
       heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
+      finalWriteRetryMs: config.FINAL_WRITE_RETRY_MS,
       mirror: deps.mirror,
       pipeline: (input, signal) => runPipeline(pipelineDeps, input, signal),
       async onFinished(outcome, input) {
