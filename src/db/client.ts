@@ -37,6 +37,10 @@ export async function createDb(opts: DbOptions): Promise<DbHandle> {
     });
     // An idle client's socket error must not crash the process; the pool replaces it.
     pool.on('error', () => {});
+    // Nor may a checked-out one's: the pool drops its own listener while a client is lent out, and
+    // a server restart between two statements of a transaction would emit an unhandled 'error'.
+    // The transaction still fails, on its next query ("not queryable"), and the client is discarded.
+    pool.on('connect', (client) => client.on('error', () => {}));
     const db = drizzle(pool, { schema, casing: 'snake_case' }) as unknown as Db;
     const u = new URL(opts.databaseUrl);
     return {
