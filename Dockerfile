@@ -20,6 +20,8 @@ COPY migrations ./migrations
 RUN mkdir -p /app/.data && chown -R node:node /app/.data
 USER node
 EXPOSE 3000
-# tini is PID 1: it forwards SIGTERM to node and reaps zombies.
+# tini is PID 1: it forwards SIGTERM to node and reaps zombies. railway.json sets no
+# startCommand on purpose: Railway's startCommand replaces this ENTRYPOINT, and tini with it.
+# Without DATABASE_URL this image refuses to start (NODE_ENV=production) unless EMBEDDED=true.
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/src/server.js"]

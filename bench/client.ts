@@ -31,7 +31,10 @@ export interface LoadResult {
 export interface LoadOptions {
   base: string;
   path?: string;
-  body: string;
+  /** The request body, or a maker of one per turn (a route whose body must differ per turn). */
+  body: string | (() => string);
+  /** Whether a whole 200 response is a successful turn; default: a native stream ending in `complete`. */
+  isComplete?: (text: string) => boolean;
   concurrency: number;
   turns: number;
   /** Stop starting turns after this long, whatever is left. */
@@ -41,6 +44,12 @@ export interface LoadOptions {
 
 const COMPLETE = '"type":"complete"';
 
+/** A native stream whose last event is `complete` and whose last byte ends a block. */
+export function nativeComplete(text: string): boolean {
+  const lastData = text.lastIndexOf('\ndata: ');
+  return lastData >= 0 && text.includes(COMPLETE, lastData) && text.endsWith('\n\n');
+}
+
 /** One streamed turn: validates only what is cheap (status, a `complete` last, the final newline). */
 export function streamTurn(
   agent: Agent,
@@ -48,6 +57,7 @@ export function streamTurn(
   body: string,
   timeoutMs: number,
   extraHeaders: Record<string, string> = {},
+  isComplete: (text: string) => boolean = nativeComplete,
 ): Promise<TurnResult> {
   return new Promise((resolve) => {
     const t0 = performance.now();
@@ -84,8 +94,7 @@ export function streamTurn(
             done({ ok: false, events: 0, error: `HTTP ${res.statusCode}: ${text.slice(0, 200)}` });
             return;
           }
-          const lastData = text.lastIndexOf('\ndata: ');
-          const ok = lastData >= 0 && text.includes(COMPLETE, lastData) && text.endsWith('\n\n');
+          const ok = isComplete(text);
           const events = text.split('\ndata: ').length - 1;
           done(ok ? { ok, events } : { ok, events, error: `no complete event: …${text.slice(-200)}` });
         });
@@ -121,7 +130,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const worker = async () => {
     while (started < opts.turns && performance.now() < deadline) {
       started++;
-      const r = await streamTurn(agent, url, opts.body, timeoutMs);
+      const body = typeof opts.body === 'string' ? opts.body : opts.body();
+      const r = await streamTurn(agent, url, body, timeoutMs, {}, opts.isComplete);
       if (r.ok) {
         ok++;
         first.push(r.firstEventMs);

@@ -1,6 +1,8 @@
 // Benchmark (not a test): 100,000 uploaded contracts end to end (POST → completed) on a real server.
 // Run: node --import tsx bench/investigations.ts [contracts=100000]
-// Knobs (env): BENCH_TARGETS=postgres,pglite (postgres needs the local server at 127.0.0.1:5432),
+// Knobs (env): BENCH_BODY=json|csv (csv: the Portal's export columns, Latin-1, ";", Brazilian numbers
+// and dates, sent as text/csv; charset=iso-8859-1 and streamed through the CSV parser),
+// BENCH_TARGETS=postgres,pglite (postgres needs the local server at 127.0.0.1:5432),
 // BENCH_REPEATS=3 (a fresh server and database each time; the median is reported).
 // Prints wall time (upload accepted, run, total), the server's peak RSS, and the ratio to a floor
 // measured in the same run: JSON.parse of the same body plus the six detectors in memory.
@@ -8,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import iconv from 'iconv-lite';
 import { createDetectorRun } from '../src/modules/investigations/detectors/index.js';
 import { ANOMALY_TYPES, type Contract } from '../src/modules/investigations/types.js';
 import { type BenchDb, createBenchDb } from './pgadmin.js';
@@ -52,7 +55,7 @@ interface Outcome {
   peakRss: number;
 }
 
-async function runTarget(target: string, body: string): Promise<Outcome> {
+async function runTarget(target: string, body: string | Buffer): Promise<Outcome> {
   let db: BenchDb | null = null;
   let pgliteDir: string | null = null;
   const env: Record<string, string> = {};
@@ -62,6 +65,8 @@ async function runTarget(target: string, body: string): Promise<Outcome> {
   } else {
     pgliteDir = mkdtempSync(join(tmpdir(), 'bench-pglite-'));
     env.PGLITE_DIR = pgliteDir;
+    // NODE_ENV=production below: the embedded database is asked for explicitly.
+    env.EMBEDDED = 'true';
   }
   const port = await freePort();
   const server = await spawnServer({
@@ -78,7 +83,7 @@ async function runTarget(target: string, body: string): Promise<Outcome> {
     const t0 = performance.now();
     const res = await fetch(`${server.base}/api/v1/investigations/`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': contentType },
       body,
     });
     const acceptedMs = performance.now() - t0;
@@ -115,12 +120,61 @@ async function runTarget(target: string, body: string): Promise<Outcome> {
   }
 }
 
+const asCsv = process.env.BENCH_BODY === 'csv';
+const contentType = asCsv ? 'text/csv; charset=iso-8859-1' : 'application/json';
+
+const br = (n: number) => n.toLocaleString('pt-BR', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const brDate = (iso: string) => `${iso.slice(8, 10)}/${iso.slice(5, 7)}/${iso.slice(0, 4)}`;
+const quote = (v: string) => `"${v.replace(/"/g, '""')}"`;
+
+/** The contracts as a Portal da Transparência export (plus an id column), encoded in Latin-1. */
+function portalCsv(list: Contract[]): Buffer {
+  const header = [
+    'id',
+    'Número do Contrato',
+    'Objeto',
+    'Modalidade Compra',
+    'Situação Contrato',
+    'Código Órgão',
+    'Nome Órgão',
+    'Data Assinatura Contrato',
+    'Código Contratado',
+    'Nome Contratado',
+    'Valor Inicial Compra',
+    'Valor Final Compra',
+  ];
+  const lines = [header.map(quote).join(';')];
+  for (const c of list) {
+    lines.push(
+      [
+        c.id,
+        c.numero ?? '',
+        c.objeto,
+        c.modalidade,
+        c.situacao ?? '',
+        c.orgao_codigo,
+        c.orgao,
+        brDate(c.data_assinatura),
+        c.cnpj_fornecedor,
+        c.fornecedor,
+        br(c.valor_inicial),
+        br(c.valor_final),
+      ]
+        .map(quote)
+        .join(';'),
+    );
+  }
+  return iconv.encode(`${lines.join('\r\n')}\r\n`, 'latin1');
+}
+
 const contracts = dataset(total);
-const body = JSON.stringify({ query: 'benchmark', data_source: 'upload', contracts });
+// The query selects: one that names nothing to narrow by keeps every contract.
+const json = JSON.stringify({ query: 'investigue todos os contratos', data_source: 'upload', contracts });
+const body = asCsv ? portalCsv(contracts) : json;
 console.log(
-  `${fmt(total, 0)} contracts, ${fmt(body.length / 2 ** 20)} MiB of JSON; targets: ${targets.join(', ')}`,
+  `${fmt(total, 0)} contracts, ${fmt(body.length / 2 ** 20)} MiB of ${asCsv ? 'Latin-1 CSV' : 'JSON'}; targets: ${targets.join(', ')}`,
 );
-const floor = floorMs(body);
+const floor = floorMs(json);
 console.log(
   `floor (JSON.parse + six detectors in memory): ${fmt(floor.ms, 0)} ms, ${floor.findings} findings`,
 );

@@ -1,5 +1,6 @@
 // `npm run bench`: streamed chat turns against the built server and a framework-free floor, then query latency.
-// Knobs (env): BENCH_REDIS=1|0, BENCH_REPEATS=3, BENCH_TURNS_16=3000, BENCH_TURNS_64=6000, BENCH_QUERIES=0,
+// The AI SDK route (POST /api/v1/chat/ui) runs as its own target, `ours-ui`, on the same build.
+// Knobs (env): BENCH_REDIS=1|0, BENCH_UI=0 (skip the AI SDK target), BENCH_REPEATS=3, BENCH_TURNS_16=3000, BENCH_TURNS_64=6000, BENCH_QUERIES=0,
 // BENCH_PROFILE=1 (profile our server after the phases), BENCH_SERVER_JS=<path> (default dist/src/server.js),
 // BENCH_FLOOR_NAMED=1 (the floor uses named prepared statements too, as our server does).
 import { rmSync } from 'node:fs';
@@ -15,13 +16,15 @@ import { printSummary, type Sample, type TargetReport } from './summary.js';
 import {
   checkTurn,
   dropRedisPrefix,
+  NATIVE_ROUTE,
   REDIS_URL,
   ROOT,
   recordTurn,
   redisAnswers,
   startFloor,
   startOurs,
-  TURN_BODY,
+  type TurnRoute,
+  UI_ROUTE,
 } from './targets.js';
 
 const envInt = (name: string, fallback: number) => {
@@ -63,7 +66,9 @@ function tableWrites(before: DbCounters, after: DbCounters, turns: number) {
 }
 
 interface Target {
-  key: 'floor' | 'ours' | 'ours+redis';
+  key: 'floor' | 'ours' | 'ours-ui' | 'ours+redis';
+  /** The route its turns go to (the floor serves the native one). */
+  route: TurnRoute;
   db: BenchDb;
   start(db: BenchDb): Promise<Child>;
   child?: Child;
@@ -73,9 +78,9 @@ interface Target {
 
 async function runPhase(t: Target, concurrency: number, turns: number): Promise<Sample> {
   const child = t.child!;
+  const load = { base: child.base, path: t.route.path, body: t.route.body, isComplete: t.route.isComplete };
   const warm = await runLoad({
-    base: child.base,
-    body: TURN_BODY,
+    ...load,
     concurrency,
     turns: warmupOf(turns),
     maxMs: PHASE_MAX_MS,
@@ -85,7 +90,7 @@ async function runPhase(t: Target, concurrency: number, turns: number): Promise<
   const pg0 = sumCpu(pids0);
   const box0 = machineJiffies();
   const cpu0 = cpuSeconds(child.pid);
-  const r = await runLoad({ base: child.base, body: TURN_BODY, concurrency, turns, maxMs: PHASE_MAX_MS });
+  const r = await runLoad({ ...load, concurrency, turns, maxMs: PHASE_MAX_MS });
   const cpu1 = cpuSeconds(child.pid);
   const box1 = machineJiffies();
   const pids1 = [...new Set([...pids0, ...(await t.db.backendPids())])];
@@ -117,8 +122,13 @@ async function main() {
   const redisPrefix = `bench:${process.pid}:${Date.now().toString(36)}:`;
 
   const targets: Target[] = [];
-  const make = async (key: Target['key'], label: string, start: Target['start']): Promise<Target> => {
-    const t: Target = { key, db: await createBenchDb(label), start, turnsSent: 0, samples: new Map() };
+  const make = async (
+    key: Target['key'],
+    label: string,
+    start: Target['start'],
+    route = NATIVE_ROUTE,
+  ): Promise<Target> => {
+    const t: Target = { key, route, db: await createBenchDb(label), start, turnsSent: 0, samples: new Map() };
     targets.push(t);
     return t;
   };
@@ -137,6 +147,8 @@ async function main() {
   try {
     const ours = await make('ours', 'ours', (db) => startOurs({ db, serverJs }));
     await make('floor', 'floor', (db) => startFloor(db, eventsFile!));
+    if (process.env.BENCH_UI !== '0')
+      await make('ours-ui', 'ui', (db) => startOurs({ db, serverJs }), UI_ROUTE);
     if (wantRedis) await make('ours+redis', 'redis', (db) => startOurs({ db, serverJs, redisPrefix }));
     const before = new Map<Target, DbCounters>();
     for (const t of targets) before.set(t, await t.db.counters());
@@ -158,7 +170,7 @@ async function main() {
         await t.db.migrate();
         t.child = await t.start(t.db);
         try {
-          await checkTurn(t.child.base);
+          await checkTurn(t.child.base, t.route);
           t.turnsSent++;
           for (const { concurrency, turns } of phases) {
             const s = await runPhase(t, concurrency, turns);
@@ -182,7 +194,7 @@ async function main() {
     // The servers are stopped: their backends exited and flushed Postgres' per-database counters.
     await sleep(300);
     const reports: TargetReport[] = [];
-    const rank = { floor: 0, ours: 1, 'ours+redis': 2 };
+    const rank = { floor: 0, ours: 1, 'ours-ui': 2, 'ours+redis': 3 };
     for (const t of [...targets].sort((a, b) => rank[a.key] - rank[b.key])) {
       const after = await t.db.counters();
       const b = before.get(t)!;

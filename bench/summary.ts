@@ -57,6 +57,24 @@ export interface SummaryInput {
 
 // Issue 3's goals, relative to the floor measured in the same run.
 export const GOALS = { turnsPerSec: 0.9, firstP50: 1.2, queryP50Ms: 5 };
+// Issue 14's goal: the AI SDK route's turns/s within 5% of the native route's, in the same run.
+export const UI_GOAL = 0.95;
+
+/** `ours-ui` ÷ `ours` per concurrency: the cost of the second protocol on the same turn. */
+export function uiRatios(reports: TargetReport[]): string[] {
+  const ours = reports.find((r) => r.key === 'ours');
+  const ui = reports.find((r) => r.key === 'ours-ui');
+  if (!ours || !ui) return [];
+  return ui.phases.flatMap((p) => {
+    const native = ours.phases.find((x) => x.concurrency === p.concurrency)?.median;
+    if (!native) return [];
+    const tps = p.median.turnsPerSec / native.turnsPerSec;
+    const first = p.median.firstP50 / native.firstP50;
+    return [
+      `  c=${p.concurrency}: turns/s ${fmt(tps, 3)}× ${mark(tps >= UI_GOAL)}, first-event p50 ${fmt(first, 2)}×, CPU/turn ${fmt(p.median.cpuMsPerTurn / native.cpuMsPerTurn, 2)}×`,
+    ];
+  });
+}
 
 const mark = (ok: boolean) => (ok ? 'ok' : 'MISS');
 
@@ -171,6 +189,14 @@ export function printSummary(s: SummaryInput): void {
     `goals: turns/s ≥ ${GOALS.turnsPerSec}× floor, first-event p50 ≤ ${GOALS.firstP50}× floor`,
     render(t.header, t.rows),
   );
+  const ui = uiRatios(s.reports);
+  if (ui.length) {
+    out.push(
+      '',
+      `AI SDK route (ours-ui: POST /api/v1/chat/ui, the same turn as a UI message stream) ÷ native (ours); goal turns/s ≥ ${UI_GOAL}×`,
+      ...ui,
+    );
+  }
   const w = writeRows(s.reports);
   out.push(
     '',

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
-import { streamTurn } from './client.js';
+import { nativeComplete, streamTurn } from './client.js';
 import type { BenchDb } from './pgadmin.js';
 import { type Child, freePort, spawnServer } from './procs.js';
 import { turnSql } from './sqlshape.js';
@@ -17,6 +17,39 @@ export const REDIS_URL = 'redis://127.0.0.1:6379';
 export const BENCH_JWT_SECRET = 'bench-only-secret-0123456789abcdef';
 /** The message whose offline answer is multi-line Markdown (54 chunks, 59 events). */
 export const TURN_BODY = JSON.stringify({ message: 'ajuda' });
+
+/** A streamed-turn route under load: where to POST, a body per turn, what a whole answer looks like. */
+export interface TurnRoute {
+  path: string;
+  body: string | (() => string);
+  isComplete(text: string): boolean;
+}
+
+export const NATIVE_ROUTE: TurnRoute = {
+  path: '/api/v1/chat/stream',
+  body: TURN_BODY,
+  isComplete: nativeComplete,
+};
+
+// The AI SDK body needs a chat id; a fresh one per turn is what the native body gets from the
+// server (a new session), so both routes do the same work per turn.
+let uiTurns = 0;
+const uiRun = randomBytes(4).toString('hex');
+const UI_FINISH = '"type":"finish"';
+const UI_DONE = 'data: [DONE]\n\n';
+
+/** The same turn through the AI SDK route (AI-SDK.md): `useChat`'s body, a UI message stream back. */
+export const UI_ROUTE: TurnRoute = {
+  path: '/api/v1/chat/ui',
+  body: () =>
+    JSON.stringify({
+      id: `bench-${uiRun}-${++uiTurns}`,
+      messages: [{ id: 'u1', role: 'user', parts: [{ type: 'text', text: 'ajuda' }] }],
+      trigger: 'submit-message',
+    }),
+  isComplete: (text) => text.endsWith(UI_DONE) && text.includes(UI_FINISH, text.length - 400),
+};
+
 // config.ts caps RATE_LIMIT_CHAT_PER_MINUTE at 100000, so the brief's 1000000 would fail at boot.
 const CHAT_RATE_LIMIT = '100000';
 
@@ -125,9 +158,10 @@ export async function recordTurn(base: string): Promise<{ file: string; events: 
 }
 
 /** A short sanity turn through the load client (same path the phases use). */
-export async function checkTurn(base: string): Promise<void> {
+export async function checkTurn(base: string, route: TurnRoute = NATIVE_ROUTE): Promise<void> {
   const agent = new Agent({ keepAlive: false });
-  const r = await streamTurn(agent, new URL('/api/v1/chat/stream', base), TURN_BODY, 10_000);
+  const body = typeof route.body === 'string' ? route.body : route.body();
+  const r = await streamTurn(agent, new URL(route.path, base), body, 10_000, {}, route.isComplete);
   if (!r.ok) throw new Error(`sanity turn against ${base} failed: ${r.error}`);
 }
 

@@ -5,8 +5,8 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import pino, { type Logger } from 'pino';
 import type { Config } from './config.js';
 import { createDb, type DbHandle } from './db/client.js';
-import { migrate, pendingMigrations } from './db/migrate.js';
-import { registerErrorHandling } from './errors.js';
+import { migrate, pendingMigrations, withMigrationLock } from './db/migrate.js';
+import { AppError, registerErrorHandling, sendError } from './errors.js';
 import { createOfflineAgent, type TurnModel } from './modules/agents/offline.js';
 import { createAdmission } from './modules/chat/admission.js';
 import { type ChatModule, createGenerationRegistry, registerChat } from './modules/chat/chat.module.js';
@@ -29,7 +29,7 @@ import { authPlugin, describeAuth } from './plugins/auth.js';
 import { docsRoutes } from './plugins/docs.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { createRedis, type RedisHandle } from './plugins/redis.js';
-import { genReqId, securityPlugin } from './plugins/security.js';
+import { applyEdgeHeaders, genReqId, securityPlugin } from './plugins/security.js';
 import { VERSION } from './version.js';
 
 export interface AppDeps {
@@ -85,6 +85,9 @@ export function createLogger(config: Config, destination?: pino.DestinationStrea
   );
 }
 
+// Longest path parameter the router matches; ids are at most 128 characters, room left for a 422.
+const MAX_PATH_PARAM = 512;
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const logger = deps.logger ?? createLogger(config);
@@ -124,7 +127,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId,
     trustProxy: trustProxy(config.TRUST_PROXY),
     bodyLimit: 1024 * 1024,
-    routerOptions: { ignoreTrailingSlash: true },
+    // Session ids may be 128 characters (API.md §1); longer path parameters are refused by the
+    // schemas with our envelope, and past this the router's 414 goes through frameworkErrors.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PATH_PARAM },
+    // A bad URL (malformed percent-encoding) or an over-long parameter is answered by the router
+    // before any hook: give it the same envelope, request id and CORS headers as every error.
+    frameworkErrors: (error, request, reply) => {
+      applyEdgeHeaders(config.CORS_ORIGINS, request, reply);
+      return sendError(request, reply, error);
+    },
     // While draining, requests still get our JSON errors (SHUTTING_DOWN with Retry-After), not Fastify's bare 503.
     return503OnClosing: false,
   });
@@ -144,12 +155,33 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate('infra', infra);
 
   // Routes declare zod schemas (fastify-type-provider-zod): requests are validated, a failure is a
-  // 422 with the issues (see errors.ts), and responses are checked against their schema when serialized.
-  app.setValidatorCompiler(validatorCompiler);
+  // 422 with the issues (see errors.ts), and responses are checked against their schema when
+  // serialized. A request without a body validates as `{}`, so a route that needs one names the
+  // missing field; a schema may throw an AppError to answer otherwise (an id that cannot exist is a
+  // 404, not a 422).
+  app.setValidatorCompiler((route) => {
+    const validate = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);
+    return (data) => {
+      try {
+        return validate(route.httpPart === 'body' && data == null ? {} : data);
+      } catch (err) {
+        if (err instanceof AppError) return { error: err };
+        throw err;
+      }
+    };
+  });
   app.setSerializerCompiler(serializerCompiler);
 
   // JSON is the only body this API reads by default; text/plain would reach validation as a string.
   app.removeContentTypeParser('text/plain');
+  // axios sends `Content-Type: application/json` with an EMPTY body on GET, DELETE and body-less
+  // POSTs: an empty body is no body, on every route. Only a non-empty body that is not JSON is 400.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body.length === 0) return done(null, undefined);
+    return parseJson(request, body as string, done);
+  });
   registerErrorHandling(app);
   await app.register(securityPlugin, { origins: config.CORS_ORIGINS });
 
@@ -181,7 +213,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       })
     : null;
   // Investigations exist before chat: a chat turn can open one (and link it to its session).
-  const investigations = createInvestigations({ db, config, log: logger, instanceId: infra.instanceId });
+  const investigations = createInvestigations({
+    db,
+    config,
+    log: logger,
+    instanceId: infra.instanceId,
+    tuning: { leaseSeconds: config.JOB_LEASE_SECONDS },
+  });
   infra.chat = await registerChat(app, {
     config,
     db,
@@ -229,7 +267,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     config,
     rateLimit,
   });
-  await investigations.start();
+  // pg-boss creates (or upgrades) its schema and queues at start: under the migration lock, so
+  // replicas booting together on an empty database do not race in the catalog.
+  await withMigrationLock(db, () => investigations.start());
 
   // Shutdown: refuse new turns, let running replies finish until the deadline and store the rest
   // as interrupted; at the same time hand running investigation jobs back to the queue.

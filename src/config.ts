@@ -25,6 +25,11 @@ export const configSchema = z.object({
   PGLITE_DIR: z.string().min(1).default('./.data/pglite'),
   DATABASE_POOL_MAX: int(1, 200).default(20),
   MIGRATE_ON_BOOT: bool.default(true),
+  // Production without DATABASE_URL refuses to start (a PGlite inside a container is lost on the
+  // next deploy) unless this says the embedded database is wanted.
+  EMBEDDED: bool.default(false),
+  // Set by Railway in every deployment: counts as production for the check above.
+  RAILWAY_ENVIRONMENT: z.string().optional(),
 
   REDIS_URL: url(['redis', 'rediss']).optional(),
   REDIS_KEY_PREFIX: z.string().max(64).default('cidadao:'),
@@ -51,6 +56,16 @@ export const configSchema = z.object({
   LLM_CONNECT_TIMEOUT_MS: int(100, 120_000).default(15_000),
   LLM_IDLE_TIMEOUT_MS: int(100, 600_000).default(60_000),
   LLM_MAX_TOKENS: int(16, 32_000).default(1024),
+  // Models a client may ask for by name (Maritaca mode's `model`); empty: the operator's only.
+  LLM_ALLOWED_MODELS: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
   LLM_AGENT_MODELS: z
     .string()
     .default('')
@@ -89,6 +104,8 @@ export const configSchema = z.object({
   RATE_LIMIT_CHAT_PER_MINUTE: int(1, 100_000).default(20),
   RATE_LIMIT_READ_PER_MINUTE: int(1, 1_000_000).default(300),
   RATE_LIMIT_INVESTIGATIONS_PER_MINUTE: int(1, 100_000).default(10),
+  // The investigation pages' status/results polling: its own class, apart from `read`.
+  RATE_LIMIT_POLL_PER_MINUTE: int(1, 1_000_000).default(600),
   MAX_CONCURRENT_GENERATIONS: int(1, 1000).default(3),
   DAILY_TOKEN_BUDGET: int(0, 1_000_000_000).default(0),
 
@@ -96,6 +113,9 @@ export const configSchema = z.object({
   MEMORY_EPISODIC_TTL_S: int(1, 365 * 24 * 3600).default(30 * 24 * 3600),
 
   INVESTIGATION_MAX_CONTRACTS: int(1, 10_000_000).default(100_000),
+  // A running job renews its lease every third of this; a job whose instance died is retried
+  // elsewhere about this long (plus a third, plus the retry delay) after its last renewal.
+  JOB_LEASE_SECONDS: int(3, 3600).default(30),
 
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(20_000),
   // How many proxies in front of us append to X-Forwarded-For (Railway's edge: 1). Trusting every
@@ -116,7 +136,20 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
-export class ConfigError extends Error {
+/** Where the server would run on a throwaway embedded database by mistake, one line saying so. */
+function embeddedInProduction(c: Config): string | null {
+  const production = c.NODE_ENV === 'production' || c.RAILWAY_ENVIRONMENT !== undefined;
+  if (!production || c.DATABASE_URL || c.EMBEDDED) return null;
+  const where = c.NODE_ENV === 'production' ? 'NODE_ENV=production' : `Railway (${c.RAILWAY_ENVIRONMENT})`;
+  return `required in production (${where}): set it to your Postgres, or set EMBEDDED=true to use the embedded PGlite in PGLITE_DIR on purpose`;
+}
+
+/** A reason not to start, written for the operator as one line (server.ts prints its message). */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export class ConfigError extends StartupError {
   override name = 'ConfigError';
 }
 
@@ -129,5 +162,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
+  const embedded = embeddedInProduction(parsed.data);
+  if (embedded) throw new ConfigError(`invalid configuration: DATABASE_URL: ${embedded}`);
   return parsed.data;
 }

@@ -1,48 +1,14 @@
-// Process entry: config → buildApp() → listen → graceful shutdown on SIGTERM/SIGINT.
-import { buildApp, createLogger } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+// Process entry: source maps and .env first, a bad configuration refused before the app loads, then main.ts.
+import { prepareProcess } from './process-setup.js';
 
-let config: ReturnType<typeof loadConfig>;
+prepareProcess();
+// Imported after prepareProcess so they are source-mapped too.
+const { loadConfig, StartupError } = await import('./config.js');
 try {
-  config = loadConfig();
+  // Checked here too so a bad variable is one line within a second, not after loading every module.
+  loadConfig();
 } catch (err) {
-  // One readable line naming the bad variable, then a non-zero exit.
-  process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
+  process.stderr.write(`${err instanceof StartupError ? err.message : String(err)}\n`);
   process.exit(1);
 }
-
-const logger = createLogger(config);
-
-let app: Awaited<ReturnType<typeof buildApp>>;
-try {
-  app = await buildApp({ config, logger });
-  await app.listen({ port: config.PORT, host: config.HOST });
-} catch (err) {
-  logger.fatal({ err: err instanceof Error ? err.message : String(err) }, 'could not start');
-  process.exit(1);
-}
-
-let stopping = false;
-async function shutdown(signal: string) {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal, grace_ms: config.SHUTDOWN_GRACE_MS }, 'shutting down: draining');
-  // A hard deadline below Railway's drain window: whatever is still running is cut here.
-  const deadline = setTimeout(() => {
-    logger.error('shutdown deadline passed; exiting');
-    process.exit(1);
-  }, config.SHUTDOWN_GRACE_MS + 5000);
-  deadline.unref();
-  try {
-    app.infra.startDraining();
-    await app.close();
-    logger.info('shutdown complete');
-    process.exit(0);
-  } catch (err) {
-    logger.error({ err }, 'shutdown failed');
-    process.exit(1);
-  }
-}
-
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+await import('./main.js');

@@ -143,6 +143,7 @@ describe('invalid tokens are 401, never anonymous', () => {
     expect(r.headers['access-control-allow-origin']).toBe('http://localhost:3000');
     expect(r.json()).toEqual({
       error: { code: 'INVALID_TOKEN', message: expect.any(String) },
+      detail: expect.any(String),
       request_id: r.headers['x-request-id'],
     });
     expect(r.body).not.toContain(token.split('.')[2]);

@@ -39,7 +39,12 @@ async function instance(env: Record<string, string> = {}, db?: DbHandle): Promis
     handle = await createDb({ databaseUrl: tdb.url, poolMax: 5 });
     opened.push(handle);
   }
-  const app = await createTestApp({ db: handle, redis, env: { JWT_SECRET: SECRET, ...env } });
+  // These tests start many investigations from one address: the per-minute cap is tested in frontend.test.ts.
+  const app = await createTestApp({
+    db: handle,
+    redis,
+    env: { JWT_SECRET: SECRET, RATE_LIMIT_INVESTIGATIONS_PER_MINUTE: '100000', ...env },
+  });
   opened.push(app);
   return app;
 }
@@ -65,6 +70,18 @@ async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutM
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Waits until the investigation's queue job is no longer active (its handler has returned). */
+const jobEnded = (id: string) =>
+  until(
+    async () =>
+      (
+        await q<{ state: string }>(
+          sql`select j.state from pgboss.job j join investigations i on i.job_id = j.id where i.id = ${id}`,
+        )
+      )[0]?.state,
+    (state) => state !== undefined && state !== 'active' && state !== 'created' && state !== 'retry',
+  );
 
 const statusOf = async (app: FastifyInstance, id: string, headers: Record<string, string> = {}) =>
   (await app.inject({ url: `${BASE}/${id}`, headers })).json();
@@ -115,9 +132,19 @@ function cleanDataset(): Contract[] {
 }
 
 /** A Portal serving the sample as Portal records, each page held `delayMs` so a run takes a while. */
+// The real /contratos needs an agency and a date window: every sample contract is listed under one
+// superior agency (code 20000) and the investigations below ask for it, over 2024–2025.
+const PORTAL_QUERY = 'contratos do órgão 20000 de 2024 a 2025';
 async function slowPortal(delayMs: number): Promise<FakePortal> {
   const portal = await startFakePortal({
-    records: SAMPLE_CONTRACTS.map((c) => toPortalRecord(c)),
+    records: SAMPLE_CONTRACTS.map((c) => {
+      const r = toPortalRecord(c);
+      (r.unidadeGestora as Record<string, unknown>).orgaoMaximo = {
+        codigo: '20000',
+        nome: 'Poder Executivo',
+      };
+      return r;
+    }),
     apiKey: API_KEY,
   });
   portal.enqueue(...Array.from({ length: 400 }, () => ({ delayMs })));
@@ -197,7 +224,9 @@ describe('investigations', () => {
     expect((await finished(app, id)).status).toBe('completed');
     const results = (await app.inject({ url: `${BASE}/${id}/results` })).json();
     expect(results).toMatchObject({ records_analyzed: clean.length, anomalies_found: 0, findings: [] });
-    expect(results.summary).toMatch(/^Nenhuma anomalia/);
+    expect(results.summary).toMatch(
+      new RegExp(`^Seleção: todos os contratos \\(${clean.length} contratos\\)\\. Nenhuma anomalia`),
+    );
   });
 
   it('reads the bundled sample when there is no Portal key, and says so in every answer', async () => {
@@ -313,7 +342,7 @@ describe('durable runs', () => {
   it('answers 409 on results while running, and cancel stops the work within a step', async () => {
     const portal = await slowPortal(150);
     const app = await instance(portalEnv(portal));
-    const { investigation_id: id, sample_data } = await create(app, { query: 'portal lento' });
+    const { investigation_id: id, sample_data } = await create(app, { query: PORTAL_QUERY });
     expect(sample_data).toBe(false);
     await until(
       () => statusOf(app, id),
@@ -326,7 +355,8 @@ describe('durable runs', () => {
     expect(del.json()).toMatchObject({ status: 'cancelled', current_phase: 'cancelled' });
     const requestsAtCancel = portal.requests.length;
     const seenAtCancel = (await statusOf(app, id)).records_processed;
-    await new Promise((r) => setTimeout(r, 1500));
+    // The worker's job ends when the run has stopped: no Portal request can follow it.
+    await jobEnded(id);
     expect(portal.requests.length).toBeLessThanOrEqual(requestsAtCancel + 1);
     expect(await statusOf(app, id)).toMatchObject({ status: 'cancelled', records_processed: seenAtCancel });
     expect((await app.inject({ url: `${BASE}/${id}/results` })).json().status).toBe('cancelled');
@@ -337,7 +367,7 @@ describe('durable runs', () => {
     const portal = await slowPortal(150);
     const a = await instance(portalEnv(portal));
     const b = await instance(portalEnv(portal));
-    const { investigation_id: id } = await create(a, { query: 'cancel remoto' });
+    const { investigation_id: id } = await create(a, { query: PORTAL_QUERY });
     await until(
       () => statusOf(a, id),
       (s) => s.status === 'running' && s.records_processed > 0,
@@ -347,9 +377,13 @@ describe('durable runs', () => {
     )[0]!.instance_id;
     const other = runner === a.infra.instanceId ? b : a;
     expect((await other.inject({ method: 'DELETE', url: `${BASE}/${id}` })).json().status).toBe('cancelled');
-    await new Promise((r) => setTimeout(r, 1500)); // one cancel poll, plus the page in flight
+    // The run notices within one cancel poll; its job then ends and no Portal request follows.
+    await jobEnded(id);
     const settled = portal.requests.length;
-    await new Promise((r) => setTimeout(r, 1000));
+    await until(
+      () => statusOf(a, id),
+      (s) => s.status === 'cancelled',
+    );
     expect(portal.requests.length).toBe(settled);
     expect((await statusOf(a, id)).status).toBe('cancelled');
   });
@@ -357,7 +391,7 @@ describe('durable runs', () => {
   it('survives a restart mid-run: the next instance completes it', async () => {
     const portal = await slowPortal(40);
     const first = await instance(portalEnv(portal));
-    const { investigation_id: id } = await create(first, { query: 'reinício' });
+    const { investigation_id: id } = await create(first, { query: PORTAL_QUERY });
     await until(
       () => statusOf(first, id),
       (s) => s.status === 'running' && s.records_processed > 100,
@@ -403,7 +437,7 @@ describe('progress stream', () => {
     const app = await instance({ ...portalEnv(portal), SSE_HEARTBEAT_MS: '200' });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    const { investigation_id: id } = await create(app, { query: 'ao vivo' });
+    const { investigation_id: id } = await create(app, { query: PORTAL_QUERY });
     const live = await streamRequest(base, `${BASE}/${id}/stream`);
     expect(live.status).toBe(200);
     expect(live.headers['content-type']).toBe('text/event-stream; charset=utf-8');

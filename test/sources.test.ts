@@ -1,13 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SAMPLE_CONTRACTS } from '../src/modules/investigations/data/sample-contracts.js';
 import {
+  type ContractFilters,
   type ContractSource,
   createPortalSource,
   createSampleSource,
   createUploadSource,
   mapPortalContract,
   PortalError,
-  parseContractsCsv,
   searchContracts,
 } from '../src/modules/investigations/sources/index.js';
 import { retryAfterMs } from '../src/modules/investigations/sources/portal.js';
@@ -40,9 +40,17 @@ function portalContract(i: number, p: Partial<Contract> = {}): Contract {
   };
 }
 
-async function collect(source: ContractSource, filters = {}, signal = new AbortController().signal) {
+// What the real /contratos requires: an agency and a date window.
+const WINDOW = { orgao_codigo: '36000', data_inicio: '2024-01-01', data_fim: '2024-12-31' };
+
+async function collect(
+  source: ContractSource,
+  filters: ContractFilters = {},
+  signal = new AbortController().signal,
+) {
   const pages: Contract[][] = [];
-  for await (const page of source.pages(filters, signal)) pages.push(page);
+  const base = source.kind === 'portal' ? WINDOW : {};
+  for await (const page of source.pages({ ...base, ...filters }, signal)) pages.push(page);
   return pages;
 }
 
@@ -95,14 +103,16 @@ describe('Portal da Transparência client', () => {
     });
     expect(pages.map((pg) => pg.length)).toEqual([15, 15, 10]);
     expect(pages.flat()).toEqual(contracts);
-    expect(p.requests.map((r) => r.query)).toEqual(
-      [1, 2, 3].map((n) => ({
+    // Two years are asked a year at a time: 2024 in three pages, then 2025 (empty).
+    expect(p.requests.map((r) => r.query)).toEqual([
+      ...[1, 2, 3].map((n) => ({
         codigoOrgao: '36000',
         dataInicial: '01/01/2024',
-        dataFinal: '31/12/2025',
+        dataFinal: '31/12/2024',
         pagina: String(n),
       })),
-    );
+      { codigoOrgao: '36000', dataInicial: '01/01/2025', dataFinal: '31/12/2025', pagina: '1' },
+    ]);
     expect(
       p.requests.every(
         (r) => r.path === '/api-de-dados/contratos' && r.headers['chave-api-dados'] === API_KEY,
@@ -177,7 +187,7 @@ describe('Portal da Transparência client', () => {
     const ac = new AbortController();
     const seen: number[] = [];
     const err = await (async () => {
-      for await (const page of source(p).pages({}, ac.signal)) {
+      for await (const page of source(p).pages(WINDOW, ac.signal)) {
         seen.push(page.length);
         ac.abort();
       }
@@ -302,90 +312,6 @@ describe('Portal field mapping', () => {
   });
 });
 
-describe('CSV upload', () => {
-  const HEADER =
-    'id;numero;objeto;orgao;orgao_codigo;fornecedor;cnpj_fornecedor;valor_inicial;valor_final;data_assinatura;modalidade;situacao';
-
-  it('reads ";" files with decimal commas, Brazilian dates, quotes and a BOM', () => {
-    const csv = `\uFEFF${HEADER}\r\nA1;001/2024;"Aquisição de papel; formato A4";Ministério da Saúde;36000;Papelaria X;12345678000190;1.234,56;;15/03/2024;Pregão;Ativo\r\n`;
-    const { contracts, errors } = parseContractsCsv(csv);
-    expect(errors).toEqual([]);
-    expect(contracts).toEqual([
-      {
-        id: 'A1',
-        numero: '001/2024',
-        objeto: 'Aquisição de papel; formato A4',
-        orgao: 'Ministério da Saúde',
-        orgao_codigo: '36000',
-        fornecedor: 'Papelaria X',
-        cnpj_fornecedor: '12.345.678/0001-90',
-        valor_inicial: 1234.56,
-        valor_final: 1234.56,
-        data_assinatura: '2024-03-15',
-        modalidade: 'Pregão',
-        situacao: 'Ativo',
-      },
-    ]);
-  });
-
-  it('reads "," files with dot decimals, and numbers rows without an id column by line', () => {
-    const csv = [
-      'objeto,orgao,orgao_codigo,fornecedor,cnpj_fornecedor,valor_inicial,valor_final,data_assinatura,modalidade',
-      'Papel,MS,36000,X,1,1234.5,"1.500,00",2024-03-15,Pregão',
-      'Toner,MS,36000,Y,2,"2,5",3,2024-03-16,Dispensa de Licitação',
-    ].join('\n');
-    const { contracts, errors } = parseContractsCsv(csv);
-    expect(errors).toEqual([]);
-    expect(contracts.map((c) => [c.id, c.valor_inicial, c.valor_final, c.situacao])).toEqual([
-      ['linha-2', 1234.5, 1500, null],
-      ['linha-3', 2.5, 3, null],
-    ]);
-  });
-
-  it('reports each bad row with its line number and keeps the good ones', () => {
-    const row = (id: string, over: Partial<Record<string, string>> = {}) => {
-      const v = { objeto: 'Papel', valor: '10,00', data: '2024-01-02', ...over };
-      return `${id};;${v.objeto};MS;36000;X;1;${v.valor};;${v.data};Pregão;`;
-    };
-    const csv = [
-      HEADER,
-      row('ok-1'),
-      row('bad-number', { valor: 'dez reais' }),
-      row('bad-date', { data: '31/02/2024' }),
-      row('no-objeto', { objeto: '' }),
-      'short;row;only',
-      row('multi', { objeto: '"Papel\nem duas linhas"' }),
-      row('ok-1'),
-      '',
-      row('ok-2'),
-    ].join('\n');
-    const { contracts, errors } = parseContractsCsv(csv);
-    expect(contracts.map((c) => c.id)).toEqual(['ok-1', 'multi', 'ok-2']);
-    expect(contracts[1]!.objeto).toBe('Papel\nem duas linhas');
-    expect(errors).toEqual([
-      { line: 3, message: 'valor_inicial: "dez reais" is not a number' },
-      { line: 4, message: 'data_assinatura: expected a date as YYYY-MM-DD' },
-      { line: 5, message: expect.stringMatching(/^objeto: /) },
-      { line: 6, message: 'expected 12 fields, found 3' },
-      { line: 9, message: 'id: "ok-1" repeats the id of line 2' },
-    ]);
-  });
-
-  it('rejects a header without the required columns, and an unclosed quote', () => {
-    expect(parseContractsCsv('objeto;orgao\nPapel;MS')).toEqual({
-      contracts: [],
-      errors: [{ line: 1, message: expect.stringContaining('missing column(s): orgao_codigo, fornecedor') }],
-    });
-    expect(parseContractsCsv('').errors).toEqual([
-      { line: 1, message: 'the file is empty or has no header row' },
-    ]);
-    const unclosed = parseContractsCsv(
-      `${HEADER}\nA;;"Papel;MS;36000;X;1;10;;2024-01-02;Pregão;\nB;;Papel;MS`,
-    );
-    expect(unclosed.errors).toEqual([{ line: 2, message: 'a quoted field is never closed' }]);
-  });
-});
-
 describe('contract shape', () => {
   const valid = portalContract(1);
 
@@ -469,47 +395,72 @@ describe('bundled sample dataset', () => {
 describe('searchContracts', () => {
   const signal = new AbortController().signal;
 
-  it('ranks what is bought above who sells and who buys, best first', async () => {
+  it('selects by agency, object and supplier each in its own field, counts all, ranks by object then value', async () => {
     const upload = createUploadSource([
       portalContract(1, {
         id: 'A',
         objeto: 'Aquisição de medicamentos',
         fornecedor: 'Farma Brasil',
-        orgao: 'Ministério da Educação',
+        orgao: 'Ministério da Saúde',
       }),
       portalContract(2, {
         id: 'B',
         objeto: 'Serviços de limpeza',
         fornecedor: 'Medicamentos Distribuidora Ltda',
-        orgao: 'Ministério da Educação',
+        orgao: 'Ministério da Saúde',
       }),
       portalContract(3, {
         id: 'C',
         objeto: 'Aquisição de medicamentos oncológicos',
         orgao: 'Ministério da Saúde',
       }),
-      portalContract(4, { id: 'D', objeto: 'Locação de veículos', orgao: 'Ministério da Educação' }),
+      portalContract(4, {
+        id: 'D',
+        objeto: 'Aquisição de medicamentos',
+        orgao: 'Ministério da Educação',
+        orgao_codigo: '26000',
+      }),
+      portalContract(5, {
+        id: 'E',
+        objeto: 'Cursos de capacitação',
+        fornecedor: 'Educação Corporativa Ltda',
+        orgao: 'Ministério da Saúde',
+      }),
     ]);
+    // "medicamento" is an object word: B (a supplier named Medicamentos…) is not selected.
     const found = await searchContracts(upload, 'investigue contratos de medicamento na saúde', 10, signal);
-    expect(found.map((c) => c.id)).toEqual(['C', 'A', 'B']);
-    // Same relevance: the larger contract first (C is worth R$ 1.003, A R$ 1.001); the limit holds.
-    expect((await searchContracts(upload, 'medicamento', 2, signal)).map((c) => c.id)).toEqual(['C', 'A']);
-    expect(await searchContracts(upload, 'investigue os contratos', 10, signal)).toEqual([]);
-    expect(await searchContracts(upload, 'medicamento', 0, signal)).toEqual([]);
+    expect(found.top.map((c) => c.id)).toEqual(['C', 'A']);
+    expect(found.total).toBe(2);
+    expect(found.description).toBe(
+      'contratos do órgão Ministério da Saúde, cujo objeto menciona "medicamento"',
+    );
+    // The limit caps what is shown, never the count.
+    const limited = await searchContracts(upload, 'medicamento', 1, signal);
+    expect(limited.top.map((c) => c.id)).toEqual(['D']);
+    expect(limited.total).toBe(3);
+    // "Educação" is the ministry, not the supplier "Educação Corporativa".
+    const educacao = await searchContracts(upload, 'contratos da Educação', 10, signal);
+    expect(educacao.top.map((c) => c.id)).toEqual(['D']);
+    // Nothing to narrow by: everything is selected.
+    expect((await searchContracts(upload, 'investigue os contratos', 10, signal)).total).toBe(5);
   });
 
   it('finds a supplier by CNPJ and searches the sample by subject', async () => {
     const sample = createSampleSource();
     const target = SAMPLE_CONTRACTS[10]!;
     const byCnpj = await searchContracts(sample, `contratos do CNPJ ${target.cnpj_fornecedor}`, 3, signal);
-    expect(byCnpj.length).toBeGreaterThan(0);
-    expect(byCnpj.every((c) => c.cnpj_fornecedor === target.cnpj_fornecedor)).toBe(true);
+    const expected = SAMPLE_CONTRACTS.filter((c) => c.cnpj_fornecedor === target.cnpj_fornecedor);
+    expect(byCnpj.total).toBe(expected.length);
+    expect(byCnpj.top.every((c) => c.cnpj_fornecedor === target.cnpj_fornecedor)).toBe(true);
 
     const office = await searchContracts(sample, 'material de escritório', 5, signal);
-    expect(office).toHaveLength(5);
-    expect(office.every((c) => c.objeto.startsWith('Aquisição de material de escritório'))).toBe(true);
+    expect(office.top).toHaveLength(5);
+    expect(office.total).toBe(
+      SAMPLE_CONTRACTS.filter((c) => /material de escritório/i.test(c.objeto)).length,
+    );
+    expect(office.top.every((c) => c.objeto.startsWith('Aquisição de material de escritório'))).toBe(true);
     // Equal relevance: the larger contract first.
-    const values = office.map((c) => c.valor_final);
+    const values = office.top.map((c) => c.valor_final);
     expect(values).toEqual([...values].sort((a, b) => b - a));
     expect(values[0]).toBe(171_450);
   });

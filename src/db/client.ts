@@ -1,7 +1,7 @@
 // createDb(config): node-postgres Pool when DATABASE_URL is set, embedded PGlite otherwise.
-import { mkdirSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { describePgliteOpenError, lockPgliteDir } from './pglite-lock.js';
 import * as schema from './schema/index.js';
 
 export type Schema = typeof schema;
@@ -56,14 +56,22 @@ export async function createDb(opts: DbOptions): Promise<DbHandle> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   let client: InstanceType<typeof PGlite>;
+  let release = () => {};
   if (opts.inMemory) {
     client = new PGlite();
+    await client.waitReady;
   } else {
+    // Two processes on one folder would each keep their own copy and lose each other's writes.
     const dir = opts.pgliteDir ?? './.data/pglite';
-    mkdirSync(dir, { recursive: true });
-    client = new PGlite(dir);
+    release = lockPgliteDir(dir);
+    try {
+      client = new PGlite(dir);
+      await client.waitReady;
+    } catch (err) {
+      release();
+      throw describePgliteOpenError(dir, err);
+    }
   }
-  await client.waitReady;
   const db = drizzle(client, { schema, casing: 'snake_case' }) as unknown as Db;
   return {
     db,
@@ -74,7 +82,13 @@ export async function createDb(opts: DbOptions): Promise<DbHandle> {
     ping: async () => {
       await db.execute(sql`select 1`);
     },
-    close: () => client.close(),
+    close: async () => {
+      try {
+        await client.close();
+      } finally {
+        release();
+      }
+    },
   };
 }
 

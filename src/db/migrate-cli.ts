@@ -1,9 +1,11 @@
 // `npm run migrate`: applies migrations and exits (Railway's preDeployCommand runs this).
 import pino from 'pino';
-import { loadConfig } from '../config.js';
+import { loadConfig, StartupError } from '../config.js';
+import { prepareProcess } from '../process-setup.js';
 import { createDb } from './client.js';
 import { migrate } from './migrate.js';
 
+prepareProcess();
 const log = pino({ name: 'migrate' });
 try {
   const config = loadConfig();
@@ -19,6 +21,8 @@ try {
     await handle.close();
   }
 } catch (err) {
-  log.error({ err: err instanceof Error ? err.message : String(err) }, 'migration failed');
+  // Configuration and folder problems are one line for the operator, like the server's.
+  if (err instanceof StartupError) process.stderr.write(`${err.message}\n`);
+  else log.error({ err: err instanceof Error ? err.message : String(err) }, 'migration failed');
   process.exitCode = 1;
 }

@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { type MigrationMeta, readMigrationFiles } from 'drizzle-orm/migrator';
-import { type Db, rowsOf } from './client.js';
+import type pg from 'pg';
+import { type Db, type DbHandle, rowsOf } from './client.js';
 
 // Any constant works; it only has to be the same for every instance of this app.
 const MIGRATION_LOCK_KEY = 7_260_114_001;
@@ -66,6 +67,31 @@ export async function migrate(db: Db, folder?: string): Promise<MigrateResult> {
     }
     return { applied, total: migrations.length };
   });
+}
+
+/**
+ * Runs `work` while holding the migration lock for the whole session, for schema that is not ours
+ * to write as migrations (pg-boss installs and upgrades its own). Replicas booting together on an
+ * empty database then create it one after the other instead of colliding in the catalog. The lock
+ * lives on a dedicated connection, so `work` may use the pool freely; it must not call migrate()
+ * (same key, another session: it would wait for us). PGlite has one process per folder (see
+ * pglite-lock.ts), so there is nobody to wait for.
+ */
+export async function withMigrationLock<T>(handle: DbHandle, work: () => Promise<T>): Promise<T> {
+  if (handle.kind !== 'postgres') return work();
+  const pool = (handle.db as unknown as { $client: pg.Pool }).$client;
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    return await work();
+  } finally {
+    // A failed unlock means a broken connection, and the lock went with its session.
+    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => {
+      broken = true;
+    });
+    client.release(broken);
+  }
 }
 
 /** How many of the code's migrations the database has not applied yet. */

@@ -16,6 +16,16 @@ const routes: Array<[string, string, string]> = [
   ],
   ['POST', '/api/v1/chat/message', 'The same turn without streaming; answers JSON.'],
   [
+    'POST',
+    '/api/v1/chat/ui',
+    'The same turn for Vercel AI SDK clients (useChat): the SDK body in, a UI message stream out.',
+  ],
+  [
+    'GET',
+    '/api/v1/chat/ui/{chatId}/stream',
+    'AI SDK resume: the running reply of a chat replayed from its start, then live; 204 when none.',
+  ],
+  [
     'GET',
     '/api/v1/chat/sessions',
     "The caller's sessions, most recent activity first (limit, offset, cursor).",
@@ -27,12 +37,28 @@ const routes: Array<[string, string, string]> = [
   ['GET', '/api/v1/chat/history/{id}', 'The latest messages of a session, oldest first (limit, before).'],
   ['DELETE', '/api/v1/chat/history/{id}', "Clear a session's messages."],
   ['GET', '/api/v1/chat/agents', 'The agent roster.'],
+  [
+    'POST',
+    '/api/v1/chat/direct/maritaca',
+    'Maritaca mode: a chat turn ({messages, session_id, …}) answered in JSON.',
+  ],
   ['POST', '/api/v1/investigations/', 'Start an investigation over contracts (202).'],
   ['GET', '/api/v1/investigations/', "The caller's investigations (always a JSON array)."],
   ['GET', '/api/v1/investigations/{id}', 'Status and progress.'],
   ['GET', '/api/v1/investigations/{id}/results', 'Findings (409 while running).'],
   ['GET', '/api/v1/investigations/{id}/stream', 'Progress, anomalies and completion as Server-Sent Events.'],
   ['DELETE', '/api/v1/investigations/{id}', 'Cancel; the work stops.'],
+  ['POST', '/api/v1/investigations/public/create', "The frontend's create (its vocabulary accepted)."],
+  [
+    'GET',
+    '/api/v1/investigations/public/status/{id}',
+    'InvestigationStatus; the id is a read capability for public data.',
+  ],
+  [
+    'GET',
+    '/api/v1/investigations/public/results/{id}',
+    'InvestigationResults (severity high/medium/low, affected records).',
+  ],
   ['GET', '/health', 'Liveness (no I/O).'],
   ['GET', '/health/ready', 'Readiness: Postgres and Redis; 503 naming what is down.'],
 ];

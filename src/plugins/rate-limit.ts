@@ -9,7 +9,12 @@ import { AppError } from '../errors.js';
 import { throttle } from '../lib/async.js';
 import type { RedisHandle } from './redis.js';
 
-export type RateLimitClass = 'chat' | 'read' | 'investigations';
+/**
+ * `poll` is the frontend's investigation status/results polling (every 1–2 s, back to back once
+ * finished): its own budget, so a detail page left open never eats the `read` budget of chat,
+ * sessions and history.
+ */
+export type RateLimitClass = 'chat' | 'read' | 'investigations' | 'poll';
 
 export type RateLimitSettings = (cls: RateLimitClass) => Record<string, unknown>;
 
@@ -32,7 +37,10 @@ export function callerKey(request: FastifyRequest): string {
 export interface RateLimitDeps {
   config: Pick<
     Config,
-    'RATE_LIMIT_CHAT_PER_MINUTE' | 'RATE_LIMIT_READ_PER_MINUTE' | 'RATE_LIMIT_INVESTIGATIONS_PER_MINUTE'
+    | 'RATE_LIMIT_CHAT_PER_MINUTE'
+    | 'RATE_LIMIT_READ_PER_MINUTE'
+    | 'RATE_LIMIT_INVESTIGATIONS_PER_MINUTE'
+    | 'RATE_LIMIT_POLL_PER_MINUTE'
   >;
   redis: RedisHandle | null;
   log: Pick<Logger, 'warn'>;
@@ -56,6 +64,7 @@ export const rateLimitPlugin = fp<RateLimitDeps>(
       chat: deps.config.RATE_LIMIT_CHAT_PER_MINUTE,
       read: deps.config.RATE_LIMIT_READ_PER_MINUTE,
       investigations: deps.config.RATE_LIMIT_INVESTIGATIONS_PER_MINUTE,
+      poll: deps.config.RATE_LIMIT_POLL_PER_MINUTE,
     };
     const settings = (cls: RateLimitClass) => ({
       max: max[cls],

@@ -1,7 +1,7 @@
 // CORS from CORS_ORIGINS, request ids honoured from the edge and echoed back.
 import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
-import type { RawRequestDefaultExpression } from 'fastify';
+import type { FastifyReply, FastifyRequest, RawRequestDefaultExpression } from 'fastify';
 import fp from 'fastify-plugin';
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -33,6 +33,22 @@ export const EXPOSED_HEADERS = [
   'x-ratelimit-reset',
   'www-authenticate',
 ];
+
+/**
+ * The CORS and request-id headers of an answer the router gives before any hook runs (a bad URL,
+ * a path parameter over the router's limit): same rules as @fastify/cors applies to every route.
+ */
+export function applyEdgeHeaders(origins: string[], request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-request-id', request.id);
+  const origin = request.headers.origin;
+  if (typeof origin !== 'string') return;
+  const any = origins.includes('*');
+  if (!any && !origins.includes(origin)) return;
+  reply.header('access-control-allow-origin', origin);
+  reply.header('access-control-allow-credentials', 'true');
+  reply.header('access-control-expose-headers', EXPOSED_HEADERS.join(', '));
+  reply.header('vary', 'Origin');
+}
 
 /** Request ids on responses and CORS, for every route of the app that registers it. */
 export const securityPlugin = fp<{ origins: string[] }>(

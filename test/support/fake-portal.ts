@@ -28,6 +28,7 @@ export interface FakePortal {
 }
 
 const brDate = (iso: string) => `${iso.slice(8, 10)}/${iso.slice(5, 7)}/${iso.slice(0, 4)}`;
+const BR_DATE = /^\d{2}\/\d{2}\/\d{4}$/;
 const isoFromBr = (br: string) => `${br.slice(6, 10)}-${br.slice(3, 5)}-${br.slice(0, 2)}`;
 
 /** Our contract written the way the Portal serves it. */
@@ -75,8 +76,28 @@ export async function startFakePortal(opts: {
   pageSize?: number;
   /** Misbehave like a server that ignores `pagina` and always answers page 1. */
   ignorePagina?: boolean;
+  /** Extra [codigo, nome] rows for the /orgaos-siafi listing. */
+  agencies?: Array<[string, string]>;
 }): Promise<FakePortal> {
   const pageSize = opts.pageSize ?? 15;
+  // The agency listing (/orgaos-siafi): the records' agencies plus any given, filtered by `descricao`.
+  const agencies = new Map<string, string>(opts.agencies ?? []);
+  for (const r of opts.records) {
+    const v = (r.unidadeGestora as { orgaoVinculado?: { codigoSIAFI?: string; nome?: string } } | undefined)
+      ?.orgaoVinculado;
+    if (v?.codigoSIAFI && v.nome) agencies.set(v.codigoSIAFI, v.nome);
+  }
+  const fold = (s: string) =>
+    s
+      .normalize('NFD')
+      .replace(/[\u0300-\u036f]/g, '')
+      .toUpperCase();
+  const listAgencies = (q: URLSearchParams) => {
+    const want = fold(q.get('descricao') ?? '');
+    return [...agencies]
+      .filter(([, nome]) => fold(nome).includes(want))
+      .map(([codigo, nome]) => ({ codigo, descricao: fold(nome) }));
+  };
   const faults: Fault[] = [];
   const requests: FakePortalRequest[] = [];
   const timers = new Set<NodeJS.Timeout>();
@@ -90,16 +111,27 @@ export async function startFakePortal(opts: {
       res.end(JSON.stringify(body));
     };
     const answer = () => {
-      if (url.pathname !== '/api-de-dados/contratos') return json(404, { error: 'not found' });
       if (req.headers['chave-api-dados'] !== opts.apiKey) return json(401, { error: 'chave inválida' });
+      if (url.pathname === '/api-de-dados/orgaos-siafi') return json(200, listAgencies(url.searchParams));
+      if (url.pathname !== '/api-de-dados/contratos') return json(404, { error: 'not found' });
       const pagina = opts.ignorePagina ? 1 : Number(url.searchParams.get('pagina') ?? '1');
-      if (!(pagina >= 1)) return json(400, { error: 'pagina inválida' });
+      if (!(pagina >= 1)) return json(400, { 'Erro na API': 'Parâmetro pagina inválido' });
       const orgao = url.searchParams.get('codigoOrgao');
       const from = url.searchParams.get('dataInicial');
       const to = url.searchParams.get('dataFinal');
+      // Like the real /contratos: an agency and a date window (dd/mm/yyyy) are required.
+      if (!orgao) return json(400, { 'Erro na API': 'O parâmetro codigoOrgao é obrigatório' });
+      if (!from || !to || !BR_DATE.test(from) || !BR_DATE.test(to)) {
+        return json(400, {
+          'Erro na API': 'Os parâmetros dataInicial e dataFinal são obrigatórios, no formato DD/MM/AAAA',
+        });
+      }
       const rows = opts.records.filter((r) => {
-        const ug = r.unidadeGestora as { orgaoVinculado?: { codigoSIAFI?: string } } | undefined;
-        if (orgao && ug?.orgaoVinculado?.codigoSIAFI !== orgao) return false;
+        const ug = r.unidadeGestora as
+          | { orgaoVinculado?: { codigoSIAFI?: string }; orgaoMaximo?: { codigo?: string } }
+          | undefined;
+        // The agency asked for, or the superior agency it answers to.
+        if (ug?.orgaoVinculado?.codigoSIAFI !== orgao && ug?.orgaoMaximo?.codigo !== orgao) return false;
         const signed = typeof r.dataAssinatura === 'string' ? isoFromBr(r.dataAssinatura) : '';
         if (from && signed < isoFromBr(from)) return false;
         if (to && signed > isoFromBr(to)) return false;

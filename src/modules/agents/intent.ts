@@ -56,9 +56,19 @@ const rules: Array<{ intent: Intent; patterns: RegExp[] }> = [
   },
 ];
 
+// "O que é fracionamento de despesa?", "explique o que significa inexigibilidade": a concept, not a search.
+const CONCEPT_QUESTION =
+  /^(?:(?:e |mas |entao )?o que (?:e|sao|significa|quer dizer)|que (?:e|sao)|qual (?:e )?(?:a )?diferenca|explique|explica|me explica|defina|definicao de|como funcionam? (?=[a-z])|para que serve|pra que serve)\b/;
+// …unless it also asks for data: "o que é suspeito nos contratos da saúde?".
+const ASKS_FOR_DATA =
+  /\b(suspeit\w*|investig\w*|mostre|liste|quais contratos|contratos d[oae]s?|busque|procure|encontre)\b|\b(?:19|20)\d{2}\b/;
+
 export function detectIntent(message: string): DetectedIntent {
   const text = normalise(message);
   if (!text) return { intent: 'unknown', confidence: 0.2 };
+  if (CONCEPT_QUESTION.test(text) && !ASKS_FOR_DATA.test(text)) {
+    return { intent: 'explain', confidence: text.length > 200 ? 0.75 : 0.85 };
+  }
   for (const rule of rules) {
     const hits = rule.patterns.filter((p) => p.test(text)).length;
     if (hits === 0) continue;

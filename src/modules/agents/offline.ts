@@ -1,5 +1,6 @@
 // The built-in offline agent: a canned-answer agent (not a model) that streams the roster's texts when no model is configured.
 import { estimateTokens, type ModelEvent, type ModelProvider } from '../llm/provider.js';
+import { explainConcept } from './glossary.js';
 import { type Agent, getAgent, listAgents } from './roster.js';
 
 function helpText(): string {
@@ -44,6 +45,16 @@ function investigateText(agent: Agent, note?: string): string {
 }
 
 function explainText(agent: Agent, message: string): string {
+  const concept = explainConcept(message);
+  if (concept) {
+    return [
+      `${agent.intro}`,
+      '',
+      `**${concept.title}** ${concept.text}`,
+      '',
+      'Quer que eu procure casos assim nos contratos? Pergunte, por exemplo, "quais contratos da saúde são suspeitos?".',
+    ].join('\n');
+  }
   return [
     `${agent.intro}`,
     '',

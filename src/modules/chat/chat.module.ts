@@ -18,6 +18,8 @@ import * as repo from './chat.repo.js';
 import { chatRoutes } from './chat.routes.js';
 import { type Caller, createChatService } from './chat.service.js';
 import { createTurnService, type TurnAdmission, type TurnService } from './chat.turns.js';
+import { maritacaRoutes, providerForTurn } from './maritaca.routes.js';
+import { uiRoutes } from './ui.routes.js';
 
 export interface ChatModuleDeps {
   config: Config;
@@ -102,7 +104,13 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
       heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
       finalWriteRetryMs: config.FINAL_WRITE_RETRY_MS,
       mirror: deps.mirror,
-      pipeline: (input, signal) => runPipeline(pipelineDeps, input, signal),
+      // A turn's context may name an operator-allowed model (Maritaca mode, maritaca.routes.ts).
+      pipeline: (input, signal) =>
+        runPipeline(
+          { ...pipelineDeps, model: providerForTurn(deps.model, input.context, config.LLM_ALLOWED_MODELS) },
+          input,
+          signal,
+        ),
       async onFinished(outcome, input) {
         // Memory feeds a real model's prompt; the offline agent's canned answers are not worth keeping.
         if (outcome.status !== 'completed' || !outcome.content || deps.model.kind === 'offline') return;
@@ -132,7 +140,7 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
   });
   const chat = createChatService({ db: db.db, restoreDays: config.SESSION_RESTORE_DAYS });
 
-  await app.register(chatRoutes, {
+  const routeDeps = {
     prefix: '/api/v1/chat',
     chat,
     turns,
@@ -140,6 +148,17 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
     heartbeatMs: config.SSE_HEARTBEAT_MS,
     onDisconnect: config.GENERATION_ON_DISCONNECT,
+  };
+  await app.register(chatRoutes, routeDeps);
+  // The AI SDK protocol (AI-SDK.md): the same turns, encoded as a UI message stream.
+  await app.register(uiRoutes, routeDeps);
+  await app.register(maritacaRoutes, {
+    prefix: '/api/v1/chat',
+    turns,
+    replies,
+    model: deps.model,
+    maxMessageChars: config.CHAT_MAX_MESSAGE_CHARS,
+    allowedModels: config.LLM_ALLOWED_MODELS,
   });
   return { turns, replies };
 }

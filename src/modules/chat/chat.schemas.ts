@@ -1,5 +1,7 @@
 // Zod schemas and response shapes of the chat routes (API.md sections 1–3).
 import { z } from 'zod';
+import { AppError } from '../../errors.js';
+import { storedJson, storedText } from '../../lib/text.js';
 import { toMessage } from '../generation/generation.repo.js';
 import type { SessionRow } from './chat.repo.js';
 
@@ -12,30 +14,60 @@ export const sessionIdSchema = z.string().regex(SESSION_ID, 'must be 1–128 cha
 
 export function chatBodySchema(maxChars: number) {
   return z.object({
-    message: z
-      .string({ error: 'message is required' })
-      .refine((m) => m.trim().length > 0, 'message must not be blank')
-      .refine((m) => m.length <= maxChars, `message must be at most ${maxChars} characters`),
+    message: storedText(
+      z
+        .string({ error: 'message is required' })
+        .refine((m) => m.trim().length > 0, 'message must not be blank')
+        .refine((m) => m.length <= maxChars, `message must be at most ${maxChars} characters`),
+    ),
     session_id: sessionIdSchema.optional(),
     agent_id: z.string().min(1).max(64).optional(),
-    context: z
-      .record(z.string(), z.unknown())
-      .refine(
-        (c) => Buffer.byteLength(JSON.stringify(c)) <= MAX_CONTEXT_BYTES,
-        'context must be at most 16 KiB',
-      )
-      .optional(),
+    context: storedJson(
+      z
+        .record(z.string(), z.unknown())
+        .refine(
+          (c) => Buffer.byteLength(JSON.stringify(c)) <= MAX_CONTEXT_BYTES,
+          'context must be at most 16 KiB',
+        ),
+    ).optional(),
   });
 }
 export type ChatBody = z.infer<ReturnType<typeof chatBodySchema>>;
 
 export const sessionParamsSchema = z.object({ id: sessionIdSchema });
-export const messageParamsSchema = z.object({ message_id: z.string().min(1).max(64) });
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// Message ids are UUIDs: any other id names no message, so it is a 404 like an unknown one.
+export const messageParamsSchema = z.object({
+  message_id: z.string().transform((id) => {
+    if (!UUID.test(id)) throw new AppError('MESSAGE_NOT_FOUND');
+    return id;
+  }),
+});
+
+const ISSUED_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+/** True only for a cursor this server could have issued: base64url of [ISO instant, session id]. */
+function isIssuedCursor(cursor: string): boolean {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (!Array.isArray(v) || v.length !== 2) return false;
+    const [at, id] = v as unknown[];
+    return (
+      typeof at === 'string' &&
+      ISSUED_AT.test(at) &&
+      !Number.isNaN(Date.parse(at)) &&
+      new Date(at).toISOString() === at &&
+      typeof id === 'string' &&
+      SESSION_ID.test(id)
+    );
+  } catch {
+    return false;
+  }
+}
 
 export const listSessionsQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   offset: z.coerce.number().int().min(0).max(100_000).default(0),
-  cursor: z.string().max(300).optional(),
+  cursor: z.string().max(300).refine(isIssuedCursor, 'cursor is not a cursor this server issued').optional(),
 });
 
 export const historyQuerySchema = z.object({
@@ -47,8 +79,7 @@ export const historyQuerySchema = z.object({
 });
 
 export const renameBodySchema = z.object({
-  title: z
-    .string()
+  title: storedText(z.string())
     .transform((t) => t.trim())
     .pipe(z.string().min(1, 'title must not be blank').max(200)),
 });

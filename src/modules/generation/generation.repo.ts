@@ -299,3 +299,20 @@ export async function producerAlive(db: Db, messageId: string, staleAfterMs: num
   );
   return rows[0]?.alive === true;
 }
+
+/**
+ * The id of a session's running reply (its latest assistant message, if still streaming), when
+ * the session is visible to the caller; else undefined, whether the session is finished, new or foreign.
+ */
+export async function activeReplyOf(db: Db, sessionId: string, userId: string | null) {
+  const rows = rowsOf<{ id: string; status: string }>(
+    await db.execute(sql`
+      select m.id, m.status from chat_messages m
+      where m.session_id = (
+          select id from chat_sessions
+          where id = ${sessionId} and deleted_at is null and (user_id is null or user_id = ${userId}))
+        and m.role = 'assistant' and m.deleted_at is null
+      order by m.seq desc limit 1`),
+  );
+  return rows[0]?.status === 'streaming' ? rows[0].id : undefined;
+}

@@ -12,6 +12,7 @@ import {
   type TurnInput,
 } from './generation.js';
 import {
+  activeReplyOf,
   closeOrphan,
   getReply,
   producerAlive,
@@ -142,6 +143,9 @@ export function createReplies(deps: RepliesDeps) {
     },
 
     subscribe,
+
+    /** The id of the session's running reply, if the caller may see it (resume by chat id). */
+    activeIn: (sessionId: string, caller: ReplyCaller) => activeReplyOf(db, sessionId, caller.userId),
 
     /** Waits for the reply's end (on any instance) and returns the stored row. */
     async result(messageId: string, caller: ReplyCaller, opts: SubscribeOptions = {}): Promise<ReplyRow> {

@@ -45,6 +45,17 @@ const UPLOAD_PAGE = 1000;
 
 const elapsedMs = sql<number>`(extract(epoch from (now() - coalesce(${investigations.startedAt}, ${investigations.createdAt}))) * 1000)::int`;
 
+/**
+ * Progress only moves forward: a retried or restarted run starts collecting again under the
+ * progress the pages already showed (they poll it and must never see it go back).
+ */
+function monotonic(patch: RunPatch) {
+  const { progress, ...rest } = patch;
+  return progress === undefined
+    ? rest
+    : { ...rest, progress: sql`greatest(${investigations.progress}, ${progress})` };
+}
+
 export function createInvestigationRepo(db: Db) {
   // A write by the runner lands only while the row is still running under the same run number: a
   // cancel, or a newer run after this one's instance was presumed dead, makes it a no-op.
@@ -130,7 +141,6 @@ export function createInvestigationRepo(db: Db) {
             runCount: sql`${investigations.runCount} + 1`,
             instanceId,
             currentPhase: 'collecting',
-            progress: 0,
             recordsProcessed: 0,
             anomaliesDetected: 0,
             error: null,
@@ -151,7 +161,11 @@ export function createInvestigationRepo(db: Db) {
     async progress(id: string, run: number, patch: RunPatch): Promise<boolean> {
       const rows = await db
         .update(investigations)
-        .set({ ...patch, progressSeq: sql`${investigations.progressSeq} + 1`, updatedAt: sql`now()` })
+        .set({
+          ...monotonic(patch),
+          progressSeq: sql`${investigations.progressSeq} + 1`,
+          updatedAt: sql`now()`,
+        })
         .where(ownsRun(id, run))
         .returning({ id: investigations.id });
       return rows.length === 1;
@@ -163,7 +177,7 @@ export function createInvestigationRepo(db: Db) {
         const rows = await tx
           .update(investigations)
           .set({
-            ...patch,
+            ...monotonic(patch),
             anomaliesDetected: sql`${investigations.anomaliesDetected} + ${findings.length}`,
             progressSeq: sql`${investigations.progressSeq} + 1`,
             updatedAt: sql`now()`,

@@ -1,12 +1,17 @@
 // Investigation routes (API.md §6): thin handlers over the investigations service.
-import type { FastifyInstance } from 'fastify';
+import type { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
 import { callerId } from '../../plugins/auth.js';
+import { readCsvUpload } from './csv-upload.js';
+import { publicStatus } from './investigations.public.js';
+import { publicInvestigationRoutes } from './investigations.public.routes.js';
 import {
   createBodySchema,
   createQuerySchema,
   idParamsSchema,
   listQuerySchema,
+  statusBody,
   streamQuerySchema,
 } from './investigations.schemas.js';
 import type { InvestigationService } from './investigations.service.js';
@@ -15,7 +20,7 @@ export interface InvestigationRoutesOptions {
   service: InvestigationService;
   config: Pick<Config, 'INVESTIGATION_MAX_CONTRACTS'>;
   /** Per-route rate-limit settings by class (plugins/rate-limit.ts); none when absent. */
-  rateLimit?: (cls: 'investigations' | 'read') => Record<string, unknown>;
+  rateLimit?: (cls: 'investigations' | 'read' | 'poll') => Record<string, unknown>;
 }
 
 // A contract is a few hundred bytes of JSON; 1 KiB each leaves room for long descriptions.
@@ -25,23 +30,32 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
   const { service } = opts;
   const max = opts.config.INVESTIGATION_MAX_CONTRACTS;
   const bodyLimit = 1024 * 1024 + max * BYTES_PER_CONTRACT;
-  const limit = (cls: 'investigations' | 'read'): Record<string, unknown> => {
+  const limit = (cls: 'investigations' | 'read' | 'poll'): Record<string, unknown> => {
     const settings = opts.rateLimit?.(cls);
     return settings ? { rateLimit: settings } : {};
   };
 
-  // Scoped to these routes: a CSV upload becomes `{ csv }` for the body schema.
+  // Scoped to these routes: a CSV upload is streamed, decoded by its charset and checked into `{ csv }`.
   app.addContentTypeParser(
     ['text/csv', 'application/csv'],
-    { parseAs: 'string', bodyLimit },
-    (_req, body, done) => done(null, { csv: body as string }),
+    { bodyLimit },
+    async (req: FastifyRequest, payload: Readable) => ({
+      csv: await readCsvUpload(payload, req.headers['content-type'], {
+        maxContracts: max,
+        maxBytes: bodyLimit,
+      }),
+    }),
   );
 
   const bodySchema = createBodySchema(max);
+  // The frontend's pages (API.md §6.1), registered before `/:id` so `public` is never taken for an id.
+  await app.register(publicInvestigationRoutes, { service, bodySchema, bodyLimit, limit });
+
   app.post(
     '/',
     {
       bodyLimit,
+      config: limit('investigations'),
       schema: { operationId: 'createInvestigation', body: bodySchema, querystring: createQuerySchema },
     },
     async (request, reply) => {
@@ -61,7 +75,9 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
     { config: limit('read'), schema: { operationId: 'listInvestigations', querystring: listQuerySchema } },
     async (request) => {
       const { limit } = request.query as ReturnType<typeof listQuerySchema.parse>;
-      return service.list(callerId(request), limit);
+      // The frontend's pages read this list as [InvestigationStatus] (§6.1): its fields over the native ones.
+      const rows = await service.listRows(callerId(request), limit);
+      return rows.map((row) => ({ ...statusBody(row), ...publicStatus(row), phase: row.currentPhase }));
     },
   );
 
@@ -86,6 +102,7 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
   app.get(
     '/:id/stream',
     {
+      config: limit('investigations'),
       schema: { operationId: 'streamInvestigation', params: idParamsSchema, querystring: streamQuerySchema },
     },
     async (request, reply) => {

@@ -1,8 +1,10 @@
 // Investigation wire shapes: request schemas (zod) and the JSON answers of API.md §6.
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
+import { storedJson, storedText } from '../../lib/text.js';
+import { isCsvUpload } from './csv-upload.js';
+import { AFFECTED_KEY } from './investigations.public.js';
 import type { FindingRow, InvestigationRow } from './investigations.repo.js';
-import { parseContractsCsv } from './sources/index.js';
 import {
   ANOMALY_TYPES,
   type AnomalyType,
@@ -11,47 +13,91 @@ import {
   type Finding,
   isIsoDate,
 } from './types.js';
+import {
+  FRONTEND_ANOMALY_TYPES,
+  type FrontendAnomalyType,
+  nativeFilters,
+  SUPPORTED_DATA_SOURCES,
+} from './vocabulary.js';
 
 const isoDate = z.string().refine(isIsoDate, { message: 'expected a date as YYYY-MM-DD' });
+// Every string a request stores follows the one stored-text rule (lib/text.ts): no NUL, no lone surrogate.
+const text = (max: number) => storedText(z.string().trim().max(max));
 
-export const filtersSchema = z.object({
-  query: z.string().trim().max(500).optional(),
-  orgao_codigo: z.string().trim().min(1).max(64).optional(),
-  cnpj_fornecedor: z.string().trim().min(1).max(32).optional(),
-  data_inicio: isoDate.optional(),
-  data_fim: isoDate.optional(),
-  modalidade: z.string().trim().min(1).max(200).optional(),
-  max_records: z.number().int().min(1).optional(),
-});
+/** Native filter names, and the frontend's (`organization`, `start_date`, `end_date`) mapped onto them. */
+export const filtersSchema = storedJson(
+  z
+    .object({
+      query: text(500).optional(),
+      orgao_codigo: storedText(z.string().trim().min(1).max(64)).optional(),
+      cnpj_fornecedor: storedText(z.string().trim().min(1).max(32)).optional(),
+      data_inicio: isoDate.optional(),
+      data_fim: isoDate.optional(),
+      modalidade: storedText(z.string().trim().min(1).max(200)).optional(),
+      max_records: z.number().int().min(1).optional(),
+      organization: text(500).optional(),
+      start_date: isoDate.optional(),
+      end_date: isoDate.optional(),
+    })
+    .transform(nativeFilters),
+);
 export type Filters = z.infer<typeof filtersSchema>;
 
+const ANY_ANOMALY_TYPE = [
+  ...ANOMALY_TYPES,
+  ...(Object.keys(FRONTEND_ANOMALY_TYPES) as FrontendAnomalyType[]),
+] as const;
+
+/** Native detector names and the frontend's (`price`, `vendor`, …), as native names, deduplicated. */
 const anomalyTypesSchema = z
-  .array(z.enum(ANOMALY_TYPES))
+  .array(z.enum(ANY_ANOMALY_TYPE))
   .min(1)
-  .transform((types) => [...new Set(types)]);
+  .transform((types) => [
+    ...new Set(
+      types.map(
+        (t): AnomalyType =>
+          t in FRONTEND_ANOMALY_TYPES ? FRONTEND_ANOMALY_TYPES[t as FrontendAnomalyType] : (t as AnomalyType),
+      ),
+    ),
+  ]);
+
+/** `contracts` or `upload`; the frontend's other sources have no data yet: a 422 says what does. */
+const dataSourceSchema = z.string().transform((v, ctx) => {
+  if ((SUPPORTED_DATA_SOURCES as readonly string[]).includes(v))
+    return v as (typeof SUPPORTED_DATA_SOURCES)[number];
+  ctx.addIssue({
+    code: 'custom',
+    message: `data_source "${v.slice(0, 40)}" has no data yet; supported: ${SUPPORTED_DATA_SOURCES.join(', ')}`,
+  });
+  return z.NEVER;
+});
 
 /**
  * The JSON body. A `text/csv` upload arrives here as `{ csv }` (see the routes' content-type
- * parser), with its options in the querystring.
+ * parser), with its options in the querystring. The frontend's `include_explanations` and
+ * `stream_results` are accepted and change nothing: explanations are always there, and the
+ * stream is its own route.
  */
 export function createBodySchema(maxContracts: number) {
   return z.object({
-    query: z.string().trim().max(2000).optional(),
-    data_source: z.enum(['contracts', 'upload']).optional(),
+    query: text(2000).optional(),
+    data_source: dataSourceSchema.optional(),
     filters: filtersSchema.default({}),
     anomaly_types: anomalyTypesSchema.optional(),
     // Items are checked one by one in the service, so a bad upload reports a few readable errors.
-    contracts: z
-      .array(z.unknown())
-      .max(maxContracts, { message: `at most ${maxContracts} contracts` })
-      .optional(),
-    csv: z.string().optional(),
+    contracts: storedJson(
+      z.array(z.unknown()).max(maxContracts, { message: `at most ${maxContracts} contracts` }),
+    ).optional(),
+    // Parsed, decoded and checked by the routes' text/csv parser (csv-upload.ts).
+    csv: z.custom<import('./csv-upload.js').CsvUpload>(isCsvUpload).optional(),
+    include_explanations: z.boolean().optional(),
+    stream_results: z.boolean().optional(),
   });
 }
 export type CreateBody = z.infer<ReturnType<typeof createBodySchema>>;
 
 export const createQuerySchema = z.object({
-  query: z.string().trim().max(2000).optional(),
+  query: text(2000).optional(),
   // Comma-separated on the querystring: ?anomaly_types=price_outlier,value_increase
   anomaly_types: z
     .string()
@@ -91,37 +137,24 @@ export function validateContracts(items: unknown[]): Contract[] {
   return contracts;
 }
 
-export function contractsFromCsv(text: string, maxContracts: number): Contract[] {
-  const { contracts, errors } = parseContractsCsv(text);
-  if (errors.length > 0) {
-    throw new AppError(
-      'VALIDATION_ERROR',
-      `the CSV has ${errors.length} invalid line(s)`,
-      errors.slice(0, MAX_REPORTED_ERRORS),
-    );
-  }
-  if (contracts.length > maxContracts) {
-    throw new AppError('VALIDATION_ERROR', `at most ${maxContracts} contracts`, [
-      { path: 'contracts', message: `the CSV holds ${contracts.length} contracts` },
-    ]);
-  }
-  return contracts;
-}
-
 /** Where the contracts come from, and the validated upload if there is one (else a 422). */
 export function readUpload(body: CreateBody, maxContracts: number) {
   const sent = body.contracts !== undefined || body.csv !== undefined;
-  const dataSource = body.data_source ?? (sent ? 'upload' : 'contracts');
+  // Planned datasets were refused before this (selection.ts); what is left is contracts or an upload.
+  const dataSource: 'contracts' | 'upload' =
+    body.data_source === 'upload' || (!body.data_source && sent) ? 'upload' : 'contracts';
   if (dataSource === 'contracts' && sent) {
     throw new AppError('VALIDATION_ERROR', 'contracts were sent with data_source "contracts"', [
       { path: 'data_source', message: 'use "upload" to investigate the contracts you send' },
     ]);
   }
   if (dataSource === 'contracts') return { dataSource, contracts: null };
-  const contracts =
-    body.csv !== undefined
-      ? contractsFromCsv(body.csv, maxContracts)
-      : validateContracts(body.contracts ?? []);
+  if (body.csv !== undefined && body.csv.contracts.length > maxContracts) {
+    throw new AppError('VALIDATION_ERROR', `at most ${maxContracts} contracts`, [
+      { path: 'contracts', message: `the CSV holds ${body.csv.contracts.length} contracts` },
+    ]);
+  }
+  const contracts = body.csv !== undefined ? body.csv.contracts : validateContracts(body.contracts ?? []);
   if (contracts.length === 0) {
     throw new AppError('VALIDATION_ERROR', 'an upload needs at least one contract', [
       { path: 'contracts', message: 'send `contracts` (JSON) or a text/csv body' },
@@ -159,6 +192,12 @@ export function statusBody(row: InvestigationRow) {
   };
 }
 
+function withoutAffected(evidence: Record<string, unknown>): Record<string, unknown> {
+  if (!(AFFECTED_KEY in evidence)) return evidence;
+  const { [AFFECTED_KEY]: _, ...rest } = evidence;
+  return rest;
+}
+
 export function findingBody(f: FindingRow): Finding {
   return {
     id: f.findingId,
@@ -168,7 +207,8 @@ export function findingBody(f: FindingRow): Finding {
     title: f.title,
     explanation: f.explanation,
     contract_ids: f.contractIds,
-    evidence: f.evidence,
+    // The affected contracts' data is for the frontend's results page (investigations.public.ts).
+    evidence: withoutAffected(f.evidence),
   };
 }
 

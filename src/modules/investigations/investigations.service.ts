@@ -5,12 +5,15 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
 import type { DbHandle } from '../../db/client.js';
 import { AppError } from '../../errors.js';
+import { findOutage } from '../../lib/outage.js';
 import { createDetectorRun, type DetectorOptions } from './detectors/index.js';
 import { createEntityAggregator } from './entities.js';
+import { createContractIndex } from './investigations.public.js';
 import { createInvestigationRepo, type InvestigationRow, isActive } from './investigations.repo.js';
 import { type CreateBody, readUpload, resultsBody, statusBody, summarize } from './investigations.schemas.js';
 import { createJobRunner, JobAborted, type JobContext } from './jobs.js';
 import { createProgressHub, createStreamer } from './progress.js';
+import { assertSupportedSource, createdSelection, selectionSummary } from './selection.js';
 import {
   type ContractFilters,
   type ContractSource,
@@ -43,6 +46,8 @@ export interface InvestigationTuning {
   retryDelaySeconds: number;
   /** How often idle workers look for queued investigations (other instances' jobs). */
   pollingIntervalSeconds: number;
+  /** A run renews its lease within this; a dead instance's run is retried elsewhere soon after. */
+  leaseSeconds: number;
   /** How often an SSE follower re-reads the database when nothing on this instance woke it. */
   streamPollMs: number;
   /** How often a run re-reads its row to notice a cancel made on another instance. */
@@ -59,6 +64,7 @@ const DEFAULT_TUNING: InvestigationTuning = {
   retryLimit: 2,
   retryDelaySeconds: 5,
   pollingIntervalSeconds: 1,
+  leaseSeconds: 30,
   streamPollMs: 500,
   cancelPollMs: 1000,
   progressIntervalMs: 250,
@@ -129,6 +135,8 @@ export function createInvestigations(deps: InvestigationsDeps) {
     const filters = row.filters as ContractFilters;
     const detectors = createDetectorRun(row.anomalyTypes as AnomalyType[], deps.detectorOptions);
     const graph = createEntityAggregator();
+    // Each finding keeps its contracts' data for the frontend's results page.
+    const seenContracts = createContractIndex();
     const expected = Math.max(
       1,
       row.recordsExpected ?? filters.max_records ?? config.INVESTIGATION_MAX_CONTRACTS,
@@ -137,6 +145,7 @@ export function createInvestigations(deps: InvestigationsDeps) {
     for await (const page of sourceFor(row).pages(filters, signal)) {
       detectors.add(page);
       graph.add(page);
+      seenContracts.add(page);
       signal.throwIfAborted();
       if (Date.now() - lastWrite >= tuning.progressIntervalMs) {
         const seen = detectors.recordsSeen;
@@ -154,7 +163,7 @@ export function createInvestigations(deps: InvestigationsDeps) {
     const findings: Finding[] = [];
     for (const [i, step] of steps.entries()) {
       signal.throwIfAborted();
-      const found = step.run();
+      const found = seenContracts.attach(step.run());
       graph.addFindings(found);
       const patch = { currentPhase: phase(i + 1), progress: COLLECT + (ANALYSE * (i + 1)) / steps.length };
       stillOurs(await repo.addFindings(id, run, findings.length + 1, found, patch));
@@ -164,7 +173,7 @@ export function createInvestigations(deps: InvestigationsDeps) {
     const confidence = findings.length
       ? findings.reduce((s, f) => s + f.confidence, 0) / findings.length
       : null;
-    const summary = summarize(records, findings, row.sampleData);
+    const summary = selectionSummary(filters, records, summarize(records, findings, row.sampleData));
     const result = { recordsProcessed: records, anomaliesDetected: findings.length, confidence, summary };
     stillOurs(await repo.complete(id, run, result));
     log.info({ investigationId: id, records, findings: findings.length }, 'investigation completed');
@@ -205,14 +214,22 @@ export function createInvestigations(deps: InvestigationsDeps) {
         if (reason.reason === 'timeout') await repo.fail(id, run, MESSAGES.timeout);
         return; // cancelled: the row already says so
       }
-      log.error({ err, investigationId: id, attempt: job.attempt }, 'investigation run failed');
+      // A database restart is not a bug: the attempt is retried (below) like any other failure.
+      const outage = findOutage(err);
+      if (outage)
+        log.warn({ cause: outage, investigationId: id, attempt: job.attempt }, 'investigation run failed');
+      else log.error({ err, investigationId: id, attempt: job.attempt }, 'investigation run failed');
+      // The Portal's agency errors are the user's to fix, and say how: their message is kept.
+      const agencyError =
+        err instanceof PortalError &&
+        (err.code === 'PORTAL_NEEDS_AGENCY' || err.code === 'PORTAL_AGENCY_NOT_FOUND');
       const message =
-        err instanceof PermanentFailure
-          ? err.message
+        err instanceof PermanentFailure || agencyError
+          ? (err as Error).message
           : err instanceof PortalError
             ? MESSAGES.portal
             : MESSAGES.internal;
-      if (err instanceof PermanentFailure || isClientError(err) || job.lastAttempt) {
+      if (err instanceof PermanentFailure || agencyError || isClientError(err) || job.lastAttempt) {
         await repo.fail(id, run, message);
         return;
       }
@@ -244,13 +261,23 @@ export function createInvestigations(deps: InvestigationsDeps) {
     return row;
   }
 
+  /** The frontend's `public/*` reads: public data is readable by whoever holds the id; uploads stay owner-only. */
+  async function shared(caller: string | null, id: string): Promise<InvestigationRow> {
+    const row = UUID.test(id) ? await repo.get(id) : null;
+    const ownerOnly = row?.sourceKind === 'upload' && row.userId !== null && row.userId !== caller;
+    if (!row || ownerOnly) throw new AppError('INVESTIGATION_NOT_FOUND');
+    return row;
+  }
+
   const service = {
     async create(caller: string | null, input: CreateInput) {
       const max = config.INVESTIGATION_MAX_CONTRACTS;
+      assertSupportedSource(input.data_source);
       const { dataSource, contracts } = readUpload(input, max);
       const sourceKind =
         dataSource === 'upload' ? 'upload' : config.TRANSPARENCY_API_KEY ? 'portal' : 'sample';
-      const filters = { ...input.filters, max_records: Math.min(input.filters.max_records ?? max, max) };
+      // The query and the filters together select the contracts (both must hold); a 422 says what is missing.
+      const { filters, description } = createdSelection(input, sourceKind, max);
       const id = randomUUID();
       const jobId = randomUUID();
       await deps.db.db.transaction(async (tx) => {
@@ -258,11 +285,11 @@ export function createInvestigations(deps: InvestigationsDeps) {
           id,
           userId: caller,
           sessionId: input.sessionId ?? null,
-          query: input.query ?? filters.query ?? '',
+          query: input.query ?? input.filters.query ?? '',
           dataSource,
           sourceKind,
           sampleData: sourceKind === 'sample',
-          filters,
+          filters: filters as Record<string, unknown>,
           anomalyTypes: input.anomaly_types ?? [...ANOMALY_TYPES],
           recordsExpected: contracts?.length ?? null,
           jobId,
@@ -273,7 +300,12 @@ export function createInvestigations(deps: InvestigationsDeps) {
       });
       runner.wake();
       log.info({ investigationId: id, sourceKind, records: contracts?.length }, 'investigation queued');
-      return { investigation_id: id, status: 'pending' as const, sample_data: sourceKind === 'sample' };
+      return {
+        investigation_id: id,
+        status: 'pending' as const,
+        sample_data: sourceKind === 'sample',
+        selection: description,
+      };
     },
 
     async status(caller: string | null, id: string) {
@@ -292,6 +324,19 @@ export function createInvestigations(deps: InvestigationsDeps) {
         throw new AppError('INVESTIGATION_RUNNING', undefined, details);
       }
       return resultsBody(row, await repo.findingsAfter(id, 0, Number.MAX_SAFE_INTEGER));
+    },
+
+    /** The row and, once it has ended, its findings, for the frontend's shapes (investigations.public.ts). */
+    async sharedView(caller: string | null, id: string, withFindings: boolean) {
+      const row = await shared(caller, id);
+      const findings =
+        withFindings && !isActive(row.status) ? await repo.findingsAfter(id, 0, Number.MAX_SAFE_INTEGER) : [];
+      return { row, findings };
+    },
+
+    /** The caller's own rows, newest first (the frontend's list shapes them itself). */
+    async listRows(caller: string | null, limit: number) {
+      return caller ? repo.listByUser(caller, limit) : [];
     },
 
     /** Cancels and stops the work wherever it runs; an investigation that already ended answers 409. */

@@ -48,7 +48,12 @@ export interface JobRunnerOptions<T> {
   retryLimit?: number;
   retryDelaySeconds?: number;
   pollingIntervalSeconds?: number;
-  /** How often expired jobs of crashed instances are collected. */
+  /**
+   * A running job holds a lease it renews every third of this; when its instance dies, the queue
+   * expires the job about this long after the last renewal and another instance retries it.
+   */
+  leaseSeconds?: number;
+  /** How often expired jobs of crashed instances are collected (default: a third of the lease). */
   maintenanceIntervalSeconds?: number;
 }
 
@@ -89,6 +94,17 @@ export function pgBossExecutor(handle: DbHandle): ExecuteSql {
   return (text, values) => pool.query(text, values);
 }
 
+/**
+ * pg-boss 10 has no job heartbeat: an active job expires at `started_on + expire_in`, and that
+ * expiry must stay long (it is also the in-process limit pg-boss puts on the handler, read when the
+ * job is fetched). So the lease moves `started_on` instead: each renewal makes the job expire
+ * `lease` seconds from now. A job whose instance died stops being renewed, expires, and is retried
+ * by maintenance (retry count and dead letter as for any failure) on another instance.
+ */
+const RENEW_LEASE = `update pgboss.job
+  set started_on = now() + make_interval(secs => $3::double precision) - expire_in
+  where name = $1 and id = $2 and state = 'active'`;
+
 const isShutdown = (signal: AbortSignal) =>
   signal.reason instanceof JobAborted && signal.reason.reason === 'shutdown';
 
@@ -115,6 +131,7 @@ export function createJobRunner<T extends object>(opts: JobRunnerOptions<T>): Jo
   const { log, queue } = opts;
   const deadQueue = `${queue}-dead`;
   const timeoutSeconds = opts.timeoutSeconds ?? 600;
+  const leaseSeconds = opts.leaseSeconds ?? 30;
   const execute = pgBossExecutor(opts.db);
   // Queries still in flight when we stop (pg-boss completes jobs without awaiting) are awaited
   // before the database closes under them.
@@ -133,7 +150,8 @@ export function createJobRunner<T extends object>(opts: JobRunnerOptions<T>): Jo
     },
     schedule: false,
     supervise: true,
-    maintenanceIntervalSeconds: opts.maintenanceIntervalSeconds ?? 60,
+    // Every instance asks, one at a time wins (pg-boss keeps the last run's time in its table).
+    maintenanceIntervalSeconds: opts.maintenanceIntervalSeconds ?? Math.max(1, Math.round(leaseSeconds / 3)),
   });
   boss.on('error', (err: Error) => log.error({ err: err.message, queue }, 'job queue error'));
 
@@ -170,10 +188,22 @@ export function createJobRunner<T extends object>(opts: JobRunnerOptions<T>): Jo
     }
   }
 
+  /** Renews the job's lease now and every third of the lease until the returned stop is called. */
+  function holdLease(jobId: string): () => void {
+    const renew = () =>
+      execute(RENEW_LEASE, [queue, jobId, leaseSeconds]).catch((err: Error) =>
+        log.warn({ err: err.message, queue, jobId }, 'job lease not renewed'),
+      );
+    void renew();
+    const timer = setInterval(renew, (leaseSeconds * 1000) / 3);
+    return () => clearInterval(timer);
+  }
+
   async function runOne(job: PgBoss.JobWithMetadata<T>): Promise<void> {
     const key = opts.keyOf(job.data);
     const controller = new AbortController();
     running.set(key, controller);
+    const releaseLease = holdLease(job.id);
     const run = runJob(job, controller);
     const tracked = run.then(
       () => {},
@@ -183,6 +213,7 @@ export function createJobRunner<T extends object>(opts: JobRunnerOptions<T>): Jo
     try {
       await run;
     } finally {
+      releaseLease();
       running.delete(key);
       settled.delete(tracked);
     }

@@ -1,8 +1,56 @@
-// CSV uploads: a header row of Contract field names, "," or ";" or tab, decimal comma or dot, numbered errors.
+// CSV uploads, streamed: our column names or the Portal da Transparência's export, any charset, errors by row and column.
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { CsvError as ParseError, parse } from 'csv-parse';
+import { normalizeText } from '../detectors/text.js';
 import { type Contract, contractSchema } from '../types.js';
-import { parseBrDate, parseDecimal } from './values.js';
+import { decodeStream } from './decode.js';
+import { parseDate, parseMoney } from './values.js';
 
-const REQUIRED = [
+type Field = keyof Contract;
+
+/**
+ * Accepted column names per field, accents, case and punctuation ignored, the first present wins.
+ * Our names (API.md §6) and the Portal da Transparência's contract export ("Número do Contrato";
+ * "Objeto";…;"Nome Órgão";"Código Órgão";…;"Valor Inicial Compra";"Valor Final Compra").
+ */
+export const CSV_COLUMNS: Record<Field, string[]> = {
+  id: ['id', 'id contrato', 'identificador'],
+  numero: ['numero', 'numero do contrato', 'numero contrato'],
+  objeto: ['objeto', 'objeto do contrato'],
+  orgao: ['orgao', 'nome orgao', 'nome do orgao', 'nome orgao superior', 'orgao superior'],
+  orgao_codigo: ['orgao codigo', 'codigo orgao', 'codigo do orgao', 'codigo orgao superior'],
+  fornecedor: [
+    'fornecedor',
+    'nome fornecedor',
+    'nome contratado',
+    'nome do contratado',
+    'contratado',
+    'razao social',
+  ],
+  cnpj_fornecedor: [
+    'cnpj fornecedor',
+    'cnpj',
+    'cnpj contratado',
+    'cpf cnpj contratado',
+    'cnpj cpf fornecedor',
+    'cpf cnpj',
+    'codigo contratado',
+  ],
+  valor_inicial: ['valor inicial', 'valor inicial compra', 'valor contratado', 'valor'],
+  valor_final: ['valor final', 'valor final compra', 'valor atual'],
+  data_assinatura: [
+    'data assinatura',
+    'data assinatura contrato',
+    'data de assinatura',
+    'data da assinatura',
+    'data inicio vigencia',
+  ],
+  modalidade: ['modalidade', 'modalidade compra', 'modalidade da compra', 'modalidade licitacao'],
+  situacao: ['situacao', 'situacao contrato', 'situacao do contrato'],
+};
+
+const REQUIRED: Field[] = [
   'objeto',
   'orgao',
   'orgao_codigo',
@@ -11,180 +59,253 @@ const REQUIRED = [
   'valor_inicial',
   'data_assinatura',
   'modalidade',
-] as const;
-const OPTIONAL = ['id', 'numero', 'valor_final', 'situacao'] as const;
-const KNOWN = new Set<string>([...REQUIRED, ...OPTIONAL]);
+];
 
 export interface CsvError {
   /** 1-based line of the file where the record starts (the header is line 1). */
   line: number;
+  /** The column as written in the file's header, when one column is at fault. */
+  column?: string;
   message: string;
 }
 
-interface CsvRecord {
-  line: number;
-  fields: string[];
+export interface CsvOptions {
+  /** Declared charset (Content-Type); undefined → detected (UTF-8 or Windows-1252). */
+  charset?: string;
+  /** More contracts than this is an error (and reading stops). */
+  maxContracts?: number;
+  /** Reading stops after this many errors. Default 20. */
+  maxErrors?: number;
 }
 
-function detectDelimiter(firstLine: string): string {
-  const counts = [';', ',', '\t'].map((d) => [d, firstLine.split(d).length - 1] as const);
-  counts.sort((a, b) => b[1] - a[1]);
-  return counts[0]![1] > 0 ? counts[0]![0] : ',';
-}
-
-/** RFC 4180 records: quoted fields may hold delimiters, doubled quotes and line breaks. */
-function* records(text: string, delimiter: string): Generator<CsvRecord | { line: number; error: string }> {
-  let line = 1;
-  let i = 0;
-  while (i < text.length) {
-    const start = line;
-    const fields: string[] = [];
-    let field = '';
-    let quoted = false;
-    let atFieldStart = true;
-    for (;;) {
-      if (i >= text.length) {
-        if (quoted) {
-          yield { line: start, error: 'a quoted field is never closed' };
-          return;
-        }
-        break;
-      }
-      const ch = text[i]!;
-      if (quoted) {
-        if (ch === '"') {
-          if (text[i + 1] === '"') {
-            field += '"';
-            i += 2;
-            continue;
-          }
-          quoted = false;
-          i++;
-          continue;
-        }
-        if (ch === '\n') line++;
-        field += ch;
-        i++;
-        continue;
-      }
-      if (ch === '"' && atFieldStart) {
-        quoted = true;
-        atFieldStart = false;
-        i++;
-        continue;
-      }
-      if (ch === delimiter) {
-        fields.push(field);
-        field = '';
-        atFieldStart = true;
-        i++;
-        continue;
-      }
-      if (ch === '\r' || ch === '\n') {
-        i += ch === '\r' && text[i + 1] === '\n' ? 2 : 1;
-        line++;
-        break;
-      }
-      field += ch;
-      atFieldStart = false;
-      i++;
-    }
-    fields.push(field);
-    yield { line: start, fields };
-  }
-}
-
-export function parseContractsCsv(text: string): {
+export interface CsvResult {
   contracts: Contract[];
-  errors: Array<{ line: number; message: string }>;
-} {
-  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  errors: CsvError[];
+}
+
+const DATE_FORMAT = 'dd/mm/yyyy (or yyyy-mm-dd)';
+const MONEY_FORMAT = '1.234,56 or 1234.56';
+
+/** The delimiter of a header line: the most frequent of ";", "," and tab outside quotes. */
+function detectDelimiter(line: string): string {
+  const counts = new Map([
+    [';', 0],
+    [',', 0],
+    ['\t', 0],
+  ]);
+  let quoted = false;
+  for (const ch of line) {
+    if (ch === '"') quoted = !quoted;
+    else if (!quoted && counts.has(ch)) counts.set(ch, counts.get(ch)! + 1);
+  }
+  const [best] = [...counts].sort((a, b) => b[1] - a[1]);
+  return best![1] > 0 ? best![0] : ',';
+}
+
+class Stop extends Error {}
+
+/** Maps a header row onto fields; an error names what is missing or repeated. */
+function mapHeader(header: string[]): { index: Map<Field, number>; error?: string } {
+  const keys = header.map((h) => normalizeText(h.replace(/_/g, ' ')));
+  const index = new Map<Field, number>();
+  for (const [field, names] of Object.entries(CSV_COLUMNS) as Array<[Field, string[]]>) {
+    for (const name of names) {
+      const i = keys.indexOf(name);
+      if (i >= 0) {
+        index.set(field, i);
+        break;
+      }
+    }
+  }
+  const used = [...index.values()];
+  const repeated = header.filter((_, i) => used.includes(i) && keys.indexOf(keys[i]!) !== i);
+  const missing = REQUIRED.filter((f) => !index.has(f));
+  if (missing.length === 0 && repeated.length === 0) return { index };
+  const problems = [
+    missing.length > 0
+      ? `missing column(s): ${missing.map((f) => `${f} (accepted: ${CSV_COLUMNS[f].join(' | ')})`).join('; ')}`
+      : '',
+    repeated.length > 0 ? `repeated column(s): ${repeated.join(', ')}` : '',
+  ].filter(Boolean);
+  return { index, error: `${problems.join('; ')} (header: ${header.join(', ')})` };
+}
+
+function parseErrorMessage(err: ParseError): string {
+  if (err.code === 'CSV_QUOTE_NOT_CLOSED') return 'a quoted field is never closed';
+  if (err.code === 'CSV_INVALID_CLOSING_QUOTE' || err.code === 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE')
+    return 'text after a closing quote (like "a"b): quote the whole field and double the quotes inside it';
+  if (err.code === 'INVALID_OPENING_QUOTE')
+    return 'a quote inside an unquoted field: quote the whole field and double the quotes inside it';
+  return `the file is not valid CSV (${err.code})`;
+}
+
+/** Reads a CSV upload (bytes or text) into contracts; nothing is kept from a file with errors. */
+export async function parseContractsCsv(
+  input: string | Buffer | AsyncIterable<Buffer | string>,
+  opts: CsvOptions = {},
+): Promise<CsvResult> {
+  const source: AsyncIterable<Buffer | string> =
+    typeof input === 'string' || Buffer.isBuffer(input) ? Readable.from([Buffer.from(input)]) : input;
+  const maxErrors = opts.maxErrors ?? 20;
+  const maxContracts = opts.maxContracts ?? Number.POSITIVE_INFINITY;
   const contracts: Contract[] = [];
   const errors: CsvError[] = [];
-  const firstLine = body.slice(0, body.search(/\r?\n|$/));
-  const iter = records(body, detectDelimiter(firstLine));
-
-  const head = iter.next();
-  if (head.done || 'error' in head.value) {
-    return { contracts, errors: [{ line: 1, message: 'the file is empty or has no header row' }] };
-  }
-  const header = head.value.fields.map((h) => h.trim().toLowerCase());
-  const missing = REQUIRED.filter((f) => !header.includes(f));
-  const duplicated = header.filter((h, i) => KNOWN.has(h) && header.indexOf(h) !== i);
-  if (missing.length > 0 || duplicated.length > 0) {
-    const problems = [
-      missing.length > 0 ? `missing column(s): ${missing.join(', ')}` : '',
-      duplicated.length > 0 ? `repeated column(s): ${duplicated.join(', ')}` : '',
-    ].filter(Boolean);
-    return {
-      contracts,
-      errors: [{ line: 1, message: `${problems.join('; ')} (header: ${header.join(', ')})` }],
-    };
-  }
-
   const firstLineOfId = new Map<string, number>();
-  for (const rec of iter) {
-    if ('error' in rec) {
-      errors.push({ line: rec.line, message: rec.error });
+  const report = (e: CsvError) => {
+    errors.push(e);
+    if (errors.length >= maxErrors) throw new Stop();
+  };
+
+  // The delimiter is chosen from the header line: peek at the decoded text before parsing.
+  const chunks = decodeStream(source, opts.charset);
+  let pending = '';
+  let ended = false;
+  while (!/\r?\n/.test(pending) && pending.length < 1 << 20) {
+    const r = await chunks.next();
+    if (r.done) {
+      ended = true;
       break;
     }
-    if (rec.fields.every((f) => f.trim() === '')) continue;
-    if (rec.fields.length !== header.length) {
-      errors.push({
-        line: rec.line,
-        message: `expected ${header.length} fields, found ${rec.fields.length}`,
-      });
-      continue;
-    }
-    const cell = (name: string) => {
-      const i = header.indexOf(name);
-      const v = i < 0 ? '' : rec.fields[i]!.trim();
-      return v === '' ? undefined : v;
-    };
-    const problems: string[] = [];
-    const number = (name: string) => {
-      const v = cell(name);
-      if (v === undefined) return undefined;
-      const n = parseDecimal(v);
-      if (n === undefined || Number.isNaN(n)) problems.push(`${name}: "${v}" is not a number`);
-      return n;
-    };
-    const candidate = {
-      // Spreadsheets rarely carry an id; the line number is stable and lets a reader find the row.
-      id: cell('id') ?? `linha-${rec.line}`,
-      numero: cell('numero') ?? null,
-      objeto: cell('objeto'),
-      orgao: cell('orgao'),
-      orgao_codigo: cell('orgao_codigo'),
-      fornecedor: cell('fornecedor'),
-      cnpj_fornecedor: cell('cnpj_fornecedor'),
-      valor_inicial: number('valor_inicial'),
-      valor_final: number('valor_final'),
-      data_assinatura:
-        cell('data_assinatura') === undefined ? undefined : parseBrDate(cell('data_assinatura')!),
-      modalidade: cell('modalidade'),
-      situacao: cell('situacao') ?? null,
-    };
-    const parsed = contractSchema.safeParse(candidate);
-    if (!parsed.success) {
-      for (const issue of parsed.error.issues) {
-        const path = issue.path.join('.');
-        // A bad number was already reported in words; zod's "expected number" would repeat it.
-        if (!problems.some((p) => p.startsWith(`${path}:`)))
-          problems.push(`${path || 'row'}: ${issue.message}`);
-      }
-    }
-    if (problems.length > 0 || !parsed.success) {
-      errors.push({ line: rec.line, message: problems.join('; ') });
-      continue;
-    }
-    const first = firstLineOfId.get(parsed.data.id);
-    if (first !== undefined) {
-      errors.push({ line: rec.line, message: `id: "${parsed.data.id}" repeats the id of line ${first}` });
-      continue;
-    }
-    firstLineOfId.set(parsed.data.id, rec.line);
-    contracts.push(parsed.data);
+    pending += r.value;
   }
-  return { contracts, errors };
+  const delimiter = detectDelimiter(pending.split(/\r?\n/, 1)[0] ?? '');
+  async function* text() {
+    if (pending) yield pending;
+    if (!ended) yield* chunks;
+  }
+
+  let header: string[] | null = null;
+  let index = new Map<Field, number>();
+  let nextLine = 1;
+  const onRecord = (fields: string[], endLine: number) => {
+    const line = nextLine;
+    nextLine = endLine + 1;
+    if (header === null) {
+      if (fields.every((f) => f.trim() === '')) return;
+      header = fields.map((h) => h.trim());
+      const mapped = mapHeader(header);
+      if (mapped.error) {
+        report({ line, message: mapped.error });
+        throw new Stop();
+      }
+      index = mapped.index;
+      return;
+    }
+    if (fields.every((f) => f.trim() === '')) return;
+    if (fields.length !== header.length) {
+      report({ line, message: `expected ${header.length} fields, found ${fields.length}` });
+      return;
+    }
+    const row = rowToContract(fields, header, index, line);
+    if ('errors' in row) {
+      for (const e of row.errors) report(e);
+      return;
+    }
+    const first = firstLineOfId.get(row.contract.id);
+    if (first !== undefined) {
+      report({
+        line,
+        column: columnName(header, index, 'id'),
+        message: `"${row.contract.id}" repeats the id of line ${first}`,
+      });
+      return;
+    }
+    firstLineOfId.set(row.contract.id, line);
+    if (contracts.length >= maxContracts) {
+      report({ line, message: `the file holds more than ${maxContracts} contracts` });
+      throw new Stop();
+    }
+    contracts.push(row.contract);
+  };
+
+  // Rows are handled inside csv-parse's on_record, in order, so the rows before a syntax error are reported too.
+  const parser = parse({
+    delimiter,
+    relax_column_count: true,
+    skip_empty_lines: false,
+    on_record: (record: string[], context: { lines: number }) => {
+      onRecord(record, context.lines);
+      return null;
+    },
+  });
+  try {
+    await pipeline(Readable.from(text()), parser, async (rows: AsyncIterable<unknown>) => {
+      for await (const _ of rows) {
+        // on_record keeps nothing: this only drains the parser.
+      }
+    });
+  } catch (err) {
+    const cause = err instanceof ParseError || err instanceof Stop ? err : (err as { cause?: unknown }).cause;
+    if (cause instanceof ParseError) {
+      const at = (cause as { lines?: unknown }).lines;
+      errors.push({ line: typeof at === 'number' ? at : nextLine, message: parseErrorMessage(cause) });
+    } else if (!(err instanceof Stop) && !(cause instanceof Stop)) throw err;
+  }
+  if (header === null && errors.length === 0)
+    errors.push({ line: 1, message: 'the file is empty or has no header row' });
+  return { contracts: errors.length > 0 ? [] : contracts, errors };
+}
+
+function columnName(header: string[], index: Map<Field, number>, field: Field): string {
+  const i = index.get(field);
+  return i === undefined ? field : header[i]!;
+}
+
+/** One data row as a Contract, or the errors naming its columns. */
+function rowToContract(
+  fields: string[],
+  header: string[],
+  index: Map<Field, number>,
+  line: number,
+): { contract: Contract } | { errors: CsvError[] } {
+  const errors: CsvError[] = [];
+  const cell = (f: Field) => {
+    const i = index.get(f);
+    const v = i === undefined ? '' : fields[i]!.trim();
+    return v === '' ? undefined : v;
+  };
+  const fail = (f: Field, message: string) =>
+    errors.push({ line, column: columnName(header, index, f), message });
+  const money = (f: Field) => {
+    const v = cell(f);
+    if (v === undefined) return undefined;
+    const n = parseMoney(v);
+    if (n === undefined) fail(f, `"${v}" is not a value in reais; expected ${MONEY_FORMAT}`);
+    return n;
+  };
+  const dateText = cell('data_assinatura');
+  let date: string | undefined;
+  if (dateText !== undefined) {
+    date = parseDate(dateText) ?? undefined;
+    if (date === undefined) fail('data_assinatura', `"${dateText}" is not a date; expected ${DATE_FORMAT}`);
+  }
+  const candidate = {
+    // Spreadsheets rarely carry an id; the line number is stable and lets a reader find the row.
+    id: cell('id') ?? `linha-${line}`,
+    numero: cell('numero') ?? null,
+    objeto: cell('objeto'),
+    orgao: cell('orgao'),
+    orgao_codigo: cell('orgao_codigo'),
+    fornecedor: cell('fornecedor'),
+    cnpj_fornecedor: cell('cnpj_fornecedor'),
+    valor_inicial: money('valor_inicial'),
+    valor_final: money('valor_final'),
+    data_assinatura: date ?? '',
+    modalidade: cell('modalidade'),
+    situacao: cell('situacao') ?? null,
+  };
+  const parsed = contractSchema.safeParse(candidate);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const f = String(issue.path[0] ?? '') as Field;
+      // A bad number or date was already reported in words; zod's "expected number" would repeat it.
+      if (errors.some((e) => e.column === columnName(header, index, f))) continue;
+      const message =
+        candidate[f as keyof typeof candidate] == null || candidate[f as keyof typeof candidate] === ''
+          ? 'is empty'
+          : issue.message;
+      fail(f, message);
+    }
+  }
+  return errors.length > 0 || !parsed.success ? { errors } : { contract: parsed.data };
 }

@@ -1,24 +1,15 @@
 // Where contracts come from: the Portal da Transparência, the bundled sample, or the caller's upload.
+
+import { describeSelection, objetoScore, resolveFilters, type SelectionFilters } from '../../query/select.js';
 import { SAMPLE_CONTRACTS } from '../data/sample-contracts.js';
 import type { Contract } from '../types.js';
-import { contractMatcher, parseQuery, relevance } from './match.js';
+import { contractMatcher } from './match.js';
 
 export { parseContractsCsv } from './csv.js';
 export { createPortalSource, mapPortalContract, PortalError, type PortalSourceOptions } from './portal.js';
 
-export interface ContractFilters {
-  /** Free text: every meaningful word must appear in the objeto, supplier or agency name. */
-  query?: string;
-  orgao_codigo?: string;
-  cnpj_fornecedor?: string;
-  /** YYYY-MM-DD, inclusive. */
-  data_inicio?: string;
-  /** YYYY-MM-DD, inclusive. */
-  data_fim?: string;
-  /** Matched without accents or case, as a substring: "pregao" matches "Pregão Eletrônico". */
-  modalidade?: string;
-  max_records?: number;
-}
+/** What a source is asked for: the query module's structured selection (see query/select.ts). */
+export type ContractFilters = SelectionFilters;
 
 export interface ContractSource {
   kind: 'portal' | 'sample' | 'upload';
@@ -82,29 +73,44 @@ export function createUploadSource(contracts: Contract[]): ContractSource {
   return memorySource('upload', `uploaded contracts (${contracts.length})`, contracts);
 }
 
-/** How many contracts a chat search reads at most: a relevance search must answer in seconds. */
+/** How many contracts a chat search reads at most: a chat answer must come in seconds. */
 export const SEARCH_SCAN_LIMIT = 20_000;
 
-/** Simple relevance search over a source for chat (objeto/fornecedor/orgao text match), best first. */
+export interface SearchResult {
+  /** The best `limit` contracts: most object words matched, then the largest value. */
+  top: Contract[];
+  /** How many contracts the question selects (all of them, not the `limit`). */
+  total: number;
+  /** True when the scan stopped at SEARCH_SCAN_LIMIT: `total` is then a lower bound. */
+  truncated: boolean;
+  filters: ContractFilters;
+  /** "contratos do órgão Ministério da Saúde, assinados em 2024" */
+  description: string;
+}
+
+/** The contracts a question selects (query understanding), counted, best first; `onPage` sees them all. */
 export async function searchContracts(
   source: ContractSource,
   query: string,
   limit: number,
   signal: AbortSignal,
-): Promise<Contract[]> {
-  const q = parseQuery(query);
-  if (limit <= 0 || (q.stems.length === 0 && q.ids.length === 0)) return [];
+  onPage?: (page: Contract[]) => void,
+): Promise<SearchResult> {
+  const filters = resolveFilters(query, {});
+  const terms = filters.objeto ?? [];
   const top: Array<{ c: Contract; score: number }> = [];
   // Ties go to the larger contract (what a reader wants first), then the id, so results are stable.
   const before = (a: { c: Contract; score: number }, b: { c: Contract; score: number }) =>
     a.score - b.score ||
     a.c.valor_final - b.c.valor_final ||
     (a.c.id < b.c.id ? 1 : a.c.id > b.c.id ? -1 : 0);
-  for await (const page of source.pages({ max_records: SEARCH_SCAN_LIMIT }, signal)) {
+  let total = 0;
+  for await (const page of source.pages({ ...filters, max_records: SEARCH_SCAN_LIMIT }, signal)) {
+    total += page.length;
+    onPage?.(page);
+    if (limit <= 0) continue;
     for (const c of page) {
-      const score = relevance(c, q);
-      if (score <= 0) continue;
-      const item = { c, score };
+      const item = { c, score: objetoScore(c, terms) };
       if (top.length === limit && before(item, top[top.length - 1]!) <= 0) continue;
       let i = top.length;
       while (i > 0 && before(item, top[i - 1]!) > 0) i--;
@@ -112,5 +118,11 @@ export async function searchContracts(
       if (top.length > limit) top.pop();
     }
   }
-  return top.map((t) => t.c);
+  return {
+    top: top.map((t) => t.c),
+    total,
+    truncated: total >= SEARCH_SCAN_LIMIT,
+    filters,
+    description: describeSelection(filters),
+  };
 }

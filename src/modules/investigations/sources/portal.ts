@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { type Contract, contractSchema } from '../types.js';
 import type { ContractFilters, ContractSource } from './index.js';
 import { contractMatcher } from './match.js';
+import { createAgencyDirectory } from './portal-agencies.js';
 import { parseBrDate, parseDecimal } from './values.js';
 
 export interface PortalSourceOptions {
@@ -17,8 +18,12 @@ export interface PortalSourceOptions {
   /** Retries per page after a 429, a 5xx, a timeout or a network error. Default 5. */
   maxRetries?: number;
   log: Pick<Logger, 'warn' | 'debug'>;
-  /** Injected by tests to observe and skip the waits. */
-  sleep?: (ms: number) => Promise<void>;
+  /** Waits between retries; ends early (resolving) when the signal aborts. Default: a real timer. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** "Today", for the default date window. Default: the system clock. */
+  now?: () => Date;
+  /** Days of the window asked for when the filters give no dates (the Portal requires one). Default 365. */
+  defaultWindowDays?: number;
 }
 
 export class PortalError extends Error {
@@ -30,7 +35,10 @@ export class PortalError extends Error {
       | 'PORTAL_RATE_LIMITED'
       | 'PORTAL_TIMEOUT'
       | 'PORTAL_NETWORK'
-      | 'PORTAL_BAD_RESPONSE',
+      | 'PORTAL_BAD_RESPONSE'
+      /** The query names no agency, or one the Portal does not list: its message is for the user. */
+      | 'PORTAL_NEEDS_AGENCY'
+      | 'PORTAL_AGENCY_NOT_FOUND',
     readonly status?: number,
   ) {
     super(message);
@@ -54,6 +62,28 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
 }
 
 const isoToBr = (iso: string) => `${iso.slice(8, 10)}/${iso.slice(5, 7)}/${iso.slice(0, 4)}`;
+// The Portal answers wide date windows slowly or not at all: ask a year at a time.
+const WINDOW_MAX_DAYS = 366;
+const DAY_MS = 86_400_000;
+
+const realSleep = (ms: number, signal: AbortSignal) =>
+  delay(ms, undefined, { signal }).then(
+    () => {},
+    () => {},
+  );
+
+/** [from, to] windows of at most WINDOW_MAX_DAYS covering from..to (YYYY-MM-DD, inclusive). */
+export function dateWindows(from: string, to: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  let start = Date.parse(`${from}T00:00:00Z`);
+  const end = Date.parse(`${to}T00:00:00Z`);
+  while (start <= end) {
+    const stop = Math.min(end, start + (WINDOW_MAX_DAYS - 1) * DAY_MS);
+    out.push([new Date(start).toISOString().slice(0, 10), new Date(stop).toISOString().slice(0, 10)]);
+    start = stop + DAY_MS;
+  }
+  return out;
+}
 
 export function createPortalSource(opts: PortalSourceOptions): ContractSource {
   const base = opts.baseUrl.replace(/\/+$/, '');
@@ -62,9 +92,17 @@ export function createPortalSource(opts: PortalSourceOptions): ContractSource {
   const maxRetries = opts.maxRetries ?? 5;
   const log = opts.log;
 
+  const sleep = opts.sleep ?? realSleep;
+  const now = opts.now ?? (() => new Date());
+  const windowDays = opts.defaultWindowDays ?? 365;
+  const agencies = createAgencyDirectory({
+    base,
+    apiKey: opts.apiKey,
+    fetchPage: (url, signal) => fetchPage(url, signal),
+  });
+
   async function wait(ms: number, signal: AbortSignal) {
-    if (opts.sleep) await opts.sleep(ms);
-    else await delay(ms, undefined, { signal }).catch(() => {});
+    await sleep(ms, signal);
     // Every source ends an aborted read the same way: by throwing the signal's reason.
     signal.throwIfAborted();
   }
@@ -93,14 +131,20 @@ export function createPortalSource(opts: PortalSourceOptions): ContractSource {
           }
           return body;
         }
-        await res.body?.cancel().catch(() => {});
+        let said = '';
+        if (res.status < 500) said = await portalMessage(res);
+        else await res.body?.cancel().catch(() => {});
         if (res.status === 429) {
           failure = new PortalError('the Portal rate limit was exceeded', 'PORTAL_RATE_LIMITED', 429);
         } else if (res.status >= 500) {
           failure = new PortalError(`the Portal answered ${res.status}`, 'PORTAL_HTTP_ERROR', res.status);
         } else {
           // 400 (bad parameters), 401/403 (bad key): retrying cannot help.
-          throw new PortalError(`the Portal answered ${res.status}`, 'PORTAL_HTTP_ERROR', res.status);
+          throw new PortalError(
+            `the Portal answered ${res.status}${said ? `: ${said}` : ''}`,
+            'PORTAL_HTTP_ERROR',
+            res.status,
+          );
         }
         waitMs = retryAfterMs(res.headers.get('retry-after')) ?? waitMs;
       } catch (err) {
@@ -124,42 +168,68 @@ export function createPortalSource(opts: PortalSourceOptions): ContractSource {
     sample: false,
     describe: `Portal da Transparência at ${base}`,
     async *pages(filters: ContractFilters, signal: AbortSignal) {
-      const params = new URLSearchParams();
-      if (filters.orgao_codigo) params.set('codigoOrgao', filters.orgao_codigo);
-      if (filters.data_inicio) params.set('dataInicial', isoToBr(filters.data_inicio));
-      if (filters.data_fim) params.set('dataFinal', isoToBr(filters.data_fim));
-      // The Portal filters by agency and dates itself; the rest is applied to each page here.
-      const match = contractMatcher({ ...filters, orgao_codigo: undefined });
+      // /contratos requires an agency (codigoOrgao) and a date window (dataInicial/dataFinal).
+      const codigoOrgao = await agencies.codeFor(filters, signal);
+      const to = filters.data_fim ?? now().toISOString().slice(0, 10);
+      const from =
+        filters.data_inicio ??
+        new Date(Date.parse(`${to}T00:00:00Z`) - windowDays * DAY_MS).toISOString().slice(0, 10);
+      // The Portal applies the agency and the dates itself; the rest is applied to each page here.
+      const match = contractMatcher({ ...filters, orgao_codigo: undefined, orgao: undefined });
       const max = filters.max_records ?? Number.POSITIVE_INFINITY;
       const seen = new Set<string>();
       let emitted = 0;
-      for (let pagina = 1; pagina <= MAX_PAGES && emitted < max; pagina++) {
-        params.set('pagina', String(pagina));
-        const raw = await fetchPage(`${base}/contratos?${params}`, signal);
-        if (raw.length === 0) return;
-        const page: Contract[] = [];
-        let skipped = 0;
-        let repeated = 0;
-        for (const item of raw) {
-          const c = mapPortalContract(item);
-          if (!c) skipped++;
-          else if (seen.has(c.id)) repeated++;
-          else {
-            seen.add(c.id);
-            if (match(c) && emitted + page.length < max) page.push(c);
+      for (const [windowFrom, windowTo] of dateWindows(from, to)) {
+        const params = new URLSearchParams({
+          codigoOrgao,
+          dataInicial: isoToBr(windowFrom),
+          dataFinal: isoToBr(windowTo),
+        });
+        for (let pagina = 1; pagina <= MAX_PAGES && emitted < max; pagina++) {
+          params.set('pagina', String(pagina));
+          const raw = await fetchPage(`${base}/contratos?${params}`, signal);
+          if (raw.length === 0) break;
+          const page: Contract[] = [];
+          let skipped = 0;
+          let repeated = 0;
+          for (const item of raw) {
+            const c = mapPortalContract(item);
+            if (!c) skipped++;
+            else if (seen.has(c.id)) repeated++;
+            else {
+              seen.add(c.id);
+              if (match(c) && emitted + page.length < max) page.push(c);
+            }
           }
+          log.debug({ pagina, records: raw.length, kept: page.length, skipped }, 'portal page');
+          if (skipped > 0)
+            log.warn({ pagina, skipped }, 'portal records without the fields a contract needs were skipped');
+          emitted += page.length;
+          signal.throwIfAborted();
+          if (page.length > 0) yield page;
+          // A page of nothing but ids already seen means the server is not paging: stop, do not loop.
+          if (raw.length < pageSize || repeated === raw.length) break;
         }
-        log.debug({ pagina, records: raw.length, kept: page.length, skipped }, 'portal page');
-        if (skipped > 0)
-          log.warn({ pagina, skipped }, 'portal records without the fields a contract needs were skipped');
-        emitted += page.length;
-        signal.throwIfAborted();
-        if (page.length > 0) yield page;
-        // A page of nothing but ids already seen means the server is not paging: stop, do not loop.
-        if (raw.length < pageSize || repeated === raw.length) return;
+        if (emitted >= max) return;
       }
     },
   };
+}
+
+/** The Portal's own words on a refused request (its 400s say which parameter is missing), short. */
+async function portalMessage(res: Response): Promise<string> {
+  const text = await res.text().catch(() => '');
+  let said = text;
+  try {
+    const body = JSON.parse(text) as unknown;
+    said =
+      typeof body === 'string'
+        ? body
+        : Object.values(obj(body))
+            .filter((v) => typeof v === 'string')
+            .join('; ') || text;
+  } catch {}
+  return said.replace(/\s+/g, ' ').trim().slice(0, 300);
 }
 
 type Json = Record<string, unknown>;
