@@ -91,7 +91,6 @@ export async function turnSql(reply: {
       idempotencyKey: null,
       requestHash: SLOTS.hash,
       instanceId: SLOTS.instanceId,
-      dedupeWindowS: 30,
     }),
   );
   const [final] = await captureSql((db) =>

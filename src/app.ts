@@ -289,6 +289,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     intervalMs: config.SWEEPER_INTERVAL_MS,
     staleAfterMs,
     log: logger,
+    recover: remote?.recoverText ?? null,
   });
 
   // The academy: profiles, lessons (chat turns with a teacher), the XP ledger, missions, badges.

@@ -96,6 +96,8 @@ export const configSchema = z.object({
   STREAM_LOG_MAXLEN: int(100, 1_000_000).default(10_000),
   STREAM_LOG_TTL_S: int(1, 7 * 24 * 3600).default(3600),
   PRODUCER_HEARTBEAT_MS: int(50, 600_000).default(5000),
+  // Retries of a reply's final write while the database is unreachable; inside the shutdown margin.
+  FINAL_WRITE_RETRY_MS: int(0, 600_000).default(4000),
   SWEEPER_INTERVAL_MS: int(50, 3_600_000).default(15_000),
   SESSION_RESTORE_DAYS: int(0, 3650).default(30),
 

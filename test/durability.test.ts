@@ -234,7 +234,7 @@ async function spawnServer(env: Record<string, string>): Promise<{ child: ChildP
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const base = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${base}/health`).catch(() => null))?.ok, 20_000);
+  await waitFor(async () => (await fetch(`${base}/health`).catch(() => null))?.ok, 90_000);
   return { child, base };
 }
 
@@ -282,6 +282,7 @@ describe('deploys and crashes', () => {
       const other = await streamRequest(b.base, '/api/v1/chat/stream', { body: { message: 'oi' } });
       expect(other.events.at(-1)!.data.type).toBe('complete');
     },
+    180_000,
   );
 
   it.skipIf(shared())(
@@ -310,5 +311,6 @@ describe('deploys and crashes', () => {
       expect(Date.now() - t0).toBeLessThan(3000);
       expect(swept.content.length).toBeGreaterThan(0);
     },
+    180_000,
   );
 });

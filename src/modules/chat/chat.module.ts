@@ -113,6 +113,7 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     producer: {
       checkpointMs: config.CHECKPOINT_MS,
       heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
+      finalWriteRetryMs: config.FINAL_WRITE_RETRY_MS,
       mirror: deps.mirror,
       metrics: deps.metrics?.turns,
       // A turn's context may name an operator-allowed model (Maritaca mode, maritaca.routes.ts).

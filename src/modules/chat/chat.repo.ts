@@ -2,7 +2,7 @@
 import { sql } from 'drizzle-orm';
 import { type Db, rowsOf } from '../../db/client.js';
 import { executeNamed } from '../../db/prepared.js';
-import type { MessageRow } from '../generation/generation.repo.js';
+import { DEDUPE_KEY_PREFIX, type MessageRow } from '../generation/generation.repo.js';
 
 export type { MessageRow };
 
@@ -45,8 +45,6 @@ export interface TurnInsert {
   idempotencyKey: string | null;
   requestHash: string;
   instanceId: string;
-  /** Seconds during which an identical keyless request attaches to a running turn. */
-  dedupeWindowS: number;
 }
 
 export type TurnInsertResult =
@@ -58,13 +56,17 @@ export type TurnInsertResult =
  * The whole turn in ONE statement (one round trip, one implicit transaction): upsert the session
  * with ownership enforced in its WHERE, then insert the user message and the streaming assistant
  * message. A foreign or deleted session makes the upsert return nothing, so nothing is written.
- * An identical keyless request within the window returns the running turn instead of a new one.
+ * An identical keyless request while the first one's reply streams returns the running turn
+ * instead of a new one; two that race both try the insert, and the unique index lets one win.
  */
 export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResult> {
   const ctx = t.context === null ? null : JSON.stringify(t.context);
+  // A keyless request holds `dedupe <hash>` while its reply streams (see generation.repo.ts): the
+  // unique index makes a concurrent twin fail its insert instead of writing a second turn.
+  const dedupeKey = `${DEDUPE_KEY_PREFIX}${t.requestHash}`;
   const result = await executeNamed(
     db,
-    'chat_insert_turn_v2',
+    'chat_insert_turn_v3',
     sql`
     with dup as (
       select um.id as user_message_id, am.id as assistant_message_id
@@ -73,10 +75,9 @@ export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResul
       join chat_sessions ds on ds.id = um.session_id and ds.deleted_at is null
         and (ds.user_id is null or ds.user_id = ${t.userId})
       where ${t.idempotencyKey === null}
-        and um.session_id = ${t.sessionId} and um.role = 'user' and um.request_hash = ${t.requestHash}
-        and um.created_at > now() - make_interval(secs => ${t.dedupeWindowS})
-        and am.status = 'streaming' and um.deleted_at is null
-      order by um.seq desc limit 1
+        and um.idempotency_scope = ${t.idempotencyScope} and um.idempotency_key = ${dedupeKey}
+        and um.session_id = ${t.sessionId} and am.status = 'streaming' and um.deleted_at is null
+      limit 1
     ),
     s as (
       insert into chat_sessions as cs (id, user_id, title, agent_id, context, message_count, last_seq, last_message_at, last_activity_at)
@@ -96,7 +97,7 @@ export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResul
     u as (
       insert into chat_messages (id, session_id, seq, role, content, status, user_id, idempotency_scope, idempotency_key, request_hash)
       select ${t.userMessageId}::uuid, ${t.sessionId}, s.last_seq - 1, 'user', ${t.content}, 'completed', ${t.userId},
-             ${t.idempotencyScope}, ${t.idempotencyKey}, ${t.requestHash}
+             ${t.idempotencyScope}, ${t.idempotencyKey ?? dedupeKey}, ${t.requestHash}
       from s
       returning seq
     ),

@@ -5,6 +5,7 @@ import type { Db } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import { agentIds, resolveAgent } from '../agents/roster.js';
 import type { ReplyOptions } from '../generation/generation.js';
+import { DEDUPE_KEY_PREFIX } from '../generation/generation.repo.js';
 import type { Replies } from '../generation/replies.js';
 import * as repo from './chat.repo.js';
 import { type ChatBody, deriveTitle } from './chat.schemas.js';
@@ -30,7 +31,7 @@ export type TurnOptions = ReplyOptions;
 
 /**
  * A persisted turn. `new`: this request started the reply; `attached`: an earlier identical
- * request (Idempotency-Key, or the 30 s rule) did, and this one follows it. Either way the
+ * request (Idempotency-Key, or the same body while its reply streams) did, and this one follows it. Either way the
  * caller reads it with `replies.subscribe(messageId, …, { verified: true })`.
  */
 export interface TurnStart {
@@ -40,8 +41,6 @@ export interface TurnStart {
   /** Aborts the reply (new turns only): the `cancel` disconnect policy. */
   cancel(): void;
 }
-
-const DEDUPE_WINDOW_S = 30;
 
 function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; cause?: { code?: string } };
@@ -114,6 +113,7 @@ export function createTurnService(deps: TurnServiceDeps) {
     hash: string;
     idempotencyKey: string | undefined;
     options: TurnOptions;
+    retried?: boolean;
   }): Promise<
     { kind: 'new'; turn: TurnStart; done: Promise<unknown> } | { kind: 'attached'; turn: TurnStart }
   > {
@@ -134,15 +134,16 @@ export function createTurnService(deps: TurnServiceDeps) {
         idempotencyKey: idempotencyKey ?? null,
         requestHash: hash,
         instanceId: deps.instanceId,
-        dedupeWindowS: DEDUPE_WINDOW_S,
       });
     } catch (err) {
-      // Two requests with one key raced; the loser attaches to the winner's turn.
-      if (idempotencyKey && isUniqueViolation(err)) {
-        const found = await attachByKey(scope, idempotencyKey, hash);
-        if (found) return { kind: 'attached', turn: found };
-      }
-      throw err;
+      // Two identical requests raced (same key, or keyless while the first reply streams): the
+      // loser attaches to the winner's turn. A keyless winner may already have finished and
+      // released its key; then this request is a turn of its own, tried once more.
+      if (!isUniqueViolation(err)) throw err;
+      const found = await attachByKey(scope, idempotencyKey ?? `${DEDUPE_KEY_PREFIX}${hash}`, hash);
+      if (found) return { kind: 'attached', turn: found };
+      if (idempotencyKey || t.retried) throw err;
+      return insertAndStart({ ...t, retried: true });
     }
     if (result.kind === 'forbidden') throw new AppError('SESSION_NOT_FOUND');
     if (result.kind === 'duplicate')

@@ -79,34 +79,67 @@ export async function getReply(db: Db, messageId: string): Promise<ReplyRow | un
   )[0];
 }
 
+/** What a checkpoint learned about the row: whether a stop was asked for, and whether it is still ours. */
+export interface CheckpointAnswer {
+  /** A stop was recorded in the row (`metadata.stop_requested_at`): the producer must stop. */
+  stopRequested: boolean;
+  /** The row's status now (`stopped` by a stop whose producer looked dead, `interrupted` by the sweeper). */
+  status: string | null;
+}
+
 /**
  * A heartbeat (content null) or a checkpoint of the growing text. `meta` goes in once, with the
  * first checkpoint after the agent is known, so a mid-stream rebuild names the agent as live does.
+ * The same round trip reads the stop intent back: a stop whose pub/sub message was lost (Redis
+ * restarting) still reaches the producer at its next checkpoint or heartbeat.
  */
 export async function checkpoint(
   db: Db,
   messageId: string,
   content: string | null,
   meta?: { agentId: string; agentName: string; stream: StreamMeta },
-): Promise<void> {
-  if (content === null) {
-    await db.execute(
-      sql`update chat_messages set heartbeat_at = now() where id = ${messageId} and status = 'streaming'`,
-    );
-    return;
-  }
-  if (meta) {
-    await db.execute(sql`
-      update chat_messages set content = ${content}, heartbeat_at = now(), updated_at = now(),
+): Promise<CheckpointAnswer> {
+  const set =
+    content === null
+      ? sql`heartbeat_at = now()`
+      : meta
+        ? sql`content = ${content}, heartbeat_at = now(), updated_at = now(),
         agent_id = ${meta.agentId}, agent_name = ${meta.agentName},
-        metadata = metadata || jsonb_build_object('stream', ${JSON.stringify(meta.stream)}::jsonb)
-      where id = ${messageId} and status = 'streaming'`);
-    return;
-  }
-  await db.execute(sql`
-    update chat_messages set content = ${content}, heartbeat_at = now(), updated_at = now()
-    where id = ${messageId} and status = 'streaming'`);
+        metadata = metadata || jsonb_build_object('stream', ${JSON.stringify(meta.stream)}::jsonb)`
+        : sql`content = ${content}, heartbeat_at = now(), updated_at = now()`;
+  const rows = rowsOf<{ status: string; stop: boolean }>(
+    await db.execute(sql`
+      with u as (update chat_messages set ${set} where id = ${messageId} and status = 'streaming' returning 1)
+      select status, (metadata ? 'stop_requested_at') as stop from chat_messages where id = ${messageId}`),
+  );
+  return { stopRequested: rows[0]?.stop === true, status: rows[0]?.status ?? null };
 }
+
+/**
+ * Records a stop in the row, so it outlives a lost pub/sub message: the producer reads it back
+ * at its next checkpoint. False when the row is no longer streaming (nothing to stop).
+ */
+export async function recordStop(db: Db, messageId: string): Promise<boolean> {
+  const rows = rowsOf<{ id: string }>(
+    await db.execute(sql`
+      update chat_messages set metadata = metadata || jsonb_build_object('stop_requested_at', now())
+      where id = ${messageId} and status = 'streaming' returning id`),
+  );
+  return rows.length > 0;
+}
+
+/*
+ * Keyless dedupe: while a reply streams, its user message holds the key `dedupe <request hash>` in
+ * its idempotency scope, under the same unique index as client keys (a client key has no space, so
+ * the two never meet). A concurrent identical request then fails its insert on that index and
+ * attaches to the winner; every way a reply ends releases the key, so the next identical message
+ * is a new turn.
+ */
+export const DEDUPE_KEY_PREFIX = 'dedupe ';
+const releaseDedupe = (ended: ReturnType<typeof sql.raw>) => sql`
+  update chat_messages um set idempotency_key = null from ${ended} e
+  where um.id = e.reply_to and um.idempotency_key like ${`${DEDUPE_KEY_PREFIX}%`}
+  returning 1`;
 
 export interface FinalWrite {
   messageId: string;
@@ -132,7 +165,7 @@ async function finalWrite(db: Db, w: FinalWrite): Promise<boolean> {
   const rows = rowsOf<{ id: string }>(
     await executeNamed(
       db,
-      'chat_finalize_v1',
+      'chat_finalize_v2',
       sql`
       with m as (
         update chat_messages set content = ${w.content}, status = ${w.status}, finish_reason = ${w.finishReason},
@@ -140,7 +173,8 @@ async function finalWrite(db: Db, w: FinalWrite): Promise<boolean> {
           usage = ${JSON.stringify(w.usage)}::jsonb, metadata = metadata || ${JSON.stringify(w.metadata)}::jsonb,
           heartbeat_at = null, updated_at = now()
         where id = ${w.messageId} and status in ('streaming', 'interrupted')
-        returning id, session_id, user_id
+        returning id, session_id, user_id, reply_to
+      ), k as (${releaseDedupe(sql.raw('m'))}
       ), l as (
         insert into generation_usage (message_id, session_id, user_id, agent_id, model, prompt_tokens, completion_tokens, estimated, status)
         select m.id, m.session_id, m.user_id, ${w.agentId}, ${w.model}, ${w.usage.prompt_tokens},
@@ -184,22 +218,66 @@ export async function finalize(
   }
 }
 
-/** Stops a reply whose producer is gone, keeping the last checkpointed text. */
-export async function markStopped(db: Db, messageId: string): Promise<void> {
-  await db.execute(sql`
-    update chat_messages set status = 'stopped', finish_reason = 'stopped', heartbeat_at = null, updated_at = now()
-    where id = ${messageId} and status = 'streaming'`);
+/**
+ * Reads back the text a dead producer emitted after its last checkpoint (its mirrored log), or
+ * null when there is none to trust. See `closeOrphan`.
+ */
+export type RecoverText = (messageId: string, stored: string) => Promise<string | null>;
+
+/**
+ * Closes a reply whose producer is gone (`stopped` by a stop, `interrupted` by the sweeper). When
+ * the producer's whole log survives in Redis and extends the stored text, the row takes the log's
+ * text: followers of that log already showed it, and a later replay must equal what they showed.
+ * Otherwise the last checkpoint stays. False when the row is no longer streaming (or, with
+ * `staleAfterMs`, when its producer beat again meanwhile).
+ */
+export async function closeOrphan(
+  db: Db,
+  messageId: string,
+  status: 'stopped' | 'interrupted',
+  recover: RecoverText | null,
+  staleAfterMs?: number,
+): Promise<boolean> {
+  const [row] = rowsOf<{ content: string }>(
+    await db.execute(sql`select content from chat_messages where id = ${messageId} and status = 'streaming'`),
+  );
+  if (!row) return false;
+  const text = (recover && (await recover(messageId, row.content).catch(() => null))) ?? null;
+  const stale =
+    staleAfterMs === undefined
+      ? sql``
+      : sql`and heartbeat_at < now() - make_interval(secs => ${staleAfterMs / 1000})`;
+  const by = status === 'interrupted' ? '{"interrupted_by":"sweeper"}' : '{}';
+  const rows = rowsOf<{ id: string }>(
+    await db.execute(sql`
+      with m as (
+        update chat_messages set status = ${status}, finish_reason = ${status}, heartbeat_at = null,
+          updated_at = now(), content = coalesce(${text}, content), metadata = metadata || ${by}::jsonb
+        where id = ${messageId} and status = 'streaming' ${stale}
+        returning id, reply_to
+      ), k as (${releaseDedupe(sql.raw('m'))})
+      select id from m`),
+  );
+  return rows.length > 0;
 }
 
 /** Marks replies whose producer stopped heart-beating (a crashed instance) as interrupted. */
-export async function sweepOrphans(db: Db, staleAfterMs: number): Promise<string[]> {
-  return rowsOf<{ id: string }>(
+export async function sweepOrphans(
+  db: Db,
+  staleAfterMs: number,
+  recover: RecoverText | null = null,
+): Promise<string[]> {
+  const stale = rowsOf<{ id: string }>(
     await db.execute(sql`
-      update chat_messages set status = 'interrupted', finish_reason = 'interrupted', updated_at = now(),
-        metadata = metadata || '{"interrupted_by":"sweeper"}'::jsonb
+      select id from chat_messages
       where status = 'streaming' and heartbeat_at < now() - make_interval(secs => ${staleAfterMs / 1000})
-      returning id`),
-  ).map((r) => r.id);
+      limit 200`),
+  );
+  const closed: string[] = [];
+  for (const { id } of stale) {
+    if (await closeOrphan(db, id, 'interrupted', recover, staleAfterMs)) closed.push(id);
+  }
+  return closed;
 }
 
 /** Daily token use of a user, from the ledger. */

@@ -1,6 +1,8 @@
 // The producer of one assistant reply: runs the pipeline, logs every event, checkpoints, and always finalises the row.
 import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
+import { retryWithin, throttle } from '../../lib/async.js';
+import { isOutage } from '../../lib/outage.js';
 import { estimateTokens, type ModelEvent } from '../llm/provider.js';
 import type { TurnMetrics } from '../metrics/metrics.js';
 import { createChunker } from './chunker.js';
@@ -42,6 +44,8 @@ export interface ProducerDeps {
   log: Logger;
   checkpointMs: number;
   heartbeatMs: number;
+  /** How long the final write is retried while the database is unreachable (a restart, a failover). */
+  finalWriteRetryMs: number;
   mirror: EventMirror | null;
   /** Lifecycle counters (started, outcome, first chunk, checkpoints, final-write retries); optional. */
   metrics?: TurnMetrics;
@@ -62,6 +66,11 @@ export interface Generation {
   readonly userId: string | null;
   readonly entries: readonly StreamEntry[];
   readonly ended: boolean;
+  /**
+   * Whether the final write stored this log's text: null while running, false when it failed or
+   * the row was already final. Only a stored log may be replayed from memory; otherwise the row is.
+   */
+  readonly stored: boolean | null;
   /** Resolves on the next appended event (or the end). */
   changed(): Promise<void>;
   abort(reason: AbortReason): void;
@@ -88,6 +97,7 @@ export function startGeneration(
   const prelude: PreludeEvent[] = [];
   let waiters: Array<() => void> = [];
   let ended = false;
+  let stored: boolean | null = null;
   let offset = 0;
   const controller = new AbortController();
   let abortReason: AbortReason | null = null;
@@ -134,6 +144,12 @@ export function startGeneration(
   let metaWritten = false;
   let lastBeat = Date.now();
   let writes: Promise<unknown> = Promise.resolve();
+  const shouldWarn = throttle(10_000);
+  const abortWith = (reason: AbortReason) => {
+    if (ended || controller.signal.aborted) return;
+    abortReason = reason;
+    controller.abort(Object.assign(new Error(reason), { name: 'AbortError' }));
+  };
 
   // Checkpoints are timer-driven, so database writes depend on elapsed time, never on chunk count.
   const tick = setInterval(
@@ -150,13 +166,19 @@ export function startGeneration(
       lastBeat = Date.now();
       writes = writes
         .then(() => checkpoint(deps.db, messageId, snapshot, meta))
-        .then(
-          () => metrics?.checkpoint('ok'),
-          (err) => {
-            metrics?.checkpoint('failed');
-            deps.log.warn({ err, messageId }, 'checkpoint failed');
-          },
-        );
+        .then((row) => {
+          metrics?.checkpoint('ok');
+          // A stop recorded in the row (its pub/sub message may have been lost), or a row a stop
+          // already closed because this producer looked dead: either way the reply stops here.
+          if (row.stopRequested || row.status === 'stopped') abortWith('stopped');
+        })
+        .catch((err) => {
+          metrics?.checkpoint('failed');
+          // Not stored: the next tick writes it again, until the final write.
+          persistedChars = -1;
+          if (meta) metaWritten = false;
+          if (shouldWarn()) deps.log.warn({ err: (err as Error).message, messageId }, 'checkpoint failed');
+        });
     },
     Math.min(deps.checkpointMs, deps.heartbeatMs),
   );
@@ -242,18 +264,28 @@ export function startGeneration(
       model: state.model ?? 'unknown',
       metadata: { ...(errorCode ? { error_code: errorCode } : {}), stream: meta },
     };
-    try {
-      const hook = options.onFinalize;
-      let final: Awaited<ReturnType<typeof finalize>>;
+    const hook = options.onFinalize;
+    const finalizeOnce = async () => {
       try {
-        final = await finalize(deps.db, write, hook ? (tx) => hook(tx, outcome) : undefined);
+        return await finalize(deps.db, write, hook ? (tx) => hook(tx, outcome) : undefined);
       } catch (err) {
-        if (!hook) throw err;
+        if (!hook || isOutage(err)) throw err;
         // An extension's failure rolls back its own statements; the reply itself is still stored.
         deps.log.error({ err, messageId }, 'finalize hook failed; storing the reply without it');
         metrics?.finalWriteRetry();
-        final = await finalize(deps.db, write);
+        return finalize(deps.db, write);
       }
+    };
+    try {
+      // A database restarting under a finished reply costs a few seconds, not the reply: the write
+      // is retried while the outage lasts (bounded), and `complete` waits for it to commit.
+      const final = await retryWithin(finalizeOnce, isOutage, {
+        windowMs: deps.finalWriteRetryMs,
+        onRetry: (err, attempt) => {
+          metrics?.finalWriteRetry();
+          deps.log.warn({ err: (err as Error).message, messageId, attempt }, 'final write retried');
+        },
+      });
       persisted = final.persisted;
       extra = final.extra;
     } catch (err) {
@@ -263,6 +295,7 @@ export function startGeneration(
       status = 'failed';
       errorCode = 'PERSIST_FAILED';
     }
+    stored = persisted;
     append(
       status === 'completed' || status === 'stopped'
         ? completeEvent({
@@ -307,15 +340,14 @@ export function startGeneration(
     get ended() {
       return ended;
     },
+    get stored() {
+      return stored;
+    },
     changed() {
       if (ended) return Promise.resolve();
       return new Promise<void>((resolve) => waiters.push(resolve));
     },
-    abort(reason) {
-      if (ended || controller.signal.aborted) return;
-      abortReason = reason;
-      controller.abort(Object.assign(new Error(reason), { name: 'AbortError' }));
-    },
+    abort: abortWith,
     done,
   };
 }

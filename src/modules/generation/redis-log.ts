@@ -2,7 +2,8 @@
 //
 // Key layout (every key starts with the Redis prefix):
 //   <prefix>gen:<messageId>   STREAM of events; entry id = the SSE cursor `<offset>-<seq>`; field `e` = event JSON;
-//                             capped with MAXLEN ~ STREAM_LOG_MAXLEN; EXPIRE STREAM_LOG_TTL_S, renewed on every flush
+//                             capped with MAXLEN ~ STREAM_LOG_MAXLEN; EXPIRE STREAM_LOG_TTL_S in the same MULTI as
+//                             every flush's XADDs, so a key re-created after a Redis restart expires too
 //   <prefix>gen:stop          pub/sub channel; message = messageId to stop
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -29,13 +30,13 @@ const keyOf = (redis: RedisHandle, messageId: string) => `${redis.prefix}gen:${m
  */
 export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): EventMirror {
   const queues = new Map<string, { entries: StreamEntry[]; end: boolean }>();
-  const expiring = new Set<string>();
   let scheduled = false;
   const shouldLog = throttle(10_000);
 
   const flush = () => {
     scheduled = false;
-    const pipe = redis.client.pipeline();
+    // MULTI, not a bare pipeline: a connection lost mid-flush leaves no XADD without its EXPIRE.
+    const pipe = redis.client.multi();
     for (const [messageId, q] of queues) {
       const key = keyOf(redis, messageId);
       let pending: StreamEntry | null = null;
@@ -50,12 +51,8 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Ev
         pending = e;
       }
       if (pending) add(pending);
-      // One EXPIRE per reply, on its first flush: a reply never outlives the log's TTL.
-      if (!expiring.has(messageId)) {
-        expiring.add(messageId);
-        pipe.expire(key, opts.ttlS);
-      }
-      if (q.end) expiring.delete(messageId);
+      // Every flush renews the TTL: a key the XADDs just re-created (Redis restarted mid-reply) expires too.
+      pipe.expire(key, opts.ttlS);
     }
     queues.clear();
     if (!redis.ready()) return; // Redis is away: resume falls back to the stored row
@@ -150,22 +147,33 @@ export async function createRemoteGenerations(
     reader.on('error', () => {});
     const abort = () => reader.disconnect();
     signal.addEventListener('abort', abort, { once: true });
-    let idleSince = Date.now();
     try {
       for (;;) {
         if (signal.aborted) return;
-        const res = (await reader.xread('COUNT', 500, 'BLOCK', 2000, 'STREAMS', key, last)) as Array<
-          [string, Array<[string, string[]]>]
-        > | null;
+        let res: Array<[string, Array<[string, string[]]>]> | null;
+        try {
+          res = (await reader.xread('COUNT', 500, 'BLOCK', 1000, 'STREAMS', key, last)) as typeof res;
+        } catch (err) {
+          // The client left (its abort closed this connection): not an error.
+          if (signal.aborted) return;
+          // Redis went away mid-follow: the row carries the reply from here.
+          opts.log.warn(
+            { err: (err as Error).message, messageId },
+            'stream log unreadable; following the row',
+          );
+          yield null;
+          return;
+        }
         const batch = res?.[0]?.[1] ?? [];
         if (batch.length === 0) {
-          if (Date.now() - idleSince > opts.staleMs && !(await opts.producerAlive(messageId))) {
+          // Nothing new for a second: if the row is final (the terminal entry may never have
+          // reached Redis, e.g. a SIGTERM'd instance) or its producer is dead, the row takes over.
+          if (!(await opts.producerAlive(messageId))) {
             yield null;
             return;
           }
           continue;
         }
-        idleSince = Date.now();
         for (const [id, fields] of batch) {
           last = id;
           const entry = toEntry(id, fields);
@@ -197,7 +205,7 @@ export async function createRemoteGenerations(
       return (async function* () {
         for await (const e of source) {
           if (e === null) {
-            // The producer died without a terminal event; the sweeper marks the row interrupted.
+            // The log ends without a terminal event: the caller continues from the row.
             return;
           }
           yield e;
@@ -206,6 +214,21 @@ export async function createRemoteGenerations(
     },
     async requestStop(messageId) {
       await redis.client.publish(channel, messageId);
+    },
+    async recoverText(messageId, stored) {
+      if (!redis.ready()) return null;
+      const all = await redis.client.xrange(keyOf(redis, messageId), '-', '+');
+      // Only a whole log is trusted: it starts at the first event and its chunks join without a gap.
+      let text = '';
+      for (const [i, [id, fields]] of all.entries()) {
+        const e = toEntry(id, fields);
+        if (!e || (i === 0 && e.seq !== 1)) return null;
+        if (e.event.type === 'chunk') {
+          if (e.offset - e.event.content.length !== text.length) return null;
+          text += e.event.content;
+        } else if (e.offset !== text.length) return null;
+      }
+      return text.length > stored.length && text.startsWith(stored) ? text : null;
     },
     async close() {
       for (const r of readers) r.disconnect();

@@ -1,4 +1,17 @@
 // A reply rebuilt from its stored row (the live log is gone or elsewhere): the same events the live stream sent.
+//
+// The row is the truth of a finished reply. A producer's log (in memory, or mirrored to Redis)
+// runs ahead of the row between checkpoints, and a producer that dies (kill -9) or whose final
+// write fails leaves a log longer than anything the row will ever store. So:
+//   - a replay that starts once the row is final, or once its producer is dead (no heartbeat for
+//     `staleAfterMs`), is rebuilt from the row alone: its text is the stored content and it ends
+//     with the row's one terminal event;
+//   - a replay of a running reply follows the live log; if that log ends without a terminal event
+//     (its producer died), it continues from the row, which by then says `interrupted`;
+//   - only a follower that was already following when its producer died can have seen text the
+//     row lacks (what the producer emitted after its last checkpoint); it ends with `error`
+//     (GENERATION_INTERRUPTED, or PERSIST_FAILED), never `complete`, and any later replay is the row.
+// `complete` is only ever sent after the final write committed, so a completed log equals its row.
 import {
   type Cursor,
   chunkEvent,
@@ -11,6 +24,12 @@ import {
   type TerminalEvent,
 } from './events.js';
 import { type MessageRow, streamMetaOf } from './generation.repo.js';
+
+/** A streaming row whose producer has not beaten for `staleMs` (it died, or lost its database). */
+export function isStale(row: Pick<MessageRow, 'heartbeat_at'>, staleMs: number): boolean {
+  const beat = row.heartbeat_at ? new Date(row.heartbeat_at).getTime() : 0;
+  return Date.now() - beat > staleMs;
+}
 
 export function terminalEvent(row: MessageRow): TerminalEvent | null {
   const meta = streamMetaOf(row);
@@ -87,8 +106,7 @@ export async function* storedEntries(
       return;
     }
     if (opts.signal.aborted) return;
-    const beat = row.heartbeat_at ? new Date(row.heartbeat_at).getTime() : 0;
-    if (Date.now() - beat > opts.staleMs) {
+    if (isStale(row, opts.staleMs)) {
       yield at(errorEvent('interrupted'), ++seq);
       return;
     }

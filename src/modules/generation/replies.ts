@@ -13,14 +13,15 @@ import {
 } from './generation.js';
 import {
   activeReplyOf,
+  closeOrphan,
   getReply,
-  markStopped,
   producerAlive,
   type ReplyRow,
+  recordStop,
   toMessage,
 } from './generation.repo.js';
 import type { GenerationRegistry } from './registry.js';
-import { storedEntries, withFallback } from './replay.js';
+import { isStale, storedEntries, withFallback } from './replay.js';
 
 /** Cross-instance pieces (Redis); null on a single instance with in-process stores. */
 export interface RemoteGenerations {
@@ -32,6 +33,8 @@ export interface RemoteGenerations {
   ): Promise<AsyncIterable<StreamEntry> | null>;
   /** Asks whichever instance runs the generation to stop it. */
   requestStop(messageId: string): Promise<void>;
+  /** A dead producer's text from its whole log, when that extends `stored`; else null. */
+  recoverText(messageId: string, stored: string): Promise<string | null>;
 }
 
 /** Who asks: a verified user, or anonymous (null). */
@@ -110,15 +113,19 @@ export function createReplies(deps: RepliesDeps) {
     const signal = opts.signal ?? NEVER;
     const first = opts.verified ? undefined : await loadVisible(caller, messageId);
     const gen = registry.get(messageId);
-    if (gen) return local(gen, after, signal);
+    // This instance's log is the reply only while it runs or once its final write stored it.
+    if (gen && (!gen.ended || gen.stored)) return local(gen, after, signal);
+    const row = first ?? (await loadVisible(caller, messageId));
     const stored = async function* (from: Cursor | null) {
-      const row = first ?? (await loadVisible(caller, messageId));
       yield* storedEntries(row, from, () => getReply(db, messageId), {
         pollMs: 250,
         signal,
         staleMs: deps.staleAfterMs,
       });
     };
+    // The row is the truth of a finished reply (see replay.ts): once it is final, or its producer
+    // is dead, the shared log (which may hold a dead producer's unstored tail) is not read at all.
+    if (row.status !== 'streaming' || isStale(row, deps.staleAfterMs)) return single(stored(after));
     const remote = await deps.remote?.entries(messageId, after, signal);
     return single(remote ? withFallback(remote, after, stored) : stored(after));
   }
@@ -150,19 +157,34 @@ export function createReplies(deps: RepliesDeps) {
       return row;
     },
 
-    /** Stops a running reply wherever it runs; answers the stored message. */
+    /**
+     * Stops a running reply wherever it runs; answers the stored message. A 200 is a promise that
+     * the reply stops: the intent is first recorded in the row (a database error is a 503 and
+     * nothing was promised), then sent over pub/sub as the fast path; a producer that misses the
+     * message reads the intent at its next checkpoint or heartbeat.
+     */
     async stop(messageId: string, caller: ReplyCaller) {
       const row = await loadVisible(caller, messageId);
-      if (row.status !== 'streaming') {
-        throw new AppError('MESSAGE_NOT_RUNNING', undefined, { message: toMessage(row) });
-      }
+      const notRunning = (r: ReplyRow) =>
+        new AppError('MESSAGE_NOT_RUNNING', undefined, { message: toMessage(r) });
+      if (row.status !== 'streaming') throw notRunning(row);
       const gen = registry.get(messageId);
-      if (gen) {
+      if (gen && !gen.ended) {
         gen.abort('stopped');
         await gen.done;
-      } else if (deps.remote) {
-        await deps.remote.requestStop(messageId);
-        const deadline = Date.now() + 3000;
+      } else {
+        if (!(await recordStop(db, messageId))) {
+          const now = await getReply(db, messageId);
+          throw notRunning(now ?? row);
+        }
+        await deps.remote?.requestStop(messageId).catch((err: Error) => {
+          deps.log.warn(
+            { err: err.message, messageId },
+            'stop message not sent; the producer reads it from the row',
+          );
+        });
+        // A live producer stops within a heartbeat; after `staleAfterMs` without one it is dead.
+        const deadline = Date.now() + deps.staleAfterMs + 500;
         while (Date.now() < deadline) {
           const now = await getReply(db, messageId);
           if (now && now.status !== 'streaming') break;
@@ -171,8 +193,8 @@ export function createReplies(deps: RepliesDeps) {
       }
       const after = await getReply(db, messageId);
       if (after?.status === 'streaming') {
-        // No live producer answered (it died): store what the last checkpoint kept, as stopped.
-        await markStopped(db, messageId);
+        // No producer answered (it died): store what it emitted (see closeOrphan), as stopped.
+        await closeOrphan(db, messageId, 'stopped', deps.remote?.recoverText ?? null);
         return toMessage((await getReply(db, messageId))!);
       }
       return toMessage(after!);

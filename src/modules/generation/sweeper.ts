@@ -1,7 +1,7 @@
 // Marks replies whose producer stopped heart-beating (a crashed instance) as interrupted.
 import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
-import { sweepOrphans } from './generation.repo.js';
+import { type RecoverText, sweepOrphans } from './generation.repo.js';
 
 export interface SweeperOptions {
   db: Db;
@@ -9,6 +9,8 @@ export interface SweeperOptions {
   /** A row is orphaned when its heartbeat is older than this. */
   staleAfterMs: number;
   log: Pick<Logger, 'warn' | 'info'>;
+  /** Reads a dead producer's unstored tail from the shared log (Redis); null without one. */
+  recover?: RecoverText | null;
 }
 
 export function startSweeper(opts: SweeperOptions): { stop(): void } {
@@ -17,7 +19,7 @@ export function startSweeper(opts: SweeperOptions): { stop(): void } {
     if (running) return;
     running = true;
     try {
-      const ids = await sweepOrphans(opts.db, opts.staleAfterMs);
+      const ids = await sweepOrphans(opts.db, opts.staleAfterMs, opts.recover ?? null);
       if (ids.length)
         opts.log.info(
           { count: ids.length, messageIds: ids.slice(0, 20) },

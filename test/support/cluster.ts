@@ -1,0 +1,96 @@
+// Helpers for multi-instance tests: waiting on state, server child processes, a private Redis to restart.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './server-process.js';
+import type { SseEvent } from './sse.js';
+
+/** Polls `fn` until it returns something truthy; throws after `ms`. */
+export async function waitFor<T>(fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export const chunkText = (events: SseEvent[]) =>
+  events
+    .filter((e) => e.data.type === 'chunk')
+    .map((e) => e.data.content as string)
+    .join('');
+
+export const terminals = (events: SseEvent[]) =>
+  events.filter((e) => e.data.type === 'complete' || e.data.type === 'error');
+
+/** `node --import tsx src/server.ts` with only `env` (plus PATH): a second instance that can be killed. */
+export async function spawnServer(
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; base: string }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  // Booting through tsx on a loaded 2-core machine can take tens of seconds.
+  await waitFor(async () => (await fetch(`${base}/health`).catch(() => null))?.ok, 90_000);
+  return { child, base };
+}
+
+async function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export interface PrivateRedis {
+  url: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/** A redis-server of the test's own (no persistence: a restart loses every key, as a fresh one does). */
+export async function startPrivateRedis(): Promise<PrivateRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'private-redis-'));
+  let child: ChildProcess | null = null;
+  const start = async () => {
+    child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      {
+        stdio: 'ignore',
+      },
+    );
+    await waitFor(() => answers(port), 10_000);
+  };
+  const stop = async () => {
+    const c = child;
+    if (!c) return;
+    child = null;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGKILL');
+    await exited;
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    start,
+    stop,
+    async destroy() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
