@@ -17,8 +17,17 @@ describe.skipIf(!backends().databaseUrl)('a job on an instance that died', () =>
   beforeAll(async () => {
     ensureBuilt();
     tdb = await createTestDb();
+    // The real /contratos needs an agency and a date window: every contract is listed under one
+    // superior agency (20000), and the investigation below names it and a window.
     portal = await startFakePortal({
-      records: SAMPLE_CONTRACTS.map((c) => toPortalRecord(c)),
+      records: SAMPLE_CONTRACTS.map((c) => {
+        const r = toPortalRecord(c);
+        (r.unidadeGestora as Record<string, unknown>).orgaoMaximo = {
+          codigo: '20000',
+          nome: 'Poder Executivo',
+        };
+        return r;
+      }),
       apiKey: API_KEY,
     });
     // Every page is held a while, so the run is still going when its instance is killed.
@@ -62,7 +71,7 @@ describe.skipIf(!backends().databaseUrl)('a job on an instance that died', () =>
     const res = await fetch(`${a.base}/api/v1/investigations/`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query: 'instância morta' }),
+      body: JSON.stringify({ query: 'contratos do órgão 20000 de 2024 a 2025' }),
     });
     expect(res.status).toBe(202);
     const { investigation_id: id } = (await res.json()) as { investigation_id: string };
