@@ -3,8 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { Db, Tx } from '../../db/client.js';
 import { AppError } from '../../errors.js';
-import { callerKey } from '../../plugins/rate-limit.js';
-import { idempotencyKeyOf, sendReply } from '../chat/chat.routes.js';
+import { idempotencyKeyOf, sendReply, turnCallerOf } from '../chat/chat.routes.js';
 import type { ChatService } from '../chat/chat.service.js';
 import type { TurnService } from '../chat/chat.turns.js';
 import { nativeSse } from '../chat/encoders/native.js';
@@ -87,7 +86,7 @@ export function createLessons(deps: LessonDeps): LessonTurns {
     };
     const turn = await deps.turns.start(
       // A lesson is a chat turn: the chat class's rate limit applies to it (admission, one Redis step).
-      { userId, rateKey: callerKey(request) },
+      { ...turnCallerOf(request), userId },
       { message: body.message, session_id: row.session_id, context: undefined },
       idempotencyKeyOf(request),
       options,

@@ -46,8 +46,11 @@ export function callerOf(request: FastifyRequest): Caller {
 }
 
 /** A turn's caller: the chat rate limit is a step of turn admission, answered in these headers. */
-export function turnCallerOf(request: FastifyRequest, reply: FastifyReply): Caller {
-  return { userId: callerId(request), rateKey: callerKey(request), setHeaders: (h) => reply.headers(h) };
+/** The caller of a chat turn: its rate-limit bucket, and where the limit's headers go (when a reply is at hand). */
+export function turnCallerOf(request: FastifyRequest, reply?: FastifyReply): Caller {
+  const caller: Caller = { userId: callerId(request), rateKey: callerKey(request) };
+  if (reply) caller.setHeaders = (h) => reply.headers(h);
+  return caller;
 }
 
 export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
