@@ -23,6 +23,13 @@ const total = Number(process.argv[2] ?? 100_000);
 const targets = (process.env.BENCH_TARGETS ?? 'postgres,pglite').split(',').map((s) => s.trim());
 const repeats = Math.max(1, Number(process.env.BENCH_REPEATS ?? 3));
 const LIMIT_MS = 10_000;
+// BENCH_SERVER=dist runs the built server (`npm run build` first), as `npm run bench:csv` does;
+// BENCH_CPU_PROF=<dir> writes the server's V8 CPU profile there (where the time goes).
+const SERVER =
+  process.env.BENCH_SERVER === 'dist' ? ['dist/src/server.js'] : ['--import', 'tsx', 'src/server.ts'];
+const PROFILE = process.env.BENCH_CPU_PROF
+  ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+  : [];
 
 /** The same synthetic contracts the detector benchmark pages through, all at once (an upload). */
 function dataset(n: number): Contract[] {
@@ -71,7 +78,7 @@ async function runTarget(target: string, body: string | Buffer): Promise<Outcome
   const port = await freePort();
   const server = await spawnServer({
     name: target,
-    args: ['--import', 'tsx', 'src/server.ts'],
+    args: [...PROFILE, ...SERVER],
     cwd: ROOT,
     port,
     readyTimeoutMs: 60_000,
