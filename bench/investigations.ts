@@ -1,5 +1,6 @@
 // Benchmark (not a test): 100,000 uploaded contracts end to end (POST → completed) on a real server.
-// Run: node --import tsx bench/investigations.ts [contracts=100000]
+// Run: node --import tsx bench/investigations.ts [contracts=100000]; `npm run bench:csv` is the CSV upload on the
+// built server against Postgres (issue 16: 100,000 rows under 10 s, peak RSS reported).
 // Knobs (env): BENCH_BODY=json|csv (csv: the Portal's export columns, Latin-1, ";", Brazilian numbers
 // and dates, sent as text/csv; charset=iso-8859-1 and streamed through the CSV parser),
 // BENCH_TARGETS=postgres,pglite (postgres needs the local server at 127.0.0.1:5432),
