@@ -141,10 +141,17 @@ export function createInvestigationJob(deps: JobDeps) {
       row.recordsExpected ?? filters.max_records ?? config.INVESTIGATION_MAX_CONTRACTS,
     );
     let lastWrite = Date.now();
+    // The graph is built after the answer from the contracts the index holds, unless the index fills
+    // up (more contracts than it keeps): from then on every page feeds the graph as it comes.
+    let graphFed = false;
     for await (const page of sourceFor(row).pages(filters, signal)) {
       detectors.add(page);
-      graph.add(page);
       seenContracts.add(page);
+      if (!graphFed && seenContracts.full) {
+        graph.add([...seenContracts.contracts()]);
+        graphFed = true;
+      }
+      if (graphFed) graph.add(page);
       signal.throwIfAborted();
       if (Date.now() - lastWrite >= deps.progressIntervalMs) {
         const seen = detectors.recordsSeen;
@@ -163,7 +170,6 @@ export function createInvestigationJob(deps: JobDeps) {
     for (const [i, step] of steps.entries()) {
       signal.throwIfAborted();
       const found = seenContracts.attach(step.run());
-      graph.addFindings(found);
       const patch = { currentPhase: phase(i + 1), progress: COLLECT + (ANALYSE * (i + 1)) / steps.length };
       stillOurs(await repo.addFindings(id, run, findings.length + 1, found, patch));
       findings.push(...found);
@@ -178,6 +184,8 @@ export function createInvestigationJob(deps: JobDeps) {
     log.info({ investigationId: id, records, findings: findings.length }, 'investigation completed');
     // After the answer is out: the graph is derived data, and a big run upserts ~100,000 edges.
     try {
+      if (!graphFed) graph.add([...seenContracts.contracts()]);
+      graph.addFindings(findings);
       await graph.upsert(deps.db, id);
     } catch (err) {
       log.error({ err, investigationId: id, ...graph.size }, 'entity graph not updated');
