@@ -15,7 +15,7 @@ import iconv from 'iconv-lite';
 import { createDetectorRun } from '../src/modules/investigations/detectors/index.js';
 import { ANOMALY_TYPES, type Contract } from '../src/modules/investigations/types.js';
 import { type BenchDb, createBenchDb } from './pgadmin.js';
-import { freePort, spawnServer } from './procs.js';
+import { cpuSeconds, freePort, spawnServer } from './procs.js';
 import { fmt, median, sleep, table } from './stats.js';
 import { syntheticPages } from './synthetic.js';
 import { ROOT } from './targets.js';
@@ -61,6 +61,8 @@ interface Outcome {
   anomalies: number;
   idleRss: number;
   peakRss: number;
+  /** The server's CPU (user + system) from the request to `completed`: less at the mercy of the machine's load than wall time. */
+  cpuS: number;
 }
 
 async function runTarget(target: string, body: string | Buffer): Promise<Outcome> {
@@ -88,6 +90,7 @@ async function runTarget(target: string, body: string | Buffer): Promise<Outcome
   try {
     await sleep(500);
     const idleRss = peakRssMiB(server.pid);
+    const cpu0 = cpuSeconds(server.pid);
     const t0 = performance.now();
     const res = await fetch(`${server.base}/api/v1/investigations/`, {
       method: 'POST',
@@ -114,6 +117,7 @@ async function runTarget(target: string, body: string | Buffer): Promise<Outcome
           anomalies: s.anomalies_detected,
           idleRss,
           peakRss: peakRssMiB(server.pid),
+          cpuS: cpuSeconds(server.pid) - cpu0,
         };
       }
       if (performance.now() - t0 > 120_000) throw new Error(`still ${s.status} after 120 s`);
@@ -210,6 +214,7 @@ for (const target of targets) {
     String(runs[0]!.anomalies),
     fmt(median(runs.map((o) => o.idleRss)), 0),
     fmt(Math.max(...runs.map((o) => o.peakRss)), 0),
+    fmt(median(runs.map((o) => o.cpuS)), 1),
     within ? 'yes' : 'NO',
   ]);
 }
@@ -231,6 +236,7 @@ console.log(
       'anomalies',
       'idle RSS MiB',
       'peak RSS MiB',
+      'server CPU s',
       '< 10 s',
     ],
     rows,
