@@ -1,5 +1,9 @@
 // The shared vocabulary of investigations: anomaly types, the Contract shape (API.md §6), findings.
 import { z } from 'zod';
+import { type Contract, canonicalCnpj, isIsoDate } from '../contracts/contract.js';
+
+// The contract record and its field rules live in contracts/, below query and investigations.
+export { type Contract, canonicalCnpj, isIsoDate };
 
 export const ANOMALY_TYPES = [
   'price_outlier',
@@ -10,22 +14,6 @@ export const ANOMALY_TYPES = [
   'direct_contracting',
 ] as const;
 export type AnomalyType = (typeof ANOMALY_TYPES)[number];
-
-export interface Contract {
-  id: string;
-  numero: string | null;
-  objeto: string;
-  orgao: string;
-  orgao_codigo: string;
-  fornecedor: string;
-  cnpj_fornecedor: string;
-  valor_inicial: number;
-  valor_final: number;
-  /** YYYY-MM-DD */
-  data_assinatura: string;
-  modalidade: string;
-  situacao: string | null;
-}
 
 export interface Finding {
   /** Deterministic: the type plus a hash of the sorted contract ids, so reruns give the same ids. */
@@ -41,26 +29,6 @@ export interface Finding {
   contract_ids: string[];
   /** The numbers behind the finding. */
   evidence: Record<string, unknown>;
-}
-
-/** 14 digits become "12.345.678/0001-90" so the Portal's, the sample's and uploads' keys agree. */
-export function canonicalCnpj(raw: string): string {
-  const trimmed = raw.trim();
-  const digits = trimmed.replace(/\D/g, '');
-  if (digits.length !== 14 || /[^\d./\-\s]/.test(trimmed)) return trimmed;
-  return `${digits.slice(0, 2)}.${digits.slice(2, 5)}.${digits.slice(5, 8)}/${digits.slice(8, 12)}-${digits.slice(12)}`;
-}
-
-/** True for a real calendar date written YYYY-MM-DD. */
-export function isIsoDate(v: string): boolean {
-  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v);
-  if (!m) return false;
-  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
-  return (
-    d.getUTCFullYear() === Number(m[1]) &&
-    d.getUTCMonth() === Number(m[2]) - 1 &&
-    d.getUTCDate() === Number(m[3])
-  );
 }
 
 const text = (max: number) => z.string().trim().min(1).max(max);

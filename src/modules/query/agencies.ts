@@ -1,5 +1,5 @@
 // Federal agencies people name in questions: full name, acronyms, the area word ("saúde") and SIAFI code.
-import { normalizeText } from '../investigations/detectors/text.js';
+import { normalizeText } from '../contracts/text.js';
 
 export interface KnownAgency {
   name: string;

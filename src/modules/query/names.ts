@@ -1,5 +1,5 @@
 // Supplier and agency names inside a question: company suffixes, capitalised runs, known agencies, "Ministério …".
-import { normalizeText } from '../investigations/detectors/text.js';
+import { normalizeText } from '../contracts/text.js';
 import { agencyKey, KNOWN_AGENCIES, knownAgencyByCode } from './agencies.js';
 import type { Selection } from './selection.js';
 

@@ -1,5 +1,5 @@
 // Amounts and dates as people write them in Portuguese questions: "R$ 1,5 milhão", "500 mil", "31/12/2024".
-import { isIsoDate } from '../investigations/types.js';
+import { isIsoDate } from '../contracts/contract.js';
 
 const UNITS: Record<string, number> = {
   mil: 1e3,

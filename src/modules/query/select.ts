@@ -1,6 +1,7 @@
 // From a Selection to the filters a source applies, one predicate per field, and a sentence saying what was selected.
-import { normalizeText, stemWord } from '../investigations/detectors/text.js';
-import type { Contract } from '../investigations/types.js';
+
+import type { Contract } from '../contracts/contract.js';
+import { normalizeText, stemWord } from '../contracts/text.js';
 import { agencyKey } from './agencies.js';
 import { nameWords, type Selection, understandQuery } from './understand.js';
 

@@ -1,5 +1,5 @@
 // Query understanding, the one place chat and investigations read a Portuguese question into a selection.
-import { searchTokens } from '../investigations/detectors/text.js';
+import { searchTokens } from '../contracts/text.js';
 import { readAgency, readSupplier } from './names.js';
 import { AMOUNT, amountOf, brDateToIso, isoOf, MONTHS, monthEnd, monthStart } from './numbers.js';
 import type { Selection } from './selection.js';

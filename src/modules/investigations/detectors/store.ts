@@ -1,6 +1,7 @@
 // A compact columnar copy of the contracts the detectors need: typed arrays plus interned strings.
+
+import { type ModalidadeKind, modalidadeKind, normalizeText, objetoKey } from '../../contracts/text.js';
 import type { Contract } from '../types.js';
-import { type ModalidadeKind, modalidadeKind, normalizeText, objetoKey } from './text.js';
 
 /** `day` of a contract whose date could not be read: left out of the date-based detectors. */
 export const NO_DAY = -2_147_483_648;

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CsvError as ParseError, parse } from 'csv-parse';
 import { unstorable } from '../../../lib/text.js';
-import { normalizeText } from '../detectors/text.js';
+import { normalizeText } from '../../contracts/text.js';
 import { type Contract, canonicalCnpj, contractSchema } from '../types.js';
 import { decodeStream } from './decode.js';
 import { parseDate, parseMoney } from './values.js';

@@ -1,5 +1,5 @@
 // Agency name → SIAFI code through the Portal's /orgaos-siafi listing, cached for the process.
-import { normalizeText } from '../detectors/text.js';
+import { normalizeText } from '../../contracts/text.js';
 import { PortalError } from './portal-error.js';
 import type { ContractFilters } from './source.js';
 
