@@ -380,6 +380,7 @@ function defaultModel(config: Config, logger: Logger): TurnModel {
     connectTimeoutMs: config.LLM_CONNECT_TIMEOUT_MS,
     idleTimeoutMs: config.LLM_IDLE_TIMEOUT_MS,
     maxTokens: config.LLM_MAX_TOKENS,
+    http2: config.LLM_HTTP2,
     log: logger,
   });
 }

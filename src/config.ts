@@ -56,6 +56,8 @@ export const configSchema = z.object({
   LLM_CONNECT_TIMEOUT_MS: int(100, 120_000).default(15_000),
   LLM_IDLE_TIMEOUT_MS: int(100, 600_000).default(60_000),
   LLM_MAX_TOKENS: int(16, 32_000).default(1024),
+  // The provider speaks HTTP/2 (https: ALPN; http: h2c): live replies share connections.
+  LLM_HTTP2: bool.default(false),
   // Models a client may ask for by name (Maritaca mode's `model`); empty: the operator's only.
   LLM_ALLOWED_MODELS: z
     .string()
