@@ -109,6 +109,9 @@ export const configSchema = z.object({
   // The investigation pages' status/results polling: its own class, apart from `read`.
   RATE_LIMIT_POLL_PER_MINUTE: int(1, 1_000_000).default(600),
   MAX_CONCURRENT_GENERATIONS: int(1, 1000).default(3),
+  // New turns get 503 while fewer file descriptors than this remain under the soft nofile limit
+  // (room for the database pool, Redis, followers and the model sockets of admitted replies).
+  DESCRIPTOR_HEADROOM: int(0, 1_000_000).default(256),
   DAILY_TOKEN_BUDGET: int(0, 1_000_000_000).default(0),
 
   MEMORY_CONVERSATION_TTL_S: int(1, 365 * 24 * 3600).default(24 * 3600),

@@ -133,7 +133,13 @@ function abortError(signal: AbortSignal): Error {
 function causeOf(err: unknown): string {
   const e = err as { message?: string; cause?: { code?: string; message?: string } };
   const own = (err as { code?: string })?.code;
-  return e?.cause?.code ?? e?.cause?.message ?? (own?.startsWith('E') ? own : undefined) ?? e?.message ?? String(err);
+  return (
+    e?.cause?.code ??
+    e?.cause?.message ??
+    (own?.startsWith('E') ? own : undefined) ??
+    e?.message ??
+    String(err)
+  );
 }
 
 const isRetryableStatus = (s: number) => s === 408 || s === 429 || s >= 500;
