@@ -1,7 +1,7 @@
 // The OpenAI-compatible streaming client (Maritaca, Groq, OpenAI, OpenRouter, Ollama, vLLM) over undici + SSE.
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import {
   estimateTokens,
   ModelError,
@@ -41,7 +41,10 @@ export function createModelDispatcher(http2: boolean, https: boolean): Dispatche
   const streams = 100; // what Node and most HTTP/2 servers allow per connection by default
   return new Agent({
     allowH2: true,
-    ...(https ? {} : { useH2c: true }),
+    // The pool builds its own connector and would drop `useH2c`: given here, it is used as is.
+    ...(https
+      ? {}
+      : { connect: buildConnector({ allowH2: true, useH2c: true } as buildConnector.BuildOptions) }),
     maxConcurrentStreams: streams,
     pipelining: streams,
     keepAliveTimeout: 10_000,
