@@ -185,7 +185,7 @@ async function phase(kind: 'live' | 'followers', levels: number[]): Promise<stri
       // Written as a stream: finished once its size stops changing.
       const file = join(SNAPSHOT_DIR, added[0]!);
       let size = -1;
-      while (statSync(file).size !== size) {
+      while (statSync(file).size !== size || size === 0) {
         size = statSync(file).size;
         await sleep(2000);
       }

@@ -1,4 +1,5 @@
 // The OpenAI-compatible streaming client (Maritaca, Groq, OpenAI, OpenRouter, Ollama, vLLM) over undici + SSE.
+import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
@@ -59,7 +60,9 @@ export function createModelDispatcher(http2: boolean, https: boolean): Dispatche
  * the `data` payload of each complete event out. Comments and other fields are dropped.
  */
 export function createSseDecoder() {
-  const decoder = new TextDecoder();
+  // StringDecoder, not TextDecoder: Node's TextDecoder holds a native ICU converter for as long as
+  // the reply streams; StringDecoder keeps at most the 3 bytes of a split character.
+  const decoder = new StringDecoder('utf8');
   let buf = '';
   let data: string[] = [];
   const line = (text: string, out: string[]) => {
@@ -96,11 +99,11 @@ export function createSseDecoder() {
   };
   return {
     push(chunk: Uint8Array): string[] {
-      buf += decoder.decode(chunk, { stream: true });
+      buf += decoder.write(chunk);
       return scan(false);
     },
     end(): string[] {
-      buf += decoder.decode();
+      buf += decoder.end();
       return scan(true);
     },
   };
@@ -279,7 +282,9 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
         path: url.pathname + url.search,
         method: 'POST',
         headers,
-        body: JSON.stringify(body),
+        // A Buffer: undici keeps the body for the life of the response, once (a string it would
+        // keep twice, as given and encoded).
+        body: Buffer.from(JSON.stringify(body)),
         signal: ctrl.signal,
       });
       stage = 'body';
