@@ -266,7 +266,7 @@ async function main() {
   const first = process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : '1000,5000,10000';
   const levels = first.split(',').map(Number);
   const followers = Number(arg('followers') ?? 10_000);
-  const rows = await phase('live', levels);
+  const rows = levels[0] ? await phase('live', levels) : []; // `0`: followers only
   if (followers > 0) rows.push(...(await phase('followers', [followers])));
   const render = process.argv.includes('--md') ? markdownTable : table;
   console.log(`\nload average: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
