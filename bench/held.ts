@@ -57,6 +57,14 @@ async function xacts(db: string): Promise<number> {
   return Number(rows[0]?.n ?? 0);
 }
 
+// A bench stopped with Ctrl-C or SIGTERM must not leave its server, model and Redis running.
+const children = new Set<ChildProcess>();
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(130);
+  });
+
 /** One server (and its model, Redis, database); `kind` says what the levels count. */
 async function phase(kind: 'live' | 'followers', levels: number[]): Promise<string[][]> {
   const redis = await startPrivateRedis();
@@ -107,6 +115,7 @@ async function phase(kind: 'live' | 'followers', levels: number[]): Promise<stri
         : {}),
     },
   });
+  for (const c of [child.proc, model?.proc, redis.proc]) if (c) children.add(c);
   const agent = new Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
   const streams: Held[] = [];
   let gaps: number[] = [];
