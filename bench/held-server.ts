@@ -1,5 +1,6 @@
-// The app for the held-streams benchmark: the real buildApp with a slow in-process model (a token every HELD_TOKEN_MS).
-// In process, so 10k streams need no 10k upstream sockets (the file-descriptor limit here is 20,000).
+// The app for the held-streams benchmark: the real buildApp. With LLM_BASE_URL set (bench/held.ts
+// does), replies go to the slow model process over the real OpenAI-compatible client; without it,
+// to a slow in-process model (a token every HELD_TOKEN_MS), which needs no upstream sockets.
 import { setTimeout as delay } from 'node:timers/promises';
 import { buildApp, createLogger } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
@@ -27,7 +28,8 @@ const slowModel: ModelProvider = {
 };
 
 const config = loadConfig();
-const app = await buildApp({ config, logger: createLogger(config), model: slowModel });
+const logger = createLogger(config);
+const app = await buildApp({ config, logger, ...(process.env.LLM_BASE_URL ? {} : { model: slowModel }) });
 await app.listen({ port: config.PORT, host: config.HOST });
 
 const shutdown = async () => {

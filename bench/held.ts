@@ -1,39 +1,83 @@
-// Held streams: N idle resumable streams on one instance (slow model, heartbeats on): RSS, CPU, heartbeat lag, memory split.
-// Run: node --import tsx bench/held.ts [levels=1000,5000,10000] [--md]
-// Production path: Redis (a private redis-server), Postgres, SSE heartbeat every 5 s, producer heartbeat every 5 s.
-import { readFileSync, rmSync } from 'node:fs';
+// Held replies: N live replies (a slow model process holds each open) and N followers on one instance.
+// Per level: RSS, CPU, heartbeat lag, open descriptors, Postgres statements/s, refusals.
+// Run: npm run bench:held -- [levels=1000,5000,10000] [--followers=10000] [--model=h2c|h1|inproc]
+//      [--snapshot=DIR: heap snapshots at 10 and at the first level] [--md]
+// Production path: real Postgres (a bench database), a private redis-server, SSE heartbeat 5 s.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { snapshot, startPrivateRedis, type Totals } from './counts.js';
-import { createBenchDb } from './pgadmin.js';
-import { cpuSeconds, freePort, spawnServer } from './procs.js';
+import { ADMIN_URL, createBenchDb } from './pgadmin.js';
+import { type Child, cpuSeconds, freePort, spawnServer } from './procs.js';
 import { fmt, markdownTable, percentile, sleep, table } from './stats.js';
 import { BENCH_JWT_SECRET, ROOT } from './targets.js';
 
 const HEARTBEAT_MS = 5000;
 const WINDOW_MS = Number(process.env.HELD_WINDOW_MS ?? 20_000);
 const OPEN_CONCURRENCY = 48;
+const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const MODEL = (arg('model') ?? 'h2c') as 'h2c' | 'h1' | 'inproc';
+const SNAPSHOT_DIR = arg('snapshot');
 
 interface Held {
   lastPing: number;
   open: boolean;
+  messageId?: string;
 }
 
 const rssMb = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
-async function main() {
-  const levels = (process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : '1000,5000,10000')
-    .split(',')
-    .map(Number);
+async function startModel(): Promise<{ url: string; proc: ChildProcess } | null> {
+  if (MODEL === 'inproc') return null;
+  const port = await freePort();
+  const args = ['--import', 'tsx', join(ROOT, 'bench/slow-model.ts'), String(port)];
+  const proc = spawn(process.execPath, MODEL === 'h2c' ? [...args, '--h2c'] : args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout!.once('data', () => resolve());
+    proc.once('exit', () => reject(new Error('slow model exited')));
+  });
+  return { url: `http://127.0.0.1:${port}/v1`, proc };
+}
+
+async function xacts(db: string): Promise<number> {
+  const c = new pg.Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  const { rows } = await c.query(
+    'select xact_commit + xact_rollback as n from pg_stat_database where datname = $1',
+    [db],
+  );
+  await c.end();
+  return Number(rows[0]?.n ?? 0);
+}
+
+// A bench stopped with Ctrl-C or SIGTERM must not leave its server, model and Redis running.
+const children = new Set<ChildProcess>();
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(130);
+  });
+
+/** One server (and its model, Redis, database); `kind` says what the levels count. */
+async function phase(kind: 'live' | 'followers', levels: number[]): Promise<string[][]> {
   const redis = await startPrivateRedis();
   const db = await createBenchDb('held');
-  const countFile = join(tmpdir(), `bench-held-${process.pid}.jsonl`);
+  await db.migrate();
+  const model = await startModel();
+  const countFile = join(tmpdir(), `bench-held-${process.pid}-${kind}.jsonl`);
   const port = await freePort();
-  const child = await spawnServer({
+  if (SNAPSHOT_DIR) mkdirSync(SNAPSHOT_DIR, { recursive: true });
+  const child: Child = await spawnServer({
     name: 'held',
     args: [
+      ...(SNAPSHOT_DIR ? ['--heapsnapshot-signal=SIGPWR', `--diagnostic-dir=${SNAPSHOT_DIR}`] : []),
       '--import',
       'tsx',
       '--import',
@@ -61,15 +105,25 @@ async function main() {
       REDIS_KEY_PREFIX: 'held:',
       COUNT_FILE: countFile,
       COUNT_REDIS_PORT: String(redis.port),
+      ...(model
+        ? {
+            LLM_BASE_URL: model.url,
+            LLM_API_KEY: 'bench',
+            LLM_HTTP2: String(MODEL === 'h2c'),
+            LLM_IDLE_TIMEOUT_MS: '600000',
+          }
+        : {}),
     },
   });
+  for (const c of [child.proc, model?.proc, redis.proc]) if (c) children.add(c);
   const agent = new Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
   const streams: Held[] = [];
   let gaps: number[] = [];
   let measuring = false;
   let failures = 0;
+  let refused = 0;
 
-  const open = () =>
+  const open = (path: string, body: string | null) =>
     new Promise<void>((resolve) => {
       const h: Held = { lastPing: 0, open: false };
       const req = request(
@@ -77,17 +131,25 @@ async function main() {
           agent,
           host: '127.0.0.1',
           port,
-          path: '/api/v1/chat/stream',
-          method: 'POST',
+          path,
+          method: body ? 'POST' : 'GET',
           headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
         },
         (res) => {
+          if (res.statusCode !== 200) {
+            if (res.statusCode === 503) refused++;
+            else failures++;
+            res.resume();
+            resolve();
+            return;
+          }
           res.setEncoding('utf8');
           res.on('data', (chunk: string) => {
             const now = Date.now();
             if (!h.open && chunk.includes('"type":"start"')) {
               h.open = true;
               h.lastPing = now;
+              h.messageId = /"message_id":"([^"]+)"/.exec(chunk)?.[1];
               streams.push(h);
               resolve();
             }
@@ -98,6 +160,7 @@ async function main() {
           });
           res.on('end', () => {
             h.open = false;
+            resolve();
           });
           res.on('error', () => {
             h.open = false;
@@ -108,29 +171,63 @@ async function main() {
         failures++;
         resolve();
       });
-      req.end(JSON.stringify({ message: 'conte uma história longa' }));
+      req.end(body ?? undefined);
     });
+  const reply = () => open('/api/v1/chat/stream', JSON.stringify({ message: 'conte uma história longa' }));
+
+  const fill = async (count: number, one: (i: number) => Promise<void>) => {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: OPEN_CONCURRENCY }, async () => {
+        while (next < count) await one(next++);
+      }),
+    );
+  };
+  const heapSnapshot = async (label: string) => {
+    if (!SNAPSHOT_DIR) return;
+    const before = new Set(readdirSync(SNAPSHOT_DIR));
+    process.kill(child.pid, 'SIGPWR');
+    for (;;) {
+      await sleep(500);
+      const added = readdirSync(SNAPSHOT_DIR).filter((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
+      if (added.length === 0) continue;
+      // Written as a stream: finished once its size stops changing.
+      const file = join(SNAPSHOT_DIR, added[0]!);
+      let size = -1;
+      while (statSync(file).size !== size || size === 0) {
+        size = statSync(file).size;
+        await sleep(2000);
+      }
+      console.log(`  heap snapshot (${label}): ${file}`);
+      return;
+    }
+  };
 
   const rows: string[][] = [];
   let opened = 0;
   try {
+    // Followers follow 100 live replies; the levels count followers.
+    const targets: string[] = [];
+    if (kind === 'followers') {
+      await fill(100, () => reply());
+      for (const s of streams) if (s.messageId) targets.push(s.messageId);
+    } else if (SNAPSHOT_DIR) {
+      await fill(10, () => reply());
+      opened = 10;
+      await sleep(3000);
+      await heapSnapshot('10 replies');
+    }
     for (const level of levels) {
       const t0 = Date.now();
-      let next = opened;
-      await Promise.all(
-        Array.from({ length: OPEN_CONCURRENCY }, async () => {
-          while (next < level) {
-            next++;
-            await open();
-          }
-        }),
+      await fill(level - opened, (i) =>
+        kind === 'live' ? reply() : open(`/api/v1/chat/stream/${targets[i % targets.length]}`, null),
       );
       opened = level;
       const openS = (Date.now() - t0) / 1000;
       await sleep(3000);
       const pids = await db.backendPids();
       const pg0 = pids.reduce((n, p) => n + cpuSeconds(p), 0);
-      const r0 = cpuSeconds(redis.proc.pid!);
+      const x0 = await xacts(db.name);
       const s0: Totals = await snapshot(child, countFile);
       gaps = [];
       measuring = true;
@@ -139,57 +236,65 @@ async function main() {
       measuring = false;
       const s1: Totals = await snapshot(child, countFile);
       const windowS = (Date.now() - w0) / 1000;
+      const x1 = await xacts(db.name);
       const pids1 = [...new Set([...pids, ...(await db.backendPids())])];
       const pg1 = pids1.reduce((n, p) => n + cpuSeconds(p), 0);
-      const r1 = cpuSeconds(redis.proc.pid!);
       const live = streams.filter((s) => s.open).length;
-      const rss = rssMb(child.pid);
       const m = s1.mem;
       const mb = (b: number) => fmt(b / 1024 / 1024, 0);
       rows.push([
-        String(level),
+        kind === 'live' ? `${level} live (${MODEL})` : `${level} followers`,
         String(live),
         fmt(openS, 1),
-        fmt(rss, 0),
+        fmt(rssMb(child.pid), 0),
         `${mb(m.heapUsed)} / ${mb(m.heapTotal)}`,
-        `${mb(m.external)} (${mb(m.arrayBuffers)})`,
         `${fmt((s1.cpuUs - s0.cpuUs) / 1e6 / windowS, 2)}`,
         fmt((pg1 - pg0) / windowS, 2),
-        fmt((r1 - r0) / windowS, 3),
+        String(fds(child.pid)),
         fmt((s1.pgQueries - s0.pgQueries) / windowS, 0),
-        fmt((s1.redisCommands - s0.redisCommands) / windowS, 0),
-        `${fmt(percentile(gaps, 50), 0)} / ${fmt(percentile(gaps, 99), 0)} / ${fmt(Math.max(0, ...gaps), 0)}`,
-        `${fmt(s1.delay.p50, 1)} / ${fmt(s1.delay.p99, 1)} / ${fmt(s1.delay.max, 0)}`,
-        String(failures),
+        fmt((x1 - x0) / windowS, 0),
+        `${fmt(percentile(gaps, 50), 0)} / ${fmt(percentile(gaps, 99), 0)}`,
+        `${fmt(s1.delay.p50, 1)} / ${fmt(s1.delay.p99, 1)}`,
+        `${refused} / ${failures}`,
       ]);
-      console.log(`  ${level} streams held: ${rows.at(-1)!.join(' | ')}`);
+      console.log(`  ${rows.at(-1)!.join(' | ')}`);
+      if (kind === 'live' && level === levels[0]) await heapSnapshot(`${level} replies`);
     }
   } finally {
     agent.destroy();
     await child.stop();
+    model?.proc.kill();
     redis.proc.kill();
     await db.drop();
     rmSync(countFile, { force: true });
   }
+  return rows;
+}
+
+async function main() {
+  const first = process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : '1000,5000,10000';
+  const levels = first.split(',').map(Number);
+  const followers = Number(arg('followers') ?? 10_000);
+  const rows = levels[0] ? await phase('live', levels) : []; // `0`: followers only
+  if (followers > 0) rows.push(...(await phase('followers', [followers])));
   const render = process.argv.includes('--md') ? markdownTable : table;
   console.log(`\nload average: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   console.log(
     render(
       [
-        'streams',
+        'held',
         'open at end',
         'ramp s',
         'RSS MB',
         'heap used / total MB',
-        'external (array buffers) MB',
         'server CPU cores',
         'PG CPU cores',
-        'Redis CPU cores',
-        'PG statements/s',
-        'Redis cmds/s',
-        `ping gap p50 / p99 / max ms (interval ${HEARTBEAT_MS})`,
-        'event-loop delay p50 / p99 / max ms',
-        'open failures',
+        'server fds',
+        'PG statements/s (client)',
+        'PG xacts/s (pg_stat_database)',
+        `ping gap p50 / p99 ms (interval ${HEARTBEAT_MS})`,
+        'event-loop delay p50 / p99 ms',
+        '503 refused / other failures',
       ],
       rows,
     ),

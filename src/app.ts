@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { createDb, type DbHandle } from './db/client.js';
 import { migrate, pendingMigrations, withMigrationLock } from './db/migrate.js';
 import { AppError, registerErrorHandling, sendError } from './errors.js';
+import { createDescriptorGuard, readNofile } from './lib/descriptors.js';
 import { academyRoutes } from './modules/academy/academy.routes.js';
 import { createAcademyService } from './modules/academy/academy.service.js';
 import { createLessons } from './modules/academy/lessons.js';
@@ -229,6 +230,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     log: logger,
   });
   const registry = createGenerationRegistry();
+  const descriptors = createDescriptorGuard({
+    limit: readNofile()?.soft ?? null,
+    headroom: config.DESCRIPTOR_HEADROOM,
+  });
   infra.generations = registry;
   metrics.bind({ runningGenerations: () => registry.running().length, db: db.db });
   // Three missed heartbeats make a producer dead; a checkpoint stall alone never does.
@@ -273,6 +278,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       maxConcurrent: config.MAX_CONCURRENT_GENERATIONS,
       dailyTokenBudget: config.DAILY_TOKEN_BUDGET,
       slotTtlMs: 15 * 60_000,
+      descriptors,
       log: logger,
     }),
     mirror: redis
@@ -327,6 +333,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.addHook('onClose', async () => {
     sweeper.stop();
+    descriptors.stop();
     redis?.client.off('error', countRedisError);
     await remote?.close();
     if (ownsRedis) await redis?.close();
@@ -378,6 +385,7 @@ function defaultModel(config: Config, logger: Logger): TurnModel {
     connectTimeoutMs: config.LLM_CONNECT_TIMEOUT_MS,
     idleTimeoutMs: config.LLM_IDLE_TIMEOUT_MS,
     maxTokens: config.LLM_MAX_TOKENS,
+    http2: config.LLM_HTTP2,
     log: logger,
   });
 }

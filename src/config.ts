@@ -56,6 +56,8 @@ export const configSchema = z.object({
   LLM_CONNECT_TIMEOUT_MS: int(100, 120_000).default(15_000),
   LLM_IDLE_TIMEOUT_MS: int(100, 600_000).default(60_000),
   LLM_MAX_TOKENS: int(16, 32_000).default(1024),
+  // The provider speaks HTTP/2 (https: ALPN; http: h2c): live replies share connections.
+  LLM_HTTP2: bool.default(false),
   // Models a client may ask for by name (Maritaca mode's `model`); empty: the operator's only.
   LLM_ALLOWED_MODELS: z
     .string()
@@ -107,6 +109,9 @@ export const configSchema = z.object({
   // The investigation pages' status/results polling: its own class, apart from `read`.
   RATE_LIMIT_POLL_PER_MINUTE: int(1, 1_000_000).default(600),
   MAX_CONCURRENT_GENERATIONS: int(1, 1000).default(3),
+  // New turns get 503 while fewer file descriptors than this remain under the soft nofile limit
+  // (room for the database pool, Redis, followers and the model sockets of admitted replies).
+  DESCRIPTOR_HEADROOM: int(0, 1_000_000).default(256),
   DAILY_TOKEN_BUDGET: int(0, 1_000_000_000).default(0),
 
   MEMORY_CONVERSATION_TTL_S: int(1, 365 * 24 * 3600).default(24 * 3600),

@@ -148,6 +148,11 @@ export const errorCatalogue = {
     message: 'The identity provider could not be reached; retry shortly.',
     detail: 'Não foi possível verificar seu acesso agora; tente novamente em instantes.',
   },
+  AT_CAPACITY: {
+    status: 503,
+    message: 'The server is holding as many replies as it can; retry shortly.',
+    detail: 'O servidor está no limite de respostas simultâneas; tente novamente em instantes.',
+  },
   SHUTTING_DOWN: {
     status: 503,
     message: 'The server is restarting; retry shortly.',

@@ -1,6 +1,7 @@
 // The server process: config → buildApp() → listen → graceful shutdown on SIGTERM/SIGINT (entry: server.ts).
 import { buildApp, createLogger } from './app.js';
 import { loadConfig, StartupError } from './config.js';
+import { raiseNofile } from './lib/descriptors.js';
 import { findOutage, isOutage } from './lib/outage.js';
 
 let config: ReturnType<typeof loadConfig>;
@@ -13,6 +14,8 @@ try {
 }
 
 const logger = createLogger(config);
+// Before the app opens anything: the guard in admission works against the limit as raised.
+raiseNofile(logger);
 
 let app: Awaited<ReturnType<typeof buildApp>>;
 try {

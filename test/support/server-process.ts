@@ -47,12 +47,15 @@ const SCRUB = ['DATABASE_URL', 'REDIS_URL', 'TEST_DATABASE_URL', 'TEST_REDIS_URL
 /** Starts `node <entry>` with a clean environment plus `env`, on a free port unless env.PORT is set. */
 export async function startServer(
   env: Record<string, string>,
-  opts: { entry?: string; args?: string[]; cwd?: string } = {},
+  /** wrap: a command that execs node (e.g. `prlimit --nofile=…`), so the pid is still node's. */
+  opts: { entry?: string; args?: string[]; cwd?: string; wrap?: string[] } = {},
 ): Promise<ServerProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const base = { ...process.env };
   for (const k of SCRUB) delete base[k];
-  const child = spawn(process.execPath, [...(opts.args ?? []), opts.entry ?? SERVER_JS], {
+  const argv = [process.execPath, ...(opts.args ?? []), opts.entry ?? SERVER_JS];
+  const [command, ...rest] = [...(opts.wrap ?? []), ...argv];
+  const child = spawn(command!, rest, {
     cwd: opts.cwd ?? ROOT,
     env: { ...base, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import { throttle } from '../../lib/async.js';
+import type { DescriptorGuard } from '../../lib/descriptors.js';
 import type { ChatLimiter, RateStep } from '../../plugins/rate-limit.js';
 import type { RedisHandle } from '../../plugins/redis.js';
 import { tokensUsedToday } from '../generation/generation.repo.js';
@@ -18,6 +19,8 @@ export interface AdmissionDeps {
   dailyTokenBudget: number;
   /** A slot older than this is a crashed instance's leftover and no longer counts. */
   slotTtlMs: number;
+  /** Refuses new turns (503) while file descriptors run short; absent: no such check. */
+  descriptors?: DescriptorGuard;
   log: Pick<Logger, 'warn'>;
 }
 
@@ -43,6 +46,9 @@ export interface Admission {
  * The counter counts every attempt, as the route hook did. Slots are scored by Redis' own clock,
  * so instances with skewed clocks agree on which slots are stale.
  */
+/** A live reply lasts seconds to minutes: retrying much sooner than this finds the same state. */
+const AT_CAPACITY_RETRY_S = 5;
+
 export const ADMIT_SCRIPT = `local c = redis.call('INCR', KEYS[1])
 if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local t = redis.call('PTTL', KEYS[1])
@@ -118,6 +124,11 @@ export function createAdmission(deps: AdmissionDeps): Admission {
 
   return {
     async admit(req) {
+      // Before any other work: a turn refused here costs nothing, one admitted must be able to finish.
+      if (deps.descriptors?.full())
+        throw new AppError('AT_CAPACITY', undefined, undefined, {
+          'retry-after': String(AT_CAPACITY_RETRY_S),
+        });
       // The budget (a Postgres read) and the Redis step run side by side, not one after the other.
       const budget =
         req.userId && deps.dailyTokenBudget > 0
@@ -162,6 +173,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
         throw rejected ?? budgetErr;
       }
       if (step) req.onHeaders?.(limiter.headers(step));
+      deps.descriptors?.admitted();
       return done;
     },
   };

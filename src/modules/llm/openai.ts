@@ -1,6 +1,8 @@
-// The OpenAI-compatible streaming client (Maritaca, Groq, OpenAI, OpenRouter, Ollama, vLLM) over fetch + SSE.
+// The OpenAI-compatible streaming client (Maritaca, Groq, OpenAI, OpenRouter, Ollama, vLLM) over undici + SSE.
+import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import {
   estimateTokens,
   ModelError,
@@ -19,7 +21,38 @@ export interface OpenAIProviderOptions {
   idleTimeoutMs: number;
   maxRetries?: number;
   maxTokens?: number;
+  /**
+   * The provider speaks HTTP/2 (https: negotiated by ALPN; http: h2c with prior knowledge): replies
+   * share connections as streams. Off: HTTP/1.1, where a streaming reply holds its own socket.
+   */
+  http2?: boolean;
   log: Pick<Logger, 'warn' | 'debug'>;
+}
+
+/**
+ * One keep-alive connection pool per provider (undici). Over HTTP/1.1 a streaming reply holds its
+ * socket until the model finishes (finished sockets are kept for the next reply). With `http2`, up
+ * to 100 replies share one connection: undici would not multiplex a POST (not idempotent: a broken
+ * connection fails every stream on it), so our requests say they may be; a reply whose connection
+ * breaks fails or retries on its own terms (see `attempt`). Not for a provider that answers only
+ * HTTP/1.1 over https: pipelined streams would wait behind each other.
+ */
+export function createModelDispatcher(http2: boolean, https: boolean): Dispatcher {
+  if (!http2) return new Agent({ keepAliveTimeout: 10_000, headersTimeout: 0, bodyTimeout: 0 });
+  const streams = 100; // what Node and most HTTP/2 servers allow per connection by default
+  return new Agent({
+    allowH2: true,
+    // The pool builds its own connector and would drop `useH2c`: given here, it is used as is.
+    ...(https
+      ? {}
+      : { connect: buildConnector({ allowH2: true, useH2c: true } as buildConnector.BuildOptions) }),
+    maxConcurrentStreams: streams,
+    pipelining: streams,
+    keepAliveTimeout: 10_000,
+    // The connect and idle clocks are ours (per read, abortable): undici's must not fire first.
+    headersTimeout: 0,
+    bodyTimeout: 0,
+  }).compose((dispatch) => (options, handler) => dispatch({ ...options, idempotent: true }, handler));
 }
 
 /**
@@ -27,7 +60,9 @@ export interface OpenAIProviderOptions {
  * the `data` payload of each complete event out. Comments and other fields are dropped.
  */
 export function createSseDecoder() {
-  const decoder = new TextDecoder();
+  // StringDecoder, not TextDecoder: Node's TextDecoder holds a native ICU converter for as long as
+  // the reply streams; StringDecoder keeps at most the 3 bytes of a split character.
+  const decoder = new StringDecoder('utf8');
   let buf = '';
   let data: string[] = [];
   const line = (text: string, out: string[]) => {
@@ -64,11 +99,11 @@ export function createSseDecoder() {
   };
   return {
     push(chunk: Uint8Array): string[] {
-      buf += decoder.decode(chunk, { stream: true });
+      buf += decoder.write(chunk);
       return scan(false);
     },
     end(): string[] {
-      buf += decoder.decode();
+      buf += decoder.end();
       return scan(true);
     },
   };
@@ -103,7 +138,14 @@ function abortError(signal: AbortSignal): Error {
 
 function causeOf(err: unknown): string {
   const e = err as { message?: string; cause?: { code?: string; message?: string } };
-  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+  const own = (err as { code?: string })?.code;
+  return (
+    e?.cause?.code ??
+    e?.cause?.message ??
+    (own?.startsWith('E') ? own : undefined) ??
+    e?.message ??
+    String(err)
+  );
 }
 
 const isRetryableStatus = (s: number) => s === 408 || s === 429 || s >= 500;
@@ -112,21 +154,22 @@ const isRetryableStatus = (s: number) => s === 408 || s === 429 || s >= 500;
 const retryAfter = new WeakMap<ModelError, number>();
 
 /** A non-2xx answer as a ModelError carrying the provider's own message and any Retry-After. */
-async function httpError(res: Response): Promise<ModelError> {
-  const text = await res.text().catch(() => '');
+async function httpError(res: Dispatcher.ResponseData): Promise<ModelError> {
+  const text = await res.body.text().catch(() => '');
   let detail = text;
   try {
     const e = (JSON.parse(text) as Chunk).error;
     detail = typeof e === 'string' ? e : String(e?.message ?? text);
   } catch {}
   const err = new ModelError(
-    `model HTTP ${res.status}: ${detail.slice(0, 300)}`,
+    `model HTTP ${res.statusCode}: ${detail.slice(0, 300)}`,
     'MODEL_HTTP_ERROR',
-    isRetryableStatus(res.status),
-    res.status,
+    isRetryableStatus(res.statusCode),
+    res.statusCode,
   );
   // Providers send delay-seconds; an HTTP date reads as NaN and is ignored.
-  const after = Number(res.headers.get('retry-after') ?? Number.NaN);
+  const header = res.headers['retry-after'];
+  const after = Number((Array.isArray(header) ? header[0] : header) ?? Number.NaN);
   if (after >= 0) retryAfter.set(err, after * 1000);
   return err;
 }
@@ -176,7 +219,9 @@ function createCompletion() {
 
 export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider {
   const endpoint = `${opts.baseUrl.replace(/\/+$/, '')}/chat/completions`;
+  const url = new URL(endpoint);
   const maxRetries = opts.maxRetries ?? 2;
+  const dispatcher = createModelDispatcher(opts.http2 ?? false, endpoint.startsWith('https:'));
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     accept: 'text/event-stream',
@@ -230,27 +275,33 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
 
     let stage: 'connect' | 'body' = 'connect';
     try {
-      const res = await fetch(endpoint, {
+      // undici's request, not fetch: no WHATWG Request/Response/stream objects per reply, and a
+      // string body, which an HTTP/2 connection may multiplex (fetch streams every body).
+      const res = await dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
         method: 'POST',
         headers,
-        body: JSON.stringify(body),
+        // A Buffer: undici keeps the body for the life of the response, once (a string it would
+        // keep twice, as given and encoded).
+        body: Buffer.from(JSON.stringify(body)),
         signal: ctrl.signal,
       });
       stage = 'body';
       clearTimeout(timer);
       timer = arm('idle', opts.idleTimeoutMs);
 
-      if (!res.ok) throw await httpError(res);
+      if (res.statusCode < 200 || res.statusCode > 299) throw await httpError(res);
 
       const completion = createCompletion();
       let sawDone = false;
-      const reader = res.body?.getReader();
+      const reader = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
       const sse = createSseDecoder();
-      while (reader && !sawDone) {
+      while (!sawDone) {
         // The idle clock runs only while waiting on the network, never while the consumer holds a token.
         clearTimeout(timer);
         timer = arm('idle', opts.idleTimeoutMs);
-        const r = await reader.read();
+        const r = await reader.next();
         clearTimeout(timer);
         const payloads = r.done ? sse.end() : sse.push(r.value);
         for (const payload of payloads) {
@@ -282,7 +333,8 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       }
       clearTimeout(timer);
       completed = true;
-      if (sawDone) void reader?.cancel().catch(() => {});
+      // Whatever follows [DONE] is read and dropped, so the connection returns to the pool.
+      if (sawDone) void res.body.dump().catch(() => {});
       yield { type: 'done', ...completion.result(req.messages) };
     } catch (err) {
       throw fail(err, stage);
