@@ -225,6 +225,16 @@ describe.skipIf(!backends().databaseUrl)('group commit of reply writes', () => {
     expect(statements).toBeGreaterThan(0);
     expect(statements).toBeLessThanOrEqual(Math.ceil(elapsed / tickMs) + 2);
     expect(statements).toBeLessThan(live);
+    // The writer's own account, as Prometheus sees it: statements issued and replies per statement.
+    const metrics = (await app.inject({ url: '/metrics' })).body;
+    const count = Number(
+      /cidadao_reply_write_batch_rows_count\{kind="checkpoint"\} (\d+)/.exec(metrics)?.[1],
+    );
+    const rowsWritten = Number(
+      /cidadao_reply_write_batch_rows_sum\{kind="checkpoint"\} (\d+)/.exec(metrics)?.[1],
+    );
+    expect(rowsWritten / count).toBeGreaterThan(10);
+    expect(metrics).toMatch(/^cidadao_reply_write_queue 0$/m);
 
     model.release();
     const seen = await collect(responses);
