@@ -190,6 +190,31 @@ describe.skipIf(!backends().databaseUrl)('group commit of reply writes', () => {
     await releaseAndCheck(app, model, N, 'small', 2);
   }, 120_000);
 
+  it('a reply whose text the database refuses fails alone, not the replies written with it', async () => {
+    // Postgres stores no NUL character: this reply's checkpoint and final write are refused.
+    const model = await startHeldModel({ tailFor: (n) => (n === 7 ? ['nul \u0000 ', 'aqui.'] : undefined) });
+    models.push(model);
+    const app = await appWith(handleWith(tdb.url!, 10, 2), model);
+    const responses = await startHeld(app, model, 60, 'nul');
+    model.release();
+    const seen = await collect(responses);
+    const refused = seen.filter((s) => s.text.includes('\u0000'));
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.terminal.map((e) => e.data.type)).toEqual(['error']);
+    const others = seen.filter((s) => s !== refused[0]);
+    for (const s of others) expect(s.terminal.map((e) => e.data.type)).toEqual(['complete']);
+    const rows = await rowsOfReplies(
+      tdb.handle.db,
+      others.map((s) => s.messageId),
+    );
+    const stored = new Map(rows.map((r) => [r.id, r]));
+    expect(
+      others.filter(
+        (s) => stored.get(s.messageId)?.status !== 'completed' || stored.get(s.messageId)?.content !== s.text,
+      ),
+    ).toEqual([]);
+  }, 60_000);
+
   it('writes many live replies in statements bounded by ticks, not by the number of replies', async () => {
     const live = 300;
     const tickMs = 100;

@@ -21,6 +21,8 @@ export interface HeldModelOptions {
   tail?: string[];
   /** While held, a token every this many ms (0: silence). */
   trickleMs?: number;
+  /** The tail of the n-th request (from 1), when it differs from `tail`. */
+  tailFor?(n: number): string[] | undefined;
 }
 
 function deferred() {
@@ -57,7 +59,7 @@ export async function startHeldModel(opts: HeldModelOptions = {}): Promise<HeldM
     clearInterval(trickle);
     held--;
     if (res.destroyed) return;
-    for (const t of tail) res.write(frame(id, { content: t }, null));
+    for (const t of opts.tailFor?.(n) ?? tail) res.write(frame(id, { content: t }, null));
     res.write(frame(id, {}, 'stop'));
     res.write(
       frame(id, {}, null, { prompt_tokens: 11, completion_tokens: tail.length + 1, total_tokens: 12 }),
