@@ -7,7 +7,9 @@
 // of `maxBatch`. Final writes wait in this writer's queue, never in a pool's: they are group
 // committed too (one statement for every final waiting when a lane frees), except those with a
 // finalize hook, which need their own transaction. The writer uses at most `lanes` connections at
-// once, on a path of its own (a dedicated pool), so request traffic cannot starve it.
+// once, on a path of its own (a dedicated pool), so request traffic cannot starve it. The queue
+// holds at most one final write per running reply, so admission (the concurrency caps) bounds it:
+// a finished reply never waits for room, only for its turn.
 import type { Logger } from 'pino';
 import type { Db, Tx } from '../../db/client.js';
 import { throttle } from '../../lib/async.js';
