@@ -4,7 +4,7 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Db, type DbHandle, rowsOf } from '../src/db/client.js';
 import * as schema from '../src/db/schema/index.js';
 import { createOpenAIProvider } from '../src/modules/llm/openai.js';
@@ -30,7 +30,12 @@ const isChatWrite = (text: string) =>
 /** Real pools on the test database whose queries are counted: we only watch what is sent. */
 function watchedPool(url: string, max: number) {
   // The same settings as createDb's pools: a 5 s connection timeout is what the burst used to hit.
-  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000 });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+  });
   pool.on('error', () => {});
   pools.push(pool);
   const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
@@ -84,18 +89,27 @@ async function appWith(handle: DbHandle, model: HeldModel, env: Record<string, s
  */
 async function startHeld(app: FastifyInstance, model: HeldModel, n: number, tag: string) {
   const responses: Injected[] = [];
+  // A turn refused before its reply started (a 503 when the shared Postgres is out of connections)
+  // is never held: say so at once rather than after the wait.
+  let refused: (err: Error) => void = () => {};
+  const anyRefused = new Promise<never>((_, reject) => {
+    refused = reject;
+  });
+  anyRefused.catch(() => {});
   const wave = 250;
   for (let i = 0; i < n; i += wave) {
     for (let j = i; j < Math.min(n, i + wave); j++) {
-      responses.push(
-        app.inject({
-          method: 'POST',
-          url: '/api/v1/chat/stream',
-          payload: { message: `pergunta ${tag} ${j}`, session_id: `${tag}-${j}` },
-        }),
-      );
+      const r = app.inject({
+        method: 'POST',
+        url: '/api/v1/chat/stream',
+        payload: { message: `pergunta ${tag} ${j}`, session_id: `${tag}-${j}` },
+      });
+      r.then((res) => {
+        if (res.statusCode !== 200) refused(new Error(`turn ${j} refused: ${res.statusCode} ${res.body}`));
+      }, refused);
+      responses.push(r);
     }
-    await model.waitHeld(Math.min(n, i + wave), 60_000);
+    await Promise.race([model.waitHeld(Math.min(n, i + wave), 60_000), anyRefused]);
   }
   return responses;
 }
@@ -164,10 +178,13 @@ async function releaseAndCheck(app: FastifyInstance, model: HeldModel, n: number
 beforeAll(async () => {
   tdb = await createTestDb();
 });
+// Each test gives its connections back: the shared Postgres has other test files to serve.
+afterEach(async () => {
+  for (const a of apps.splice(0)) await a.close();
+  for (const m of models.splice(0)) await m.close();
+  for (const p of pools.splice(0)) await p.end();
+});
 afterAll(async () => {
-  for (const a of apps) await a.close();
-  for (const m of models) await m.close();
-  for (const p of pools) await p.end();
   await tdb.drop();
 });
 
