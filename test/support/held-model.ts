@@ -11,6 +11,8 @@ export interface HeldModel {
   waitHeld(n: number, timeoutMs: number): Promise<void>;
   /** Finishes every held reply (and every later one at once). */
   release(): void;
+  /** Whether replies are released now. */
+  isReleased(): boolean;
   /** Holds again: replies from now on wait for the next release. */
   hold(): void;
   close(): Promise<void>;
@@ -37,6 +39,7 @@ export async function startHeldModel(opts: HeldModelOptions = {}): Promise<HeldM
   const tail = opts.tail ?? ['e ', 'esta ', 'é ', 'a ', 'resposta ', 'completa, ', 'sem ', 'perdas.'];
   let gate = deferred();
   let held = 0;
+  let open_ = false;
   let seq = 0;
   const listeners = new Set<() => void>();
   const open = new Set<ServerResponse>();
@@ -80,7 +83,8 @@ export async function startHeldModel(opts: HeldModelOptions = {}): Promise<HeldM
     });
   });
   server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // Thousands of connections arrive within a second: a short accept backlog would drop SYNs under load.
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
   const { port } = server.address() as AddressInfo;
 
   return {
@@ -103,9 +107,12 @@ export async function startHeldModel(opts: HeldModelOptions = {}): Promise<HeldM
       });
     },
     release() {
+      open_ = true;
       gate.resolve();
     },
+    isReleased: () => open_,
     hold() {
+      open_ = false;
       gate = deferred();
     },
     async close() {
