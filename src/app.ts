@@ -222,7 +222,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Auth runs on every request before any route: an invalid token is a 401, never anonymous.
   await app.register(authPlugin, { config });
   await app.register(rateLimitPlugin, { config, redis, log: logger });
-  const rateLimit = app.rateLimitSettings;
 
   const model = deps.model ?? defaultModel(config, logger);
   const memory = createMemoryStore({
@@ -330,7 +329,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     prefix: '/api/v1/investigations',
     service: investigations.service,
     config,
-    rateLimit,
   });
   // pg-boss creates (or upgrades) its schema and queues at start: under the migration lock, so
   // replicas booting together on an empty database do not race in the catalog.

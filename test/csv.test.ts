@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
 import { parseContractsCsv } from '../src/modules/investigations/sources/csv.js';
 import { parseMoney } from '../src/modules/investigations/sources/values.js';
+import { contractSchema } from '../src/modules/investigations/types.js';
 import { createTestApp } from './support/app.js';
 import { createTestDb, createTestRedis, type TestDb } from './support/backends.js';
 
@@ -110,6 +111,36 @@ describe('CSV parsing', () => {
     ]);
   });
 
+  it('holds every row to the upload schema: lengths and values past its limits are named', async () => {
+    const row = (id: string, objeto: string, valor: string) =>
+      `${id};;${objeto};MS;36000;X;1;${valor};;02/01/2024;Pregão;`;
+    const { contracts, errors } = await parseContractsCsv(
+      [HEADER, row('long', 'x'.repeat(5001), '10,00'), row('huge', 'Papel', '2.000.000.000.000.000,00')].join(
+        '\n',
+      ),
+    );
+    expect(contracts).toEqual([]);
+    expect(errors).toEqual([
+      { line: 2, column: 'objeto', message: expect.stringMatching(/5000/) },
+      { line: 3, column: 'valor_inicial', message: expect.stringMatching(/1000000000000000|1e\+15/) },
+    ]);
+    // Within the limits the row is the contract the JSON upload's schema would make of it.
+    const ok = await parseContractsCsv([HEADER, row('fine', 'Papel', '10,00')].join('\n'));
+    expect(ok.contracts).toEqual([
+      contractSchema.parse({
+        id: 'fine',
+        objeto: 'Papel',
+        orgao: 'MS',
+        orgao_codigo: '36000',
+        fornecedor: 'X',
+        cnpj_fornecedor: '1',
+        valor_inicial: 10,
+        data_assinatura: '2024-01-02',
+        modalidade: 'Pregão',
+      }),
+    ]);
+  });
+
   it('refuses malformed quoting, a header without the needed columns, and an empty file', async () => {
     expect(
       (await parseContractsCsv(`${HEADER}\nA;;"a"b;MS;36000;X;1;10;;2024-01-02;Pregão;`)).errors,
@@ -196,9 +227,30 @@ describe('CSV upload over HTTP', () => {
     ]);
     expect(r.json().error.message).toMatch(/line 2, column "Data Assinatura Contrato"/);
 
+    // Postgres text cannot hold NUL (lib/text.ts): refused, naming the row and column, in either charset.
+    const withNul = [
+      HEADER,
+      'A1;001/2024;Papel A4;Ministério da Educação;26000;Papelaria X;12345678000190;100,00;;15/03/2024;Pregão;Ativo',
+      'A2;002/2024;Papel\u0000A3;Ministério da Educação;26000;Papelaria X;12345678000190;100,00;;16/03/2024;Pregão;Ativo',
+    ].join('\r\n');
+    for (const [bytes, contentType] of [
+      [Buffer.from(withNul, 'utf8'), 'text/csv; charset=utf-8'],
+      [iconv.encode(withNul, 'latin1'), 'text/csv; charset=iso-8859-1'],
+      [iconv.encode(withNul, 'latin1'), 'text/csv'],
+    ] as const) {
+      const nul = await upload(bytes, contentType);
+      expect(nul.statusCode, contentType).toBe(422);
+      expect(nul.json().error.details).toEqual([
+        { line: 3, column: 'objeto', message: 'must not contain the NUL character (U+0000)' },
+      ]);
+      expect(nul.json().error.message).toMatch(/line 3, column "objeto"/);
+    }
+
     const garbled = await upload(SAMPLE, 'text/csv; charset=utf-8');
     expect(garbled.statusCode).toBe(422);
     expect(garbled.json().error.message).toMatch(/not valid UTF-8/);
     expect(await stored()).toBe(before);
+    const inputs = await tdb.handle.db.execute(sql`select count(*)::int as n from investigation_inputs`);
+    expect(rowsOf<{ n: number }>(inputs)[0]!.n).toBe(0);
   });
 });

@@ -7,7 +7,7 @@ import {
   type JobContext,
   type JobRunner,
   type JobRunnerOptions,
-} from '../src/modules/investigations/jobs.js';
+} from '../src/modules/investigations/queue.js';
 import { createTestDb, silentLogger, type TestDb } from './support/backends.js';
 
 interface Payload {

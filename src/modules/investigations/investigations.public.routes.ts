@@ -1,18 +1,23 @@
 // The frontend's investigation pages (API.md §6.1): create, status and results as thin routes over the same service.
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { ZodType } from 'zod';
+import type { FastifyReply } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AppError } from '../../errors.js';
 import { callerId } from '../../plugins/auth.js';
 import { cacheControlFor, publicResults, publicStatus } from './investigations.public.js';
 import type { InvestigationRow } from './investigations.repo.js';
-import { type CreateBody, idParamsSchema } from './investigations.schemas.js';
+import {
+  type createBodySchema,
+  idParamsSchema,
+  publicCreatedResponseSchema,
+  publicResultsResponseSchema,
+  publicStatusResponseSchema,
+} from './investigations.schemas.js';
 import type { InvestigationService } from './investigations.service.js';
 
 export interface PublicRoutesOptions {
   service: InvestigationService;
-  bodySchema: ZodType<CreateBody>;
+  bodySchema: ReturnType<typeof createBodySchema>;
   bodyLimit: number;
-  limit: (cls: 'investigations' | 'poll') => Record<string, unknown>;
 }
 
 function cacheable(reply: FastifyReply, row: InvestigationRow) {
@@ -21,18 +26,22 @@ function cacheable(reply: FastifyReply, row: InvestigationRow) {
   reply.header('vary', 'Authorization, Origin');
 }
 
-export async function publicInvestigationRoutes(app: FastifyInstance, opts: PublicRoutesOptions) {
+export const publicInvestigationRoutes: FastifyPluginAsyncZod<PublicRoutesOptions> = async (app, opts) => {
   const { service } = opts;
 
   app.post(
     '/public/create',
     {
       bodyLimit: opts.bodyLimit,
-      config: opts.limit('investigations'),
-      schema: { operationId: 'createInvestigationPublic', body: opts.bodySchema },
+      config: { rateLimitClass: 'investigations' },
+      schema: {
+        operationId: 'createInvestigationPublic',
+        body: opts.bodySchema,
+        response: { 202: publicCreatedResponseSchema },
+      },
     },
     async (request, reply) => {
-      const created = await service.create(callerId(request), request.body as CreateBody);
+      const created = await service.create(callerId(request), request.body);
       return reply.code(202).send({
         investigation_id: created.investigation_id,
         status: created.status,
@@ -47,12 +56,15 @@ export async function publicInvestigationRoutes(app: FastifyInstance, opts: Publ
   app.get(
     '/public/status/:id',
     {
-      config: opts.limit('poll'),
-      schema: { operationId: 'getInvestigationPublicStatus', params: idParamsSchema },
+      config: { rateLimitClass: 'poll' },
+      schema: {
+        operationId: 'getInvestigationPublicStatus',
+        params: idParamsSchema,
+        response: { 200: publicStatusResponseSchema },
+      },
     },
     async (request, reply) => {
-      const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
-      const { row } = await service.sharedView(callerId(request), id, false);
+      const { row } = await service.sharedView(callerId(request), request.params.id, false);
       cacheable(reply, row);
       return publicStatus(row);
     },
@@ -61,12 +73,15 @@ export async function publicInvestigationRoutes(app: FastifyInstance, opts: Publ
   app.get(
     '/public/results/:id',
     {
-      config: opts.limit('poll'),
-      schema: { operationId: 'getInvestigationPublicResults', params: idParamsSchema },
+      config: { rateLimitClass: 'poll' },
+      schema: {
+        operationId: 'getInvestigationPublicResults',
+        params: idParamsSchema,
+        response: { 200: publicResultsResponseSchema },
+      },
     },
     async (request, reply) => {
-      const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
-      const { row, findings } = await service.sharedView(callerId(request), id, true);
+      const { row, findings } = await service.sharedView(callerId(request), request.params.id, true);
       if (row.status === 'pending' || row.status === 'running') {
         reply.header('cache-control', 'no-store');
         throw new AppError('INVESTIGATION_RUNNING', undefined, publicStatus(row)).withDetail(
@@ -77,4 +92,4 @@ export async function publicInvestigationRoutes(app: FastifyInstance, opts: Publ
       return publicResults(row, findings);
     },
   );
-}
+};

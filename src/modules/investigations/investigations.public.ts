@@ -109,6 +109,14 @@ export function createContractIndex(max = 100_000) {
     add(page: readonly Contract[]) {
       for (const c of page) if (byId.size < max && !byId.has(c.id)) byId.set(c.id, c);
     },
+    /** True once `max` contracts are held: later ones are not kept. */
+    get full() {
+      return byId.size >= max;
+    },
+    /** Every contract held, in the order first seen. */
+    contracts(): IterableIterator<Contract> {
+      return byId.values();
+    },
     /** The findings with their first contracts' data in `evidence.affected_contracts`. */
     attach(findings: Finding[]): Finding[] {
       return findings.map((f) => {

@@ -9,8 +9,6 @@ import {
   investigationInputs,
   investigations,
 } from '../../db/schema/investigations.js';
-import type { ContractSource } from './sources/index.js';
-import { contractMatcher } from './sources/match.js';
 import type { Contract, Finding } from './types.js';
 
 const deflate = promisify(zlib.deflate);
@@ -40,8 +38,6 @@ export interface RunResult {
 
 // Upload chunks: big enough that 100k contracts are a handful of rows, small enough to read one at a time.
 export const INPUT_CHUNK_SIZE = 5000;
-// Pages handed to the detectors: the grain of progress writes and of cancellation between pages.
-const UPLOAD_PAGE = 1000;
 
 const elapsedMs = sql<number>`(extract(epoch from (now() - coalesce(${investigations.startedAt}, ${investigations.createdAt}))) * 1000)::int`;
 
@@ -268,34 +264,14 @@ export function createInvestigationRepo(db: Db) {
         .where(ownsRun(id, run));
     },
 
-    /** The stored upload as a source: one chunk in memory at a time, pages of 1000. */
-    uploadSource(id: string): ContractSource {
-      return {
-        kind: 'upload',
-        sample: false,
-        describe: 'uploaded contracts (stored)',
-        async *pages(filters, signal) {
-          const match = contractMatcher(filters);
-          let left = filters.max_records ?? Number.POSITIVE_INFINITY;
-          for (let chunk = 0; left > 0; chunk++) {
-            const rows = await db
-              .select({ packed: investigationInputs.contracts })
-              .from(investigationInputs)
-              .where(and(eq(investigationInputs.investigationId, id), eq(investigationInputs.chunk, chunk)));
-            if (!rows[0]) return;
-            const contracts = JSON.parse((await inflate(rows[0].packed)).toString('utf8')) as Contract[];
-            for (let i = 0; i < contracts.length && left > 0; i += UPLOAD_PAGE) {
-              signal.throwIfAborted();
-              const page = contracts
-                .slice(i, i + UPLOAD_PAGE)
-                .filter(match)
-                .slice(0, left);
-              left -= page.length;
-              if (page.length > 0) yield page;
-            }
-          }
-        },
-      };
+    /** One stored chunk of an upload (INPUT_CHUNK_SIZE contracts), or null past the last one. */
+    async inputChunk(id: string, chunk: number): Promise<Contract[] | null> {
+      const rows = await db
+        .select({ packed: investigationInputs.contracts })
+        .from(investigationInputs)
+        .where(and(eq(investigationInputs.investigationId, id), eq(investigationInputs.chunk, chunk)));
+      if (!rows[0]) return null;
+      return JSON.parse((await inflate(rows[0].packed)).toString('utf8')) as Contract[];
     },
   };
 }

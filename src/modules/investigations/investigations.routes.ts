@@ -1,9 +1,11 @@
 // Investigation routes (API.md §6): thin handlers over the investigations service.
 import type { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import { callerId } from '../../plugins/auth.js';
+import { pipeSse } from '../../plugins/sse.js';
 import { readCsvUpload } from './csv-upload.js';
 import { publicStatus } from './investigations.public.js';
 import { publicInvestigationRoutes } from './investigations.public.routes.js';
@@ -11,6 +13,7 @@ import {
   createBodySchema,
   createdResponseSchema,
   createQuerySchema,
+  eventStreamSchema,
   idParamsSchema,
   listQuerySchema,
   resultsResponseSchema,
@@ -22,22 +25,18 @@ import type { InvestigationService } from './investigations.service.js';
 
 export interface InvestigationRoutesOptions {
   service: InvestigationService;
-  config: Pick<Config, 'INVESTIGATION_MAX_CONTRACTS'>;
-  /** Per-route rate-limit settings by class (plugins/rate-limit.ts); none when absent. */
-  rateLimit?: (cls: 'investigations' | 'read' | 'poll') => Record<string, unknown>;
+  config: Pick<Config, 'INVESTIGATION_MAX_CONTRACTS' | 'SSE_HEARTBEAT_MS'>;
 }
 
 // A contract is a few hundred bytes of JSON; 1 KiB each leaves room for long descriptions.
 const BYTES_PER_CONTRACT = 1024;
 
-export async function investigationRoutes(app: FastifyInstance, opts: InvestigationRoutesOptions) {
+const lastEventIdHeaders = z.looseObject({ 'last-event-id': z.string().max(64).optional() });
+
+export const investigationRoutes: FastifyPluginAsyncZod<InvestigationRoutesOptions> = async (app, opts) => {
   const { service } = opts;
   const max = opts.config.INVESTIGATION_MAX_CONTRACTS;
   const bodyLimit = 1024 * 1024 + max * BYTES_PER_CONTRACT;
-  const limit = (cls: 'investigations' | 'read' | 'poll'): Record<string, unknown> => {
-    const settings = opts.rateLimit?.(cls);
-    return settings ? { rateLimit: settings } : {};
-  };
 
   // Scoped to these routes: a CSV upload is streamed, decoded by its charset and checked into `{ csv }`.
   app.addContentTypeParser(
@@ -53,13 +52,13 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
 
   const bodySchema = createBodySchema(max);
   // The frontend's pages (API.md §6.1), registered before `/:id` so `public` is never taken for an id.
-  await app.register(publicInvestigationRoutes, { service, bodySchema, bodyLimit, limit });
+  await app.register(publicInvestigationRoutes, { service, bodySchema, bodyLimit });
 
   app.post(
     '/',
     {
       bodyLimit,
-      config: limit('investigations'),
+      config: { rateLimitClass: 'investigations' },
       schema: {
         operationId: 'createInvestigation',
         body: bodySchema,
@@ -68,8 +67,7 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
       },
     },
     async (request, reply) => {
-      const body = request.body as ReturnType<typeof bodySchema.parse>;
-      const query = request.query as ReturnType<typeof createQuerySchema.parse>;
+      const { body, query } = request;
       const created = await service.create(callerId(request), {
         ...body,
         query: body.query ?? query.query,
@@ -82,7 +80,7 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
   app.get(
     '/',
     {
-      config: limit('read'),
+      config: { rateLimitClass: 'read' },
       schema: {
         operationId: 'listInvestigations',
         querystring: listQuerySchema,
@@ -90,9 +88,8 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
       },
     },
     async (request) => {
-      const { limit } = request.query as ReturnType<typeof listQuerySchema.parse>;
       // The frontend's pages read this list as [InvestigationStatus] (§6.1): its fields over the native ones.
-      const rows = await service.listRows(callerId(request), limit);
+      const rows = await service.listRows(callerId(request), request.query.limit);
       return rows.map((row) => ({ ...statusBody(row), ...publicStatus(row), phase: row.currentPhase }));
     },
   );
@@ -100,68 +97,63 @@ export async function investigationRoutes(app: FastifyInstance, opts: Investigat
   app.get(
     '/:id',
     {
-      config: limit('read'),
+      config: { rateLimitClass: 'read' },
       schema: {
         operationId: 'getInvestigation',
         params: idParamsSchema,
         response: { 200: statusResponseSchema },
       },
     },
-    async (request) => {
-      const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
-      return service.status(callerId(request), id);
-    },
+    async (request) => service.status(callerId(request), request.params.id),
   );
 
   app.get(
     '/:id/results',
     {
-      config: limit('read'),
+      config: { rateLimitClass: 'read' },
       schema: {
         operationId: 'getInvestigationResults',
         params: idParamsSchema,
         response: { 200: resultsResponseSchema },
       },
     },
-    async (request) => {
-      const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
-      return service.results(callerId(request), id);
-    },
+    async (request) => service.results(callerId(request), request.params.id),
   );
 
   app.get(
     '/:id/stream',
     {
-      config: limit('investigations'),
-      schema: { operationId: 'streamInvestigation', params: idParamsSchema, querystring: streamQuerySchema },
+      config: { rateLimitClass: 'investigations' },
+      schema: {
+        operationId: 'streamInvestigation',
+        params: idParamsSchema,
+        querystring: streamQuerySchema,
+        headers: lastEventIdHeaders,
+        response: { 200: eventStreamSchema },
+      },
     },
     async (request, reply) => {
-      const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
-      const { after } = request.query as ReturnType<typeof streamQuerySchema.parse>;
-      const header = request.headers['last-event-id'];
-      await service.stream(
-        callerId(request),
-        id,
-        request,
-        reply,
-        (typeof header === 'string' && header) || after,
-      );
+      const after = request.headers['last-event-id'] || request.query.after;
+      const gone = new AbortController();
+      // Ownership is checked before the stream opens: an unknown id is a JSON 404, not an SSE stream.
+      const frames = await service.stream(callerId(request), request.params.id, after, gone.signal);
+      await pipeSse(request, reply, frames, {
+        heartbeatMs: opts.config.SSE_HEARTBEAT_MS,
+        onClientClose: () => gone.abort(),
+      });
     },
   );
 
   app.delete(
     '/:id',
     {
-      config: limit('read'),
+      config: { rateLimitClass: 'read' },
       schema: {
         operationId: 'cancelInvestigation',
         params: idParamsSchema,
         response: { 200: statusResponseSchema },
       },
     },
-    async (request) => {
-      const { id } = request.params as ReturnType<typeof idParamsSchema.parse>;
-      return service.cancel(callerId(request), id);
-    },
+    async (request) => service.cancel(callerId(request), request.params.id),
   );
-}
+};

@@ -110,6 +110,9 @@ export const listQuerySchema = z.object({ limit: z.coerce.number().int().min(1).
 
 export const streamQuerySchema = z.object({ after: z.string().max(64).optional() });
 
+/** The stream route answers text/event-stream (documented, never serialized: the reply is hijacked). */
+export const eventStreamSchema = z.string().describe('text/event-stream');
+
 // Response shapes: the serializer checks every answer against them, and they feed the OpenAPI document.
 // Loose objects: a field added to statusBody/resultsBody reaches clients even before it is listed here.
 const statusEnum = z.enum(['pending', 'running', 'completed', 'failed', 'cancelled']);
@@ -171,6 +174,61 @@ export const resultsResponseSchema = z.looseObject({
   started_at: isoOrNull,
   completed_at: isoOrNull,
   processing_time_ms: z.number().int().nullable(),
+});
+
+// The frontend's shapes (API.md §6.1, investigations.public.ts).
+// A contract as uploaded (or only its id when it was not kept), passed through as it is.
+const affectedRecordSchema = z.custom<Contract | { id: string }>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as { id?: unknown }).id === 'string',
+);
+
+export const publicCreatedResponseSchema = z.looseObject({
+  investigation_id: z.string(),
+  status: z.literal('pending'),
+  message: z.string(),
+  sample_data: z.boolean(),
+});
+
+export const publicStatusResponseSchema = z.looseObject({
+  investigation_id: z.string(),
+  title: z.string(),
+  status: statusEnum,
+  progress: ratio,
+  current_phase: z.string(),
+  records_processed: z.number().int(),
+  anomalies_detected: z.number().int(),
+  estimated_completion: isoOrNull,
+  created_at: isoOrNull,
+  started_at: isoOrNull,
+  completed_at: isoOrNull,
+});
+
+export const publicResultsResponseSchema = z.looseObject({
+  investigation_id: z.string(),
+  status: statusEnum,
+  query: z.string(),
+  data_source: z.enum(['contracts', 'upload']),
+  started_at: isoOrNull,
+  completed_at: isoOrNull,
+  anomalies_found: z.number().int(),
+  total_records_analyzed: z.number().int(),
+  results: z.array(
+    z.looseObject({
+      anomaly_id: z.string(),
+      type: z.string(),
+      severity: z.enum(['high', 'medium', 'low']),
+      confidence: ratio,
+      description: z.string(),
+      explanation: z.string(),
+      affected_records: z.array(z.object({ id: z.string(), data: affectedRecordSchema })),
+      suggested_actions: z.array(z.string()),
+      metadata: z.record(z.string(), z.unknown()),
+    }),
+  ),
+  summary: z.string(),
+  confidence_score: ratio,
+  processing_time: z.number(),
+  metadata: z.looseObject({ is_demo_mode: z.boolean(), sources: z.array(z.string()) }),
 });
 
 const MAX_REPORTED_ERRORS = 20;

@@ -1,27 +1,17 @@
 // The investigations service: create, read, cancel and stream, over a durable job that runs the detectors.
 import { randomUUID } from 'node:crypto';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
 import type { DbHandle } from '../../db/client.js';
 import { AppError } from '../../errors.js';
-import { findOutage } from '../../lib/outage.js';
-import { createDetectorRun, type DetectorOptions } from './detectors/index.js';
-import { createEntityAggregator } from './entities.js';
-import { createContractIndex } from './investigations.public.js';
+import type { DetectorOptions } from './detectors/index.js';
 import { createInvestigationRepo, type InvestigationRow, isActive } from './investigations.repo.js';
-import { type CreateBody, readUpload, resultsBody, statusBody, summarize } from './investigations.schemas.js';
-import { createJobRunner, JobAborted, type JobContext } from './jobs.js';
+import { type CreateBody, readUpload, resultsBody, statusBody } from './investigations.schemas.js';
+import { createInvestigationJob, type InvestigationJob } from './jobs.js';
 import { createProgressHub, createStreamer } from './progress.js';
-import { assertSupportedSource, createdSelection, selectionSummary } from './selection.js';
-import {
-  type ContractFilters,
-  type ContractSource,
-  createPortalSource,
-  createSampleSource,
-  PortalError,
-} from './sources/index.js';
-import { ANOMALY_TYPES, type AnomalyType, type Finding } from './types.js';
+import { createJobRunner } from './queue.js';
+import { assertSupportedSource, createdSelection } from './selection.js';
+import { ANOMALY_TYPES } from './types.js';
 
 export interface InvestigationsDeps {
   db: DbHandle;
@@ -71,32 +61,10 @@ const DEFAULT_TUNING: InvestigationTuning = {
   portalPageSize: undefined,
 };
 
-export interface InvestigationJob {
-  investigationId: string;
-}
-
 export interface CreateInput extends CreateBody {
   /** The chat session that started it, if any. */
   sessionId?: string | null;
 }
-
-// Share of the progress bar: reading the data, then the detector steps; the rest is saving.
-const COLLECT = 0.5;
-const ANALYSE = 0.45;
-
-const MESSAGES = {
-  timeout: 'A investigação excedeu o tempo limite e foi interrompida.',
-  portal: 'Não foi possível obter os contratos do Portal da Transparência.',
-  noKey: 'Esta investigação usa o Portal da Transparência, mas nenhuma chave de API está configurada.',
-  internal: 'Erro interno ao processar a investigação.',
-  dead: 'A investigação falhou depois de várias tentativas.',
-};
-
-/** Not worth a retry: the same request would fail the same way. */
-class PermanentFailure extends Error {}
-
-const isClientError = (err: unknown) =>
-  err instanceof PortalError && err.status !== undefined && err.status < 500 && err.status !== 429;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -110,147 +78,29 @@ export function createInvestigations(deps: InvestigationsDeps) {
     hub,
     heartbeatMs: config.SSE_HEARTBEAT_MS,
     pollMs: tuning.streamPollMs,
+    log,
   });
 
-  function sourceFor(row: InvestigationRow): ContractSource {
-    if (row.sourceKind === 'upload') return repo.uploadSource(row.id);
-    if (row.sourceKind === 'sample') return createSampleSource();
-    if (!config.TRANSPARENCY_API_KEY) throw new PermanentFailure(MESSAGES.noKey);
-    return createPortalSource({
-      baseUrl: config.TRANSPARENCY_API_BASE_URL,
-      apiKey: config.TRANSPARENCY_API_KEY,
-      pageSize: tuning.portalPageSize,
-      log,
-    });
-  }
-
-  /** Source pages → detectors → findings → entity graph, checking for a stop between pages and steps. */
-  async function analyse(row: InvestigationRow, signal: AbortSignal): Promise<void> {
-    const { id, runCount: run } = row;
-    // Every runner write is guarded (see the repo): one that does not land means cancelled or superseded.
-    const stillOurs = (landed: boolean) => {
-      if (!landed) throw new JobAborted('cancelled');
-      hub.notify(id);
-    };
-    const filters = row.filters as ContractFilters;
-    const detectors = createDetectorRun(row.anomalyTypes as AnomalyType[], deps.detectorOptions);
-    const graph = createEntityAggregator();
-    // Each finding keeps its contracts' data for the frontend's results page.
-    const seenContracts = createContractIndex();
-    const expected = Math.max(
-      1,
-      row.recordsExpected ?? filters.max_records ?? config.INVESTIGATION_MAX_CONTRACTS,
-    );
-    let lastWrite = Date.now();
-    for await (const page of sourceFor(row).pages(filters, signal)) {
-      detectors.add(page);
-      graph.add(page);
-      seenContracts.add(page);
-      signal.throwIfAborted();
-      if (Date.now() - lastWrite >= tuning.progressIntervalMs) {
-        const seen = detectors.recordsSeen;
-        const progress = COLLECT * Math.min(1, seen / expected);
-        stillOurs(await repo.progress(id, run, { recordsProcessed: seen, progress }));
-        lastWrite = Date.now();
-      }
-    }
-    const records = detectors.recordsSeen;
-    const steps = detectors.steps();
-    const phase = (i: number) => (steps[i] ? `analyzing:${steps[i].type}` : 'saving');
-    stillOurs(
-      await repo.progress(id, run, { recordsProcessed: records, progress: COLLECT, currentPhase: phase(0) }),
-    );
-    const findings: Finding[] = [];
-    for (const [i, step] of steps.entries()) {
-      signal.throwIfAborted();
-      const found = seenContracts.attach(step.run());
-      graph.addFindings(found);
-      const patch = { currentPhase: phase(i + 1), progress: COLLECT + (ANALYSE * (i + 1)) / steps.length };
-      stillOurs(await repo.addFindings(id, run, findings.length + 1, found, patch));
-      findings.push(...found);
-    }
-    signal.throwIfAborted();
-    const confidence = findings.length
-      ? findings.reduce((s, f) => s + f.confidence, 0) / findings.length
-      : null;
-    const summary = selectionSummary(filters, records, summarize(records, findings, row.sampleData));
-    const result = { recordsProcessed: records, anomaliesDetected: findings.length, confidence, summary };
-    stillOurs(await repo.complete(id, run, result));
-    log.info({ investigationId: id, records, findings: findings.length }, 'investigation completed');
-    // After the answer is out: the graph is derived data, and a big run upserts ~100,000 edges.
-    try {
-      await graph.upsert(deps.db.db, id);
-    } catch (err) {
-      log.error({ err, investigationId: id, ...graph.size }, 'entity graph not updated');
-    }
-  }
-
-  async function runJob(job: JobContext<InvestigationJob>): Promise<void> {
-    const id = job.data.investigationId;
-    const row = await repo.claimRun(id, deps.instanceId);
-    if (!row) return; // cancelled before it started, or already ended
-    hub.notify(id);
-    const run = row.runCount;
-    // A cancel on another instance reaches this run through its row: re-read it every cancelPollMs.
-    const elsewhere = new AbortController();
-    const signal = AbortSignal.any([job.signal, elsewhere.signal]);
-    const watch = setInterval(() => {
-      repo.statusOf(id).then(
-        (s) => {
-          if (s?.status !== 'running' || s.runCount !== run) elsewhere.abort(new JobAborted('cancelled'));
-        },
-        () => {},
-      );
-    }, tuning.cancelPollMs);
-    try {
-      await analyse(row, signal);
-    } catch (err) {
-      const reason = signal.aborted ? signal.reason : err;
-      if (reason instanceof JobAborted) {
-        if (reason.reason === 'shutdown') {
-          await repo.requeue(id, run, 'requeued');
-          throw reason;
-        }
-        if (reason.reason === 'timeout') await repo.fail(id, run, MESSAGES.timeout);
-        return; // cancelled: the row already says so
-      }
-      // A database restart is not a bug: the attempt is retried (below) like any other failure.
-      const outage = findOutage(err);
-      if (outage)
-        log.warn({ cause: outage, investigationId: id, attempt: job.attempt }, 'investigation run failed');
-      else log.error({ err, investigationId: id, attempt: job.attempt }, 'investigation run failed');
-      // The Portal's agency errors are the user's to fix, and say how: their message is kept.
-      const agencyError =
-        err instanceof PortalError &&
-        (err.code === 'PORTAL_NEEDS_AGENCY' || err.code === 'PORTAL_AGENCY_NOT_FOUND');
-      const message =
-        err instanceof PermanentFailure || agencyError
-          ? (err as Error).message
-          : err instanceof PortalError
-            ? MESSAGES.portal
-            : MESSAGES.internal;
-      if (err instanceof PermanentFailure || agencyError || isClientError(err) || job.lastAttempt) {
-        await repo.fail(id, run, message);
-        return;
-      }
-      await repo.requeue(id, run, 'retrying', message);
-      throw err;
-    } finally {
-      clearInterval(watch);
-      hub.notify(id);
-    }
-  }
+  const job = createInvestigationJob({
+    db: deps.db.db,
+    repo,
+    hub,
+    config,
+    log,
+    instanceId: deps.instanceId,
+    detectorOptions: deps.detectorOptions,
+    progressIntervalMs: tuning.progressIntervalMs,
+    cancelPollMs: tuning.cancelPollMs,
+    portalPageSize: tuning.portalPageSize,
+  });
 
   const runner = createJobRunner<InvestigationJob>({
     db: deps.db,
     log,
     queue: 'investigations',
-    handler: runJob,
-    // Failed for good, including a run whose instance died on its last attempt.
-    onDeadLetter: async ({ investigationId }) => {
-      if (await repo.fail(investigationId, null, MESSAGES.dead)) hub.notify(investigationId);
-    },
-    keyOf: (job) => job.investigationId,
+    handler: job.run,
+    onDeadLetter: job.deadLetter,
+    keyOf: (data) => data.investigationId,
     ...tuning,
   });
 
@@ -298,6 +148,7 @@ export function createInvestigations(deps: InvestigationsDeps) {
         // Enqueued in the same transaction: never a row without its job, nor a job without its row.
         await runner.send({ investigationId: id }, { id: jobId, tx });
       });
+      if (contracts) job.hold(id, contracts);
       runner.wake();
       log.info({ investigationId: id, sourceKind, records: contracts?.length }, 'investigation queued');
       return {
@@ -350,19 +201,15 @@ export function createInvestigations(deps: InvestigationsDeps) {
       }
       // On this instance the run stops now; elsewhere within cancelPollMs or at its next write.
       runner.abort(id, 'cancelled');
+      job.release(id);
       if (row.status === 'pending' && row.jobId) await runner.cancel(row.jobId).catch(() => {});
       hub.notify(id);
       return statusBody(cancelled);
     },
 
-    async stream(
-      caller: string | null,
-      id: string,
-      req: FastifyRequest,
-      reply: FastifyReply,
-      after?: string,
-    ) {
-      await streamer.stream(req, reply, await visible(caller, id), after);
+    /** The investigation's SSE frames from a cursor: findings, progress, then one completion event. */
+    async stream(caller: string | null, id: string, after: string | undefined, signal: AbortSignal) {
+      return streamer.frames(await visible(caller, id), after, signal);
     },
   };
 
@@ -374,6 +221,7 @@ export function createInvestigations(deps: InvestigationsDeps) {
     async stop() {
       streamer.closeAll();
       await runner.stop();
+      job.stop();
     },
   };
 }

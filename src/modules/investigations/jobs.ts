@@ -1,293 +1,267 @@
-// Durable background jobs on pg-boss over the app's own database (node-postgres pool or embedded PGlite).
-import type { PGlite } from '@electric-sql/pglite';
-import { type SQL, sql } from 'drizzle-orm';
-import type pg from 'pg';
-import PgBoss from 'pg-boss';
+// The investigation job: source pages → detectors → findings → entity graph, under a run the queue hands out.
+// The API (investigations.service.ts) only enqueues; everything a run does is here.
 import type { Logger } from 'pino';
-import { type DbHandle, rowsOf, type Tx } from '../../db/client.js';
+import type { Config } from '../../config.js';
+import type { Db } from '../../db/client.js';
+import { findOutage } from '../../lib/outage.js';
+import { createDetectorRun, type DetectorOptions } from './detectors/index.js';
+import { createEntityAggregator } from './entities.js';
+import { createContractIndex } from './investigations.public.js';
+import type { InvestigationRepo, InvestigationRow } from './investigations.repo.js';
+import { summarize } from './investigations.schemas.js';
+import type { ProgressHub } from './progress.js';
+import { JobAborted, type JobContext } from './queue.js';
+import { selectionSummary } from './selection.js';
+import {
+  type ContractFilters,
+  type ContractSource,
+  createPortalSource,
+  createSampleSource,
+  PortalError,
+} from './sources/index.js';
+import { createHeldUploadSource, createStoredUploadSource } from './sources/upload.js';
+import type { AnomalyType, Contract, Finding } from './types.js';
 
-export type AbortReason = 'shutdown' | 'timeout' | 'cancelled';
-
-/** The `signal.reason` of an aborted job: why the work must stop. */
-export class JobAborted extends Error {
-  override name = 'JobAborted';
-  constructor(readonly reason: AbortReason) {
-    super(`job aborted: ${reason}`);
-  }
+export interface InvestigationJob {
+  investigationId: string;
 }
 
-export interface JobContext<T> {
-  jobId: string;
-  data: T;
-  /** Aborts on shutdown, on timeout and on abort(key); the handler checks it between steps. */
-  signal: AbortSignal;
-  /** 1 on the first try. */
-  attempt: number;
-  /** No retry follows if this attempt throws. */
-  lastAttempt: boolean;
+export interface JobDeps {
+  db: Db;
+  repo: InvestigationRepo;
+  hub: ProgressHub;
+  config: Pick<Config, 'TRANSPARENCY_API_KEY' | 'TRANSPARENCY_API_BASE_URL' | 'INVESTIGATION_MAX_CONTRACTS'>;
+  log: Logger;
+  instanceId: string;
+  detectorOptions?: Partial<DetectorOptions>;
+  /** Least time between two progress writes while pages stream in. */
+  progressIntervalMs: number;
+  /** How often a run re-reads its row to notice a cancel made on another instance. */
+  cancelPollMs: number;
+  /** Portal records per page (the Portal serves 15). */
+  portalPageSize: number | undefined;
 }
 
-export interface JobRunnerOptions<T> {
-  db: DbHandle;
-  log: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
-  /** Queue name; its dead-letter queue is `<queue>-dead`. */
-  queue: string;
-  /**
-   * Resolve: done. Throw: retried (up to retryLimit), then dead-lettered; but a throw after a
-   * shutdown abort hands the job back to the queue as new work.
-   */
-  handler: (job: JobContext<T>) => Promise<void>;
-  /** Called once for a job that failed for good, including one whose instance died mid-run. */
-  onDeadLetter?: (data: T) => Promise<void>;
-  /** The key abort(key) matches, e.g. the investigation id. */
-  keyOf: (data: T) => string;
-  /** Jobs run at once on this instance. */
-  concurrency?: number;
-  /** A run is aborted after this long; the queue expires it (for a crashed instance) a little later. */
-  timeoutSeconds?: number;
-  retryLimit?: number;
-  retryDelaySeconds?: number;
-  pollingIntervalSeconds?: number;
-  /**
-   * A running job holds a lease it renews every third of this; when its instance dies, the queue
-   * expires the job about this long after the last renewal and another instance retries it.
-   */
-  leaseSeconds?: number;
-  /** How often expired jobs of crashed instances are collected (default: a third of the lease). */
-  maintenanceIntervalSeconds?: number;
-}
+// Share of the progress bar: reading the data, then the detector steps; the rest is saving.
+const COLLECT = 0.5;
+const ANALYSE = 0.45;
 
-export interface JobRunner<T> {
-  start(): Promise<void>;
-  /**
-   * Enqueues a job and returns its id. Given `tx`, the job commits or rolls back with that
-   * transaction; call wake() after the commit so a local worker starts it without waiting to poll.
-   */
-  send(data: T, opts?: { id?: string; tx?: Tx }): Promise<string>;
-  wake(): void;
-  /** Cancels a job that has not started (it will never be fetched). */
-  cancel(jobId: string): Promise<void>;
-  /** Aborts the run of `key` if it runs on this instance; true if it did. */
-  abort(key: string, reason: AbortReason): boolean;
-  /** Stops fetching, aborts local runs (they go back to the queue), waits for them, stops pg-boss. */
-  stop(): Promise<void>;
-}
+const MESSAGES = {
+  timeout: 'A investigação excedeu o tempo limite e foi interrompida.',
+  portal: 'Não foi possível obter os contratos do Portal da Transparência.',
+  noKey: 'Esta investigação usa o Portal da Transparência, mas nenhuma chave de API está configurada.',
+  internal: 'Erro interno ao processar a investigação.',
+  dead: 'A investigação falhou depois de várias tentativas.',
+};
 
-type ExecuteSql = (text: string, values?: unknown[]) => Promise<{ rows: unknown[] }>;
+/** Not worth a retry: the same request would fail the same way. */
+class PermanentFailure extends Error {}
+
+const isClientError = (err: unknown) =>
+  err instanceof PortalError && err.status !== undefined && err.status < 500 && err.status !== 429;
+
+// How long an accepted upload stays in memory for a local run before only the stored copy is left.
+const HOLD_MS = 60_000;
 
 /**
- * pg-boss talks to our connection instead of opening its own pool. On PGlite (one session) its
- * multi-statement maintenance scripts carry their own BEGIN/COMMIT; running them inside PGlite's
- * transaction() keeps other queries out until they finish and rolls back a script that fails.
+ * Uploads this instance accepted, held for the run that usually starts here a moment later: it reads
+ * them from memory instead of inflating and parsing the stored copy (about a second per 100,000
+ * contracts). The stored copy stays the truth for a run on another instance or after a restart.
  */
-export function pgBossExecutor(handle: DbHandle): ExecuteSql {
-  const client = (handle.db as unknown as { $client: unknown }).$client;
-  if (handle.kind === 'pglite') {
-    const lite = client as PGlite;
-    return async (text, values) => {
-      if (values && values.length > 0) return lite.query(text, values);
-      const results = await lite.transaction((tx) => tx.exec(text));
-      return results[results.length - 1] ?? { rows: [] };
-    };
-  }
-  const pool = client as pg.Pool;
-  return (text, values) => pool.query(text, values);
-}
-
-/**
- * pg-boss 10 has no job heartbeat: an active job expires at `started_on + expire_in`, and that
- * expiry must stay long (it is also the in-process limit pg-boss puts on the handler, read when the
- * job is fetched). So the lease moves `started_on` instead: each renewal makes the job expire
- * `lease` seconds from now. A job whose instance died stops being renewed, expires, and is retried
- * by maintenance (retry count and dead letter as for any failure) on another instance.
- */
-const RENEW_LEASE = `update pgboss.job
-  set started_on = now() + make_interval(secs => $3::double precision) - expire_in
-  where name = $1 and id = $2 and state = 'active'`;
-
-const isShutdown = (signal: AbortSignal) =>
-  signal.reason instanceof JobAborted && signal.reason.reason === 'shutdown';
-
-/**
- * pg-boss inside one of our Drizzle transactions. Its SQL uses numbered parameters; Drizzle binds
- * each occurrence as its own parameter, which is equivalent (pg-boss's statements cast them).
- */
-function txExecutor(tx: Tx): PgBoss.Db {
+function createHeldUploads(maxHeld: number) {
+  const held = new Map<string, { contracts: readonly Contract[]; timer: NodeJS.Timeout }>();
+  let count = 0;
+  const drop = (id: string) => {
+    const entry = held.get(id);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    held.delete(id);
+    count -= entry.contracts.length;
+  };
   return {
-    async executeSql(text, values = []) {
-      const parts: SQL[] = [];
-      let last = 0;
-      for (const m of text.matchAll(/\$(\d+)/g)) {
-        parts.push(sql.raw(text.slice(last, m.index)), sql`${values[Number(m[1]) - 1] ?? null}`);
-        last = m.index + m[0].length;
-      }
-      parts.push(sql.raw(text.slice(last)));
-      return { rows: rowsOf(await tx.execute(sql.join(parts))) };
+    /** Memory stays bounded: past `maxHeld` contracts in all, an upload is only read back from the database. */
+    hold(id: string, contracts: readonly Contract[]) {
+      drop(id);
+      if (count + contracts.length > maxHeld) return;
+      const timer = setTimeout(() => drop(id), HOLD_MS);
+      timer.unref();
+      held.set(id, { contracts, timer });
+      count += contracts.length;
+    },
+    /** The held contracts, handed over once. */
+    take(id: string): readonly Contract[] | undefined {
+      const contracts = held.get(id)?.contracts;
+      drop(id);
+      return contracts;
+    },
+    drop,
+    clear() {
+      for (const id of [...held.keys()]) drop(id);
     },
   };
 }
 
-export function createJobRunner<T extends object>(opts: JobRunnerOptions<T>): JobRunner<T> {
-  const { log, queue } = opts;
-  const deadQueue = `${queue}-dead`;
-  const timeoutSeconds = opts.timeoutSeconds ?? 600;
-  const leaseSeconds = opts.leaseSeconds ?? 30;
-  const execute = pgBossExecutor(opts.db);
-  // Queries still in flight when we stop (pg-boss completes jobs without awaiting) are awaited
-  // before the database closes under them.
-  const inflight = new Set<Promise<unknown>>();
-  const boss = new PgBoss({
-    db: {
-      executeSql: (text, values) => {
-        const p = execute(text, values);
-        inflight.add(p);
-        void p.then(
-          () => inflight.delete(p),
-          () => inflight.delete(p),
-        );
-        return p;
-      },
-    },
-    schedule: false,
-    supervise: true,
-    // Every instance asks, one at a time wins (pg-boss keeps the last run's time in its table).
-    maintenanceIntervalSeconds: opts.maintenanceIntervalSeconds ?? Math.max(1, Math.round(leaseSeconds / 3)),
-  });
-  boss.on('error', (err: Error) => log.error({ err: err.message, queue }, 'job queue error'));
+export function createInvestigationJob(deps: JobDeps) {
+  const { config, log, repo, hub } = deps;
+  // Two of the largest uploads at most: what the queue's default concurrency runs at once.
+  const held = createHeldUploads(2 * config.INVESTIGATION_MAX_CONTRACTS);
 
-  const running = new Map<string, AbortController>();
-  const settled = new Set<Promise<void>>();
-  const workerIds: string[] = [];
-  let stopping = false;
-
-  async function runJob(job: PgBoss.JobWithMetadata<T>, controller: AbortController): Promise<void> {
-    const timer = setTimeout(() => controller.abort(new JobAborted('timeout')), timeoutSeconds * 1000);
-    // Fetched while stopping: it goes straight back to the queue without starting.
-    let handBack = stopping;
-    try {
-      if (!handBack) {
-        await opts.handler({
-          jobId: job.id,
-          data: job.data,
-          signal: controller.signal,
-          attempt: job.retryCount + 1,
-          lastAttempt: job.retryCount >= job.retryLimit,
-        });
-      }
-    } catch (err) {
-      // A handler that stops because of the shutdown throws; one that finished anyway is done.
-      if (!isShutdown(controller.signal)) throw err;
-      handBack = true;
-    } finally {
-      clearTimeout(timer);
+  function sourceFor(row: InvestigationRow): ContractSource {
+    if (row.sourceKind === 'upload') {
+      const contracts = held.take(row.id);
+      return contracts
+        ? createHeldUploadSource(contracts)
+        : createStoredUploadSource((chunk) => repo.inputChunk(row.id, chunk));
     }
-    if (handBack) {
-      // A deploy is not a failure: hand the job back as new work instead of spending a retry.
-      const next = await boss.send(queue, job.data);
-      log.info({ queue, jobId: job.id, next }, 'job handed back to the queue at shutdown');
-    }
+    if (row.sourceKind === 'sample') return createSampleSource();
+    if (!config.TRANSPARENCY_API_KEY) throw new PermanentFailure(MESSAGES.noKey);
+    return createPortalSource({
+      baseUrl: config.TRANSPARENCY_API_BASE_URL,
+      apiKey: config.TRANSPARENCY_API_KEY,
+      pageSize: deps.portalPageSize,
+      log,
+    });
   }
 
-  /** Renews the job's lease now and every third of the lease until the returned stop is called. */
-  function holdLease(jobId: string): () => void {
-    const renew = () =>
-      execute(RENEW_LEASE, [queue, jobId, leaseSeconds]).catch((err: Error) =>
-        log.warn({ err: err.message, queue, jobId }, 'job lease not renewed'),
-      );
-    void renew();
-    const timer = setInterval(renew, (leaseSeconds * 1000) / 3);
-    return () => clearInterval(timer);
-  }
-
-  async function runOne(job: PgBoss.JobWithMetadata<T>): Promise<void> {
-    const key = opts.keyOf(job.data);
-    const controller = new AbortController();
-    running.set(key, controller);
-    const releaseLease = holdLease(job.id);
-    const run = runJob(job, controller);
-    const tracked = run.then(
-      () => {},
-      () => {},
+  /** Source pages → detectors → findings → entity graph, checking for a stop between pages and steps. */
+  async function analyse(row: InvestigationRow, signal: AbortSignal): Promise<void> {
+    const { id, runCount: run } = row;
+    // Every runner write is guarded (see the repo): one that does not land means cancelled or superseded.
+    const stillOurs = (landed: boolean) => {
+      if (!landed) throw new JobAborted('cancelled');
+      hub.notify(id);
+    };
+    const filters = row.filters as ContractFilters;
+    const detectors = createDetectorRun(row.anomalyTypes as AnomalyType[], deps.detectorOptions);
+    const graph = createEntityAggregator();
+    // Each finding keeps its contracts' data for the frontend's results page.
+    const seenContracts = createContractIndex();
+    const expected = Math.max(
+      1,
+      row.recordsExpected ?? filters.max_records ?? config.INVESTIGATION_MAX_CONTRACTS,
     );
-    settled.add(tracked);
+    let lastWrite = Date.now();
+    // The graph is built after the answer from the contracts the index holds, unless the index fills
+    // up (more contracts than it keeps): from then on every page feeds the graph as it comes.
+    let graphFed = false;
+    for await (const page of sourceFor(row).pages(filters, signal)) {
+      detectors.add(page);
+      seenContracts.add(page);
+      if (!graphFed && seenContracts.full) {
+        graph.add([...seenContracts.contracts()]);
+        graphFed = true;
+      }
+      if (graphFed) graph.add(page);
+      signal.throwIfAborted();
+      if (Date.now() - lastWrite >= deps.progressIntervalMs) {
+        const seen = detectors.recordsSeen;
+        const progress = COLLECT * Math.min(1, seen / expected);
+        stillOurs(await repo.progress(id, run, { recordsProcessed: seen, progress }));
+        lastWrite = Date.now();
+      }
+    }
+    const records = detectors.recordsSeen;
+    const steps = detectors.steps();
+    const phase = (i: number) => (steps[i] ? `analyzing:${steps[i].type}` : 'saving');
+    stillOurs(
+      await repo.progress(id, run, { recordsProcessed: records, progress: COLLECT, currentPhase: phase(0) }),
+    );
+    const findings: Finding[] = [];
+    for (const [i, step] of steps.entries()) {
+      signal.throwIfAborted();
+      const found = seenContracts.attach(step.run());
+      const patch = { currentPhase: phase(i + 1), progress: COLLECT + (ANALYSE * (i + 1)) / steps.length };
+      stillOurs(await repo.addFindings(id, run, findings.length + 1, found, patch));
+      findings.push(...found);
+    }
+    signal.throwIfAborted();
+    const confidence = findings.length
+      ? findings.reduce((s, f) => s + f.confidence, 0) / findings.length
+      : null;
+    const summary = selectionSummary(filters, records, summarize(records, findings, row.sampleData));
+    const result = { recordsProcessed: records, anomaliesDetected: findings.length, confidence, summary };
+    stillOurs(await repo.complete(id, run, result));
+    log.info({ investigationId: id, records, findings: findings.length }, 'investigation completed');
+    // After the answer is out: the graph is derived data, and a big run upserts ~100,000 edges.
     try {
-      await run;
+      if (!graphFed) graph.add([...seenContracts.contracts()]);
+      graph.addFindings(findings);
+      await graph.upsert(deps.db, id);
+    } catch (err) {
+      log.error({ err, investigationId: id, ...graph.size }, 'entity graph not updated');
+    }
+  }
+
+  async function run(job: JobContext<InvestigationJob>): Promise<void> {
+    const id = job.data.investigationId;
+    const row = await repo.claimRun(id, deps.instanceId);
+    if (!row) {
+      held.drop(id);
+      return; // cancelled before it started, or already ended
+    }
+    hub.notify(id);
+    const runNo = row.runCount;
+    // A cancel on another instance reaches this run through its row: re-read it every cancelPollMs.
+    const elsewhere = new AbortController();
+    const signal = AbortSignal.any([job.signal, elsewhere.signal]);
+    const watch = setInterval(() => {
+      repo.statusOf(id).then(
+        (s) => {
+          if (s?.status !== 'running' || s.runCount !== runNo) elsewhere.abort(new JobAborted('cancelled'));
+        },
+        () => {},
+      );
+    }, deps.cancelPollMs);
+    try {
+      await analyse(row, signal);
+    } catch (err) {
+      const reason = signal.aborted ? signal.reason : err;
+      if (reason instanceof JobAborted) {
+        if (reason.reason === 'shutdown') {
+          await repo.requeue(id, runNo, 'requeued');
+          throw reason;
+        }
+        if (reason.reason === 'timeout') await repo.fail(id, runNo, MESSAGES.timeout);
+        return; // cancelled: the row already says so
+      }
+      // A database restart is not a bug: the attempt is retried (below) like any other failure.
+      const outage = findOutage(err);
+      if (outage)
+        log.warn({ cause: outage, investigationId: id, attempt: job.attempt }, 'investigation run failed');
+      else log.error({ err, investigationId: id, attempt: job.attempt }, 'investigation run failed');
+      // The Portal's agency errors are the user's to fix, and say how: their message is kept.
+      const agencyError =
+        err instanceof PortalError &&
+        (err.code === 'PORTAL_NEEDS_AGENCY' || err.code === 'PORTAL_AGENCY_NOT_FOUND');
+      const message =
+        err instanceof PermanentFailure || agencyError
+          ? (err as Error).message
+          : err instanceof PortalError
+            ? MESSAGES.portal
+            : MESSAGES.internal;
+      if (err instanceof PermanentFailure || agencyError || isClientError(err) || job.lastAttempt) {
+        await repo.fail(id, runNo, message);
+        return;
+      }
+      await repo.requeue(id, runNo, 'retrying', message);
+      throw err;
     } finally {
-      releaseLease();
-      running.delete(key);
-      settled.delete(tracked);
+      clearInterval(watch);
+      hub.notify(id);
     }
   }
 
   return {
-    async start() {
-      await boss.start();
-      await boss.createQueue(deadQueue);
-      const queueOptions = {
-        name: queue,
-        retryLimit: opts.retryLimit ?? 2,
-        retryDelay: opts.retryDelaySeconds ?? 5,
-        retryBackoff: true,
-        // Expiry reclaims the job of an instance that died; our own timer fires first.
-        expireInSeconds: timeoutSeconds + 30,
-        deadLetter: deadQueue,
-      };
-      await boss.createQueue(queue, queueOptions);
-      // createQueue keeps an existing queue's options; this applies the current ones.
-      await boss.updateQueue(queue, queueOptions);
-      const pollingIntervalSeconds = opts.pollingIntervalSeconds ?? 1;
-      for (let i = 0; i < (opts.concurrency ?? 2); i++) {
-        workerIds.push(
-          await boss.work<T>(
-            queue,
-            { includeMetadata: true, batchSize: 1, pollingIntervalSeconds },
-            async ([job]) => {
-              if (job) await runOne(job);
-            },
-          ),
-        );
-      }
-      const onDeadLetter = opts.onDeadLetter;
-      if (onDeadLetter) {
-        await boss.work<T>(deadQueue, { pollingIntervalSeconds }, async (jobs) => {
-          for (const job of jobs) await onDeadLetter(job.data);
-        });
-      }
+    /** The queue's handler: one attempt of one investigation. */
+    run,
+    /** Failed for good, including a run whose instance died on its last attempt. */
+    async deadLetter({ investigationId }: InvestigationJob): Promise<void> {
+      if (await repo.fail(investigationId, null, MESSAGES.dead)) hub.notify(investigationId);
     },
-
-    async send(data, sendOpts = {}) {
-      const id = await boss.send(queue, data, {
-        ...(sendOpts.id ? { id: sendOpts.id } : {}),
-        ...(sendOpts.tx ? { db: txExecutor(sendOpts.tx) } : {}),
-      });
-      if (!id) throw new Error(`job queue ${queue} refused a job`);
-      if (!sendOpts.tx) this.wake();
-      return id;
-    },
-
-    wake() {
-      for (const workerId of workerIds) boss.notifyWorker(workerId);
-    },
-
-    async cancel(jobId) {
-      await boss.cancel(queue, jobId);
-    },
-
-    abort(key, reason) {
-      const controller = running.get(key);
-      if (!controller) return false;
-      controller.abort(new JobAborted(reason));
-      return true;
-    },
-
-    async stop() {
-      if (stopping) return;
-      stopping = true;
-      await boss.offWork(queue);
-      for (const controller of running.values()) controller.abort(new JobAborted('shutdown'));
-      await Promise.allSettled([...settled]);
-      await boss.stop({ graceful: true, wait: true, timeout: 1000 });
-      await Promise.allSettled([...inflight]);
-    },
+    /** Keeps an accepted upload for the local run (after its transaction committed). */
+    hold: held.hold,
+    /** The investigation ended before its run took the upload (cancelled). */
+    release: held.drop,
+    stop: held.clear,
   };
 }

@@ -1,6 +1,6 @@
 // Investigation progress over SSE: replay from the database after a cursor, then follow by polling.
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { openSse, type SseStream } from '../../plugins/sse.js';
+import type { Logger } from 'pino';
+import { frame } from '../../plugins/sse.js';
 import type { InvestigationRepo, InvestigationRow } from './investigations.repo.js';
 import { isActive } from './investigations.repo.js';
 import { findingBody, statusBody } from './investigations.schemas.js';
@@ -61,6 +61,7 @@ export interface StreamerDeps {
   heartbeatMs: number;
   /** How often a follower re-reads the database when no local notification came (other instances). */
   pollMs: number;
+  log: Pick<Logger, 'warn'>;
 }
 
 const PAGE = 200;
@@ -98,62 +99,81 @@ function completionEvent(row: InvestigationRow) {
   };
 }
 
-export function createStreamer(deps: StreamerDeps) {
-  const open = new Set<SseStream>();
+/** Resolves when the signal aborts (never rejects), so a wait can race it. */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
 
-  async function send(sse: SseStream, id: string, data: unknown) {
-    if (!sse.send(id, data)) await sse.drained();
+export function createStreamer(deps: StreamerDeps) {
+  // Every open stream's stop: shutdown ends them all (clients reconnect elsewhere with their cursor).
+  const open = new Set<AbortController>();
+
+  async function* follow(first: InvestigationRow, after: string | undefined, signal: AbortSignal) {
+    const id = first.id;
+    const given = parseCursor(after);
+    const at: Cursor = given ?? { run: first.runCount, seq: 0, pseq: -1 };
+    const stopped = aborted(signal);
+    while (!signal.aborted) {
+      const row = await deps.repo.get(id);
+      if (!row) return;
+      if (row.runCount !== at.run) {
+        at.run = row.runCount;
+        at.seq = 0;
+      }
+      const findings = await deps.repo.findingsAfter(id, at.seq, PAGE);
+      // One string per batch: the SSE writer sends a burst in one socket write.
+      let batch = '';
+      for (const f of findings) {
+        at.seq = f.seq;
+        batch += frame(cursorId(at), {
+          type: 'anomaly',
+          investigation_id: id,
+          sample_data: row.sampleData,
+          finding: findingBody(f),
+        });
+      }
+      if (findings.length === PAGE) {
+        yield batch;
+        continue;
+      }
+      if (row.progressSeq !== at.pseq) {
+        at.pseq = row.progressSeq;
+        batch += frame(cursorId(at), progressEvent(row));
+      }
+      // Findings are written before the terminal status, so after a terminal row all are sent.
+      if (!isActive(row.status)) {
+        yield batch + frame(cursorId(at), completionEvent(row));
+        return;
+      }
+      if (batch) yield batch;
+      await Promise.race([deps.hub.wait(id, deps.pollMs), stopped]);
+    }
   }
 
   return {
-    /** Streams one investigation the caller may see (ownership is checked before this). */
-    async stream(request: FastifyRequest, reply: FastifyReply, first: InvestigationRow, after?: string) {
-      const sse = openSse(request, reply, { heartbeatMs: deps.heartbeatMs });
-      open.add(sse);
-      const id = first.id;
-      const given = parseCursor(after);
-      const at: Cursor = given ?? { run: first.runCount, seq: 0, pseq: -1 };
+    /**
+     * SSE frames of one investigation the caller may see (ownership is checked before this): replayed
+     * after the cursor, then followed until it ends, `signal` aborts (client gone) or shutdown.
+     */
+    async *frames(first: InvestigationRow, after: string | undefined, signal: AbortSignal) {
+      const stop = new AbortController();
+      open.add(stop);
       try {
-        while (!sse.closed) {
-          const row = await deps.repo.get(id);
-          if (!row) break;
-          if (row.runCount !== at.run) {
-            at.run = row.runCount;
-            at.seq = 0;
-          }
-          const findings = await deps.repo.findingsAfter(id, at.seq, PAGE);
-          for (const f of findings) {
-            at.seq = f.seq;
-            await send(sse, cursorId(at), {
-              type: 'anomaly',
-              investigation_id: id,
-              sample_data: row.sampleData,
-              finding: findingBody(f),
-            });
-          }
-          if (findings.length === PAGE) continue;
-          if (row.progressSeq !== at.pseq) {
-            at.pseq = row.progressSeq;
-            await send(sse, cursorId(at), progressEvent(row));
-          }
-          // Findings are written before the terminal status, so after a terminal row all are sent.
-          if (!isActive(row.status)) {
-            await send(sse, cursorId(at), completionEvent(row));
-            break;
-          }
-          await deps.hub.wait(id, deps.pollMs);
-        }
+        yield* follow(first, after, AbortSignal.any([signal, stop.signal]));
       } catch (err) {
-        request.log.warn({ err, investigationId: id }, 'investigation stream failed');
+        // The stream ends (the client reconnects with its cursor); the log says why.
+        deps.log.warn({ err, investigationId: first.id }, 'investigation stream failed');
       } finally {
-        open.delete(sse);
-        sse.end();
+        open.delete(stop);
       }
     },
 
     /** Ends every open stream (shutdown); clients reconnect elsewhere with their cursor. */
     closeAll() {
-      for (const sse of open) sse.end();
+      for (const stop of open) stop.abort();
       open.clear();
     },
   };

@@ -1,7 +1,6 @@
 // Which contracts an investigation analyses: its query and filters understood together, checked against its source.
 import { AppError } from '../../errors.js';
 import { agencyOf, describeSelection, resolveFilters, type SelectionFilters } from '../query/select.js';
-import type { CreateBody } from './investigations.schemas.js';
 import { SUPPORTED_DATA_SOURCES } from './vocabulary.js';
 
 export { SUPPORTED_DATA_SOURCES };
@@ -21,12 +20,13 @@ export function assertSupportedSource(dataSource: string | undefined): void {
 
 /** The stored filters of a new investigation and the sentence that says what they select. */
 export function createdSelection(
-  input: Pick<CreateBody, 'query' | 'filters' | 'data_source'>,
+  // Structural, not the body schema's type: the schemas use this module (no import cycle).
+  input: { query?: string; filters: SelectionFilters & { max_records?: number }; data_source?: string },
   sourceKind: 'portal' | 'sample' | 'upload',
   maxContracts: number,
 ): { filters: SelectionFilters; description: string } {
   assertSupportedSource(input.data_source);
-  const resolved = resolveFilters(input.query, input.filters as SelectionFilters);
+  const resolved = resolveFilters(input.query, input.filters);
   const filters = {
     ...resolved,
     max_records: Math.min(input.filters.max_records ?? maxContracts, maxContracts),

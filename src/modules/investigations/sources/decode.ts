@@ -15,6 +15,10 @@ export class UndecodableError extends Error {
 const SNIFF_BYTES = 64 * 1024;
 
 const UTF8 = new Set(['utf-8', 'utf8', 'unicode-1-1-utf-8']);
+// The names iconv-lite reads as true ISO-8859-1, the Portal's export encoding: Node decodes it natively,
+// byte for character (no state across chunks), several times faster than iconv-lite's table decoder.
+const LATIN1 = new Set(['iso-8859-1', 'iso8859-1', 'iso_8859-1', 'latin1', 'latin-1', 'l1']);
+const latin1Decoder = { write: (buf: Buffer) => buf.toString('latin1'), end: () => '' };
 
 /** The charset parameter of a Content-Type header, lowercased; undefined when absent. */
 export function charsetOf(contentType: string | undefined): string | undefined {
@@ -84,7 +88,11 @@ export async function* decodeStream(
   }
   const sniffed = Buffer.concat(head);
   const utf8 = charset === undefined ? isUtf8(sniffed) : UTF8.has(charset);
-  const decoder = utf8 ? utf8Decoder() : iconv.getDecoder(charset ?? 'windows-1252');
+  const decoder = utf8
+    ? utf8Decoder()
+    : charset !== undefined && LATIN1.has(charset)
+      ? latin1Decoder
+      : iconv.getDecoder(charset ?? 'windows-1252');
   let first = true;
   const emit = (text: string) => {
     const out = first && text.startsWith('\uFEFF') ? text.slice(1) : text;

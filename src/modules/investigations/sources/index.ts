@@ -1,25 +1,16 @@
 // Where contracts come from: the Portal da Transparência, the bundled sample, or the caller's upload.
 
-import { describeSelection, objetoScore, resolveFilters, type SelectionFilters } from '../../query/select.js';
+import { describeSelection, objetoScore, resolveFilters } from '../../query/select.js';
 import { SAMPLE_CONTRACTS } from '../data/sample-contracts.js';
 import type { Contract } from '../types.js';
 import { contractMatcher } from './match.js';
+import type { ContractFilters, ContractSource } from './source.js';
 
 export { parseContractsCsv } from './csv.js';
-export { createPortalSource, mapPortalContract, PortalError, type PortalSourceOptions } from './portal.js';
+export { createPortalSource, mapPortalContract, type PortalSourceOptions } from './portal.js';
+export { PortalError } from './portal-error.js';
 
-/** What a source is asked for: the query module's structured selection (see query/select.ts). */
-export type ContractFilters = SelectionFilters;
-
-export interface ContractSource {
-  kind: 'portal' | 'sample' | 'upload';
-  /** True for the bundled synthetic dataset: every answer built on it must say so. */
-  sample: boolean;
-  /** One line for logs: what serves the contracts. */
-  describe: string;
-  /** Pages of contracts; stops early when `signal` aborts (by throwing its reason). */
-  pages(filters: ContractFilters, signal: AbortSignal): AsyncIterable<Contract[]>;
-}
+export type { ContractFilters, ContractSource } from './source.js';
 
 /** The label every answer built on the bundled dataset carries (API.md §6: `sample_data`). */
 export const SAMPLE_DATA_NOTICE =

@@ -1,7 +1,7 @@
 // Agency name → SIAFI code through the Portal's /orgaos-siafi listing, cached for the process.
 import { normalizeText } from '../detectors/text.js';
-import type { ContractFilters } from './index.js';
-import { PortalError } from './portal.js';
+import { PortalError } from './portal-error.js';
+import type { ContractFilters } from './source.js';
 
 const TTL_MS = 24 * 3600_000;
 const MAX_ENTRIES = 500;

@@ -2,9 +2,11 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { type Contract, contractSchema } from '../types.js';
-import type { ContractFilters, ContractSource } from './index.js';
 import { contractMatcher } from './match.js';
 import { createAgencyDirectory } from './portal-agencies.js';
+import { PortalError } from './portal-error.js';
+import type { ContractFilters, ContractSource } from './source.js';
+
 import { parseBrDate, parseDecimal } from './values.js';
 
 export interface PortalSourceOptions {
@@ -24,25 +26,6 @@ export interface PortalSourceOptions {
   now?: () => Date;
   /** Days of the window asked for when the filters give no dates (the Portal requires one). Default 365. */
   defaultWindowDays?: number;
-}
-
-export class PortalError extends Error {
-  override name = 'PortalError';
-  constructor(
-    message: string,
-    readonly code:
-      | 'PORTAL_HTTP_ERROR'
-      | 'PORTAL_RATE_LIMITED'
-      | 'PORTAL_TIMEOUT'
-      | 'PORTAL_NETWORK'
-      | 'PORTAL_BAD_RESPONSE'
-      /** The query names no agency, or one the Portal does not list: its message is for the user. */
-      | 'PORTAL_NEEDS_AGENCY'
-      | 'PORTAL_AGENCY_NOT_FOUND',
-    readonly status?: number,
-  ) {
-    super(message);
-  }
 }
 
 const BACKOFF_BASE_MS = 1000;
