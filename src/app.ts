@@ -19,6 +19,7 @@ import { producerAlive } from './modules/generation/generation.repo.js';
 import { createRedisMirror, createRemoteGenerations } from './modules/generation/redis-log.js';
 import type { GenerationRegistry } from './modules/generation/registry.js';
 import { startSweeper } from './modules/generation/sweeper.js';
+import { createReplyWriter } from './modules/generation/writer.js';
 import { healthRoutes } from './modules/health/health.routes.js';
 import { investigationRoutes } from './modules/investigations/investigations.routes.js';
 import { createInvestigations } from './modules/investigations/investigations.service.js';
@@ -110,6 +111,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       databaseUrl: config.DATABASE_URL,
       pgliteDir: config.PGLITE_DIR,
       poolMax: config.DATABASE_POOL_MAX,
+      writerConnections: config.DATABASE_WRITER_CONNECTIONS,
     }));
   const ownsRedis = deps.redis === undefined;
   const redis =
@@ -235,7 +237,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     headroom: config.DESCRIPTOR_HEADROOM,
   });
   infra.generations = registry;
-  metrics.bind({ runningGenerations: () => registry.running().length, db: db.db });
+  // Every reply's writes go through one writer, on the database's dedicated writer path if it has one.
+  const writer = createReplyWriter({
+    db: db.writer?.db ?? db.db,
+    lanes: db.writer?.connections ?? 1,
+    checkpointMs: config.CHECKPOINT_MS,
+    heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
+    log: logger,
+    metrics: { checkpoint: metrics.turns.checkpoint, writerBatch: metrics.writer.writerBatch },
+  });
+  metrics.bind({
+    runningGenerations: () => registry.running().length,
+    writerQueued: writer.queued,
+    db: db.db,
+  });
   // Three missed heartbeats make a producer dead; a checkpoint stall alone never does.
   const staleAfterMs = Math.max(config.PRODUCER_HEARTBEAT_MS * 3, 1000);
   const remote = redis
@@ -261,6 +276,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     model,
     memory,
     registry,
+    writer,
     metrics,
     staleAfterMs,
     instanceId: infra.instanceId,
@@ -328,10 +344,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // as interrupted; at the same time hand running investigation jobs back to the queue.
   app.addHook('preClose', async () => {
     infra.startDraining();
-    await Promise.all([infra.generations.drain(config.SHUTDOWN_GRACE_MS), investigations.stop()]);
+    await Promise.all([
+      // Replies end (their final writes committed or given up), then nothing is left in the writer.
+      infra.generations.drain(config.SHUTDOWN_GRACE_MS).then(() => writer.drain()),
+      investigations.stop(),
+    ]);
   });
 
   app.addHook('onClose', async () => {
+    writer.close();
     sweeper.stop();
     descriptors.stop();
     redis?.client.off('error', countRedisError);

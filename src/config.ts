@@ -24,6 +24,8 @@ export const configSchema = z.object({
   DATABASE_URL: url(['postgres', 'postgresql']).optional(),
   PGLITE_DIR: z.string().min(1).default('./.data/pglite'),
   DATABASE_POOL_MAX: int(1, 200).default(20),
+  // The reply writer's own pool (checkpoints and final writes of every live reply, batched).
+  DATABASE_WRITER_CONNECTIONS: int(1, 20).default(2),
   MIGRATE_ON_BOOT: bool.default(true),
   // Production without DATABASE_URL refuses to start (a PGlite inside a container is lost on the
   // next deploy) unless this says the embedded database is wanted.

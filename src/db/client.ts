@@ -15,12 +15,20 @@ export interface DbHandle {
   describe: string;
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * The reply writer's own path to the database (see generation/writer.ts): a small pool apart
+   * from the request pool, so a burst of requests never makes a reply's final write wait for a
+   * connection. Absent: the writer shares `db`, one statement at a time.
+   */
+  writer?: { db: Db; connections: number };
 }
 
 export interface DbOptions {
   databaseUrl?: string;
   pgliteDir?: string;
   poolMax?: number;
+  /** Connections of the reply writer's pool (Postgres only); default 2. */
+  writerConnections?: number;
   /** PGlite only: keep the database in memory (no directory). */
   inMemory?: boolean;
 }
@@ -29,19 +37,27 @@ export async function createDb(opts: DbOptions): Promise<DbHandle> {
   if (opts.databaseUrl) {
     const { default: pg } = await import('pg');
     const { drizzle } = await import('drizzle-orm/node-postgres');
-    const pool = new pg.Pool({
-      connectionString: opts.databaseUrl,
-      max: opts.poolMax ?? 20,
-      connectionTimeoutMillis: 5000,
-      idleTimeoutMillis: 30_000,
-    });
-    // An idle client's socket error must not crash the process; the pool replaces it.
-    pool.on('error', () => {});
-    // Nor may a checked-out one's: the pool drops its own listener while a client is lent out, and
-    // a server restart between two statements of a transaction would emit an unhandled 'error'.
-    // The transaction still fails, on its next query ("not queryable"), and the client is discarded.
-    pool.on('connect', (client) => client.on('error', () => {}));
+    const newPool = (max: number) => {
+      const pool = new pg.Pool({
+        connectionString: opts.databaseUrl,
+        max,
+        connectionTimeoutMillis: 5000,
+        idleTimeoutMillis: 30_000,
+      });
+      // An idle client's socket error must not crash the process; the pool replaces it.
+      pool.on('error', () => {});
+      // Nor may a checked-out one's: the pool drops its own listener while a client is lent out, and
+      // a server restart between two statements of a transaction would emit an unhandled 'error'.
+      // The transaction still fails, on its next query ("not queryable"), and the client is discarded.
+      pool.on('connect', (client) => client.on('error', () => {}));
+      return pool;
+    };
+    const pool = newPool(opts.poolMax ?? 20);
+    const writerConnections = opts.writerConnections ?? 2;
+    // Created lazily by node-postgres: no connection is opened before the first reply is written.
+    const writerPool = newPool(writerConnections);
     const db = drizzle(pool, { schema, casing: 'snake_case' }) as unknown as Db;
+    const writerDb = drizzle(writerPool, { schema, casing: 'snake_case' }) as unknown as Db;
     const u = new URL(opts.databaseUrl);
     return {
       db,
@@ -50,7 +66,10 @@ export async function createDb(opts: DbOptions): Promise<DbHandle> {
       ping: async () => {
         await db.execute(sql`select 1`);
       },
-      close: () => pool.end(),
+      close: async () => {
+        await Promise.all([pool.end(), writerPool.end()]);
+      },
+      writer: { db: writerDb, connections: writerConnections },
     };
   }
   const { PGlite } = await import('@electric-sql/pglite');
@@ -79,6 +98,8 @@ export async function createDb(opts: DbOptions): Promise<DbHandle> {
     describe: opts.inMemory
       ? 'pglite (in memory)'
       : `pglite (embedded) in ${opts.pgliteDir ?? './.data/pglite'}`,
+    // One connection, queries serialised by PGlite itself: the writer shares it, one statement at a time.
+    writer: { db, connections: 1 },
     ping: async () => {
       await db.execute(sql`select 1`);
     },

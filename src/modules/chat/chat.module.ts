@@ -11,6 +11,7 @@ import { getAgent } from '../agents/roster.js';
 import type { EventMirror } from '../generation/generation.js';
 import { createRegistry, type GenerationRegistry } from '../generation/registry.js';
 import { createReplies, type RemoteGenerations, type Replies } from '../generation/replies.js';
+import type { ReplyWriter } from '../generation/writer.js';
 import { buildPrompt } from '../llm/prompt.js';
 import type { MemoryStore } from '../memory/memory.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -36,6 +37,8 @@ export interface ChatModuleDeps {
   admission?: Admission;
   searchContracts?: PipelineDeps['searchContracts'];
   registry: GenerationRegistry;
+  /** Batches every reply's checkpoints and final writes (one per app, built with the database). */
+  writer: ReplyWriter;
   /** Turn counters and error counters; optional so the module builds without them. */
   metrics?: Metrics;
   /** When a producer counts as dead; shared with the sweeper and the Redis follower. */
@@ -111,8 +114,7 @@ export async function registerChat(app: FastifyInstance, deps: ChatModuleDeps): 
     remote: deps.remote,
     staleAfterMs: deps.staleAfterMs,
     producer: {
-      checkpointMs: config.CHECKPOINT_MS,
-      heartbeatMs: config.PRODUCER_HEARTBEAT_MS,
+      writer: deps.writer,
       finalWriteRetryMs: config.FINAL_WRITE_RETRY_MS,
       mirror: deps.mirror,
       metrics: deps.metrics?.turns,

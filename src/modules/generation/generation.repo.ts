@@ -1,4 +1,4 @@
-// Every query on the assistant row: read, checkpoints, the final write (with its hook), stop, sweep, liveness.
+// Every query on the assistant row: read, the final write (with its hook), stop, sweep, liveness (batched writes: writer.repo.ts).
 import { sql, TransactionRollbackError } from 'drizzle-orm';
 import { type Db, rowsOf, type Tx } from '../../db/client.js';
 import { executeNamed } from '../../db/prepared.js';
@@ -85,34 +85,6 @@ export interface CheckpointAnswer {
   stopRequested: boolean;
   /** The row's status now (`stopped` by a stop whose producer looked dead, `interrupted` by the sweeper). */
   status: string | null;
-}
-
-/**
- * A heartbeat (content null) or a checkpoint of the growing text. `meta` goes in once, with the
- * first checkpoint after the agent is known, so a mid-stream rebuild names the agent as live does.
- * The same round trip reads the stop intent back: a stop whose pub/sub message was lost (Redis
- * restarting) still reaches the producer at its next checkpoint or heartbeat.
- */
-export async function checkpoint(
-  db: Db,
-  messageId: string,
-  content: string | null,
-  meta?: { agentId: string; agentName: string; stream: StreamMeta },
-): Promise<CheckpointAnswer> {
-  const set =
-    content === null
-      ? sql`heartbeat_at = now()`
-      : meta
-        ? sql`content = ${content}, heartbeat_at = now(), updated_at = now(),
-        agent_id = ${meta.agentId}, agent_name = ${meta.agentName},
-        metadata = metadata || jsonb_build_object('stream', ${JSON.stringify(meta.stream)}::jsonb)`
-        : sql`content = ${content}, heartbeat_at = now(), updated_at = now()`;
-  const rows = rowsOf<{ status: string; stop: boolean }>(
-    await db.execute(sql`
-      with u as (update chat_messages set ${set} where id = ${messageId} and status = 'streaming' returning 1)
-      select status, (metadata ? 'stop_requested_at') as stop from chat_messages where id = ${messageId}`),
-  );
-  return { stopRequested: rows[0]?.stop === true, status: rows[0]?.status ?? null };
 }
 
 /**

@@ -1,7 +1,6 @@
 // The producer of one assistant reply: runs the pipeline, logs every event, checkpoints, and always finalises the row.
 import type { Logger } from 'pino';
-import type { Db } from '../../db/client.js';
-import { retryWithin, throttle } from '../../lib/async.js';
+import { retryWithin } from '../../lib/async.js';
 import { isOutage } from '../../lib/outage.js';
 import { estimateTokens, type ModelEvent } from '../llm/provider.js';
 import type { TurnMetrics } from '../metrics/metrics.js';
@@ -18,8 +17,9 @@ import {
   startEvent,
   type Usage,
 } from './events.js';
-import { checkpoint, type FinalStatus, finalize, type StreamMeta } from './generation.repo.js';
+import type { FinalStatus, StreamMeta } from './generation.repo.js';
 import type { FinalOutcome, Pipeline, ReplyOptions, RoutedTurn, TurnInput } from './turn.js';
+import type { ReplyWriter } from './writer.js';
 
 export type AbortReason = 'stopped' | 'interrupted';
 
@@ -40,10 +40,9 @@ export interface GenerationOutcome extends FinalOutcome {
 }
 
 export interface ProducerDeps {
-  db: Db;
   log: Logger;
-  checkpointMs: number;
-  heartbeatMs: number;
+  /** Writes the reply's checkpoints, heartbeats and final write, batched with every other reply's. */
+  writer: ReplyWriter;
   /** How long the final write is retried while the database is unreachable (a restart, a failover). */
   finalWriteRetryMs: number;
   mirror: EventMirror | null;
@@ -140,49 +139,27 @@ export function startGeneration(
     complete_extra: { ...state.completeExtra, ...options.completeExtra },
   });
   let content = '';
-  let persistedChars = 0;
-  let metaWritten = false;
-  let lastBeat = Date.now();
-  let writes: Promise<unknown> = Promise.resolve();
-  const shouldWarn = throttle(10_000);
   const abortWith = (reason: AbortReason) => {
     if (ended || controller.signal.aborted) return;
     abortReason = reason;
     controller.abort(Object.assign(new Error(reason), { name: 'AbortError' }));
   };
 
-  // Checkpoints are timer-driven, so database writes depend on elapsed time, never on chunk count.
-  const tick = setInterval(
-    () => {
-      const grown = content.length !== persistedChars;
-      if (!grown && Date.now() - lastBeat < deps.heartbeatMs) return;
-      const snapshot = grown ? content : null;
-      const meta =
-        grown && !metaWritten && state.agent
-          ? { agentId: state.agent.id, agentName: state.agent.name, stream: streamMeta() }
-          : undefined;
-      if (meta) metaWritten = true;
-      persistedChars = content.length;
-      lastBeat = Date.now();
-      writes = writes
-        .then(() => checkpoint(deps.db, messageId, snapshot, meta))
-        .then((row) => {
-          metrics?.checkpoint('ok');
-          // A stop recorded in the row (its pub/sub message may have been lost), or a row a stop
-          // already closed because this producer looked dead: either way the reply stops here.
-          if (row.stopRequested || row.status === 'stopped') abortWith('stopped');
-        })
-        .catch((err) => {
-          metrics?.checkpoint('failed');
-          // Not stored: the next tick writes it again, until the final write.
-          persistedChars = -1;
-          if (meta) metaWritten = false;
-          if (shouldWarn()) deps.log.warn({ err: (err as Error).message, messageId }, 'checkpoint failed');
-        });
+  // Checkpoints are timer-driven (the writer's one timer for all replies), so database writes
+  // depend on elapsed time, never on chunk count.
+  const untrack = deps.writer.track({
+    messageId,
+    content: () => content,
+    meta: () =>
+      state.agent
+        ? { agentId: state.agent.id, agentName: state.agent.name, stream: streamMeta() }
+        : undefined,
+    answered(row) {
+      // A stop recorded in the row (its pub/sub message may have been lost), or a row a stop
+      // already closed because this producer looked dead: either way the reply stops here.
+      if (row.stopRequested || row.status === 'stopped') abortWith('stopped');
     },
-    Math.min(deps.checkpointMs, deps.heartbeatMs),
-  );
-  tick.unref();
+  });
 
   const run = async (): Promise<GenerationOutcome> => {
     const chunker = createChunker();
@@ -235,7 +212,6 @@ export function startGeneration(
     }
     // Whatever was held back at a word boundary is part of the reply, on every path.
     emit(chunker.flush());
-    clearInterval(tick);
 
     const outcome: FinalOutcome = {
       messageId,
@@ -258,7 +234,7 @@ export function startGeneration(
     const meta = streamMeta();
     let persisted = false;
     let extra: CompleteExtra = {};
-    await writes;
+    await untrack();
     const write = {
       ...outcome,
       model: state.model ?? 'unknown',
@@ -267,13 +243,13 @@ export function startGeneration(
     const hook = options.onFinalize;
     const finalizeOnce = async () => {
       try {
-        return await finalize(deps.db, write, hook ? (tx) => hook(tx, outcome) : undefined);
+        return await deps.writer.finalize(write, hook ? (tx) => hook(tx, outcome) : undefined);
       } catch (err) {
         if (!hook || isOutage(err)) throw err;
         // An extension's failure rolls back its own statements; the reply itself is still stored.
         deps.log.error({ err, messageId }, 'finalize hook failed; storing the reply without it');
         metrics?.finalWriteRetry();
-        return finalize(deps.db, write);
+        return deps.writer.finalize(write);
       }
     };
     try {

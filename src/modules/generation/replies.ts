@@ -60,7 +60,7 @@ export interface RepliesDeps {
   log: Logger;
   registry: GenerationRegistry;
   remote: RemoteGenerations | null;
-  producer: Omit<ProducerDeps, 'db' | 'log'>;
+  producer: Omit<ProducerDeps, 'log'>;
   /** A streaming row whose producer has not beaten for this long is dead (same rule as the sweeper). */
   staleAfterMs: number;
 }
@@ -137,7 +137,7 @@ export function createReplies(deps: RepliesDeps) {
   return {
     /** Starts the producer of a persisted turn (the assistant row exists, `streaming`). */
     start(ids: ReplyIds, input: TurnInput, options?: ReplyOptions): Generation {
-      const gen = startGeneration({ ...deps.producer, db, log: deps.log }, ids, input, options);
+      const gen = startGeneration({ ...deps.producer, log: deps.log }, ids, input, options);
       registry.add(gen);
       return gen;
     },

@@ -22,9 +22,16 @@ export interface TurnMetrics {
   finalWriteFailed(): void;
 }
 
+/** What the reply writer reports (see generation/writer.ts). */
+export interface ReplyWriterMetrics {
+  /** One statement (or finalize-hook transaction) carrying `rows` replies' writes. */
+  writerBatch(kind: 'checkpoint' | 'final', rows: number): void;
+}
+
 export interface Metrics {
   registry: Registry;
   turns: TurnMetrics;
+  writer: ReplyWriterMetrics;
   /** Observes one finished HTTP request under its route pattern (never the raw URL). */
   observeRequest(method: string, route: string, status: number, seconds: number): void;
   postgresError(source: ErrorSource): void;
@@ -35,6 +42,8 @@ export interface Metrics {
 
 export interface MetricSources {
   runningGenerations(): number;
+  /** Final writes waiting in the reply writer's queue. */
+  writerQueued?(): number;
   db: Db;
 }
 
@@ -100,6 +109,21 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
   });
   pgErrors.inc({ source: 'request' }, 0);
   redisErrors.inc({ source: 'request' }, 0);
+  const writerBatches = new Histogram({
+    name: `${PREFIX}reply_write_batch_rows`,
+    help: 'Replies per statement of the reply writer, by kind (checkpoint, final); the count is statements issued.',
+    labelNames: ['kind'],
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500],
+    registers: [registry],
+  });
+  new Gauge({
+    name: `${PREFIX}reply_write_queue`,
+    help: 'Final writes of replies waiting for the reply writer.',
+    registers: [registry],
+    collect() {
+      this.set(sources?.writerQueued?.() ?? 0);
+    },
+  });
   new Gauge({
     name: `${PREFIX}generations_running`,
     help: 'Replies being generated on this instance.',
@@ -140,6 +164,9 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       },
       finalWriteRetry: () => finalRetries.inc(),
       finalWriteFailed: () => pgErrors.inc({ source: 'generation' }),
+    },
+    writer: {
+      writerBatch: (kind, rows) => writerBatches.observe({ kind }, rows),
     },
     observeRequest(method, route, status, seconds) {
       requests.observe({ method, route, status_code: String(status) }, seconds);
