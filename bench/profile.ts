@@ -37,6 +37,46 @@ export interface ServerProfile {
   top: Row[];
   /** Our own functions by inclusive time (everything they call, counted once per stack). */
   srcInclusive: Row[];
+  /** CPU by phase of a turn (see `phaseOf`), self time of every sample attributed once. */
+  phases: Array<{ phase: string; msPerTurn: number }>;
+}
+
+// A turn's phases, by the innermost of our files on a sample's stack. Work with none of our frames
+// on its stack (a driver's socket write after an await, the HTTP parser, GC) goes by library.
+const PHASE_BY_FILE: Array<[RegExp, string]> = [
+  [/src\/modules\/chat\/admission|src\/plugins\/rate-limit/, 'admission (rate limit + slot)'],
+  [/src\/modules\/chat\/chat\.repo/, 'insert (the turn statement)'],
+  [
+    /src\/modules\/(agents|llm|query|memory)\/|src\/modules\/generation\/(generation|chunker)\./,
+    'pipeline (agent, chunks)',
+  ],
+  [
+    /src\/modules\/generation\/(generation\.repo|sweeper)|src\/lib\/async/,
+    'finalize (final write, checkpoints)',
+  ],
+  [
+    /src\/plugins\/sse|src\/modules\/chat\/encoders|src\/modules\/generation\//,
+    'stream (log, subscribe, encode, SSE)',
+  ],
+  [/src\/modules\/metrics/, 'metrics'],
+  [/src\//, 'request (route, auth, validation, turn service)'],
+];
+const PHASE_BY_LIBRARY: Array<[RegExp, string]> = [
+  [/node_modules\/(pg|pg-pool|pg-protocol|drizzle-orm)\//, 'postgres driver (after an await)'],
+  [/node_modules\/(ioredis|redis-parser)\//, 'redis driver (after an await)'],
+  [
+    /node_modules\/(fastify|find-my-way|avvio|light-my-request|@fastify)|node:_http|_http_/,
+    'http (fastify, node:http)',
+  ],
+  [/bench\/floor/, 'floor handler'],
+];
+
+function phaseRules(url: string, fn: string): { src?: string; lib?: string } {
+  // Shared helpers (the prepared-statement runner) take the phase of whoever called them.
+  if (OURS.test(url))
+    return /src\/db\//.test(url) ? {} : { src: PHASE_BY_FILE.find(([re]) => re.test(url))?.[1] };
+  if (fn === '(garbage collector)') return { lib: 'garbage collector' };
+  return { lib: PHASE_BY_LIBRARY.find(([re]) => re.test(url))?.[1] };
 }
 
 export interface ProfileSummary {
@@ -123,6 +163,28 @@ export function summariseProfile(
   };
   walk(rootId, new Set());
 
+  // Phases: the innermost of our frames decides; else the innermost known library; else "other".
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const phaseMemo = new Map<number, { src?: string; lib?: string }>();
+  const phaseAt = (id: number): { src?: string; lib?: string } => {
+    const known = phaseMemo.get(id);
+    if (known) return known;
+    const f = byId.get(id)!.callFrame;
+    const own = phaseRules(f.url, f.functionName);
+    const up = parent.has(id) ? phaseAt(parent.get(id)!) : {};
+    const found = { src: own.src ?? up.src, lib: own.lib ?? up.lib };
+    phaseMemo.set(id, found);
+    return found;
+  };
+  const phases = new Map<string, number>();
+  for (const [id, h] of hits) {
+    if (idle(id)) continue;
+    const at = phaseAt(id);
+    const phase = at.src ?? at.lib ?? 'other (node, native)';
+    phases.set(phase, (phases.get(phase) ?? 0) + h);
+  }
+
   const rows = (m: Map<string, number>): Row[] =>
     [...m.entries()]
       .sort((a, b) => b[1] - a[1])
@@ -136,6 +198,9 @@ export function summariseProfile(
     areas: [...areas.entries()].sort((a, b) => b[1] - a[1]).map(([area, h]) => ({ area, msPerTurn: ms(h) })),
     top: rows(self),
     srcInclusive: rows(inclusive),
+    phases: [...phases.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([phase, h]) => ({ phase, msPerTurn: ms(h) })),
   };
 }
 
@@ -206,6 +271,10 @@ export function renderProfile(p: ProfileSummary, render = table): string {
     .slice(0, 14)
     .map((r) => [r.a, fmt(r.ours, 3), fmt(r.floor, 3), fmt(r.ours - r.floor, 3)]);
   const fnRows = (rows: Row[]) => rows.map((f) => [f.name, f.location, fmt(f.msPerTurn, 3)]);
+  const phaseNames = [...new Set([...p.ours.phases, ...p.floor.phases].map((x) => x.phase))];
+  const phaseOf = (sp: ServerProfile, name: string) =>
+    sp.phases.find((x) => x.phase === name)?.msPerTurn ?? 0;
+  const phaseRows = phaseNames.map((n) => [n, fmt(phaseOf(p.ours, n), 3), fmt(phaseOf(p.floor, n), 3)]);
   return [
     `CPU profiles at c=${p.concurrency}, ${p.turns} turns each: ours ${fmt(p.ours.cpuMsPerTurn, 2)} ms/turn, ` +
       `floor ${fmt(p.floor.cpuMsPerTurn, 2)} ms/turn (profiler on; split by share of busy samples)`,
@@ -221,6 +290,8 @@ export function renderProfile(p: ProfileSummary, render = table): string {
         ],
       ],
     ),
+    '',
+    render(['phase (innermost of our frames; else library)', 'ours ms/turn', 'floor ms/turn'], phaseRows),
     '',
     render(['ours: heaviest functions (self)', 'location', 'ms/turn'], fnRows(p.ours.top)),
     '',

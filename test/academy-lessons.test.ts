@@ -352,6 +352,46 @@ describe('a lesson is a chat turn with the teacher', () => {
   });
 });
 
+describe('a lesson counts against the chat rate limit', () => {
+  it('the third lesson message in a minute is 429 with Retry-After, writes nothing and pays nothing', async () => {
+    const limited = await startAcademy(tdb, redis, { env: { RATE_LIMIT_CHAT_PER_MINUTE: '2' } });
+    try {
+      await enrol(limited, 'rita');
+      const conv = (
+        await limited.call('rita', 'POST', `${A}/conversations`, { agent_name: 'zumbi', track: 'ia' })
+      ).json;
+      const first = await limited.call('rita', 'POST', `${A}/conversations/${conv.id}/messages`, {
+        message: 'o que é um pregão?',
+      });
+      expect(first.status).toBe(200);
+      expect(first.headers.get('x-ratelimit-remaining')).toBe('1');
+      const second = await lesson(limited, 'rita', conv.id, { message: 'e uma dispensa?' });
+      expect(second.status).toBe(200);
+      expect(second.events.at(-1)?.data.type).toBe('complete');
+      const before = await counts(tdb);
+      for (const send of [
+        () => limited.call('rita', 'POST', `${A}/conversations/${conv.id}/messages`, { message: 'e agora?' }),
+        () => lesson(limited, 'rita', conv.id, { message: 'e agora?' }),
+      ]) {
+        const r = await send();
+        expect(r.status).toBe(429);
+        const retryAfter =
+          r.headers instanceof Headers ? r.headers.get('retry-after') : r.headers['retry-after'];
+        expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+      }
+      // The limit is the caller's, across routes: a chat turn of the same user is refused too.
+      const chat = await streamRequest(limited.base, '/api/v1/chat/stream', {
+        body: { message: 'oi' },
+        headers: await bearer('rita'),
+      });
+      expect(chat.status).toBe(429);
+      expect(await counts(tdb)).toEqual(before);
+    } finally {
+      await limited.app.close();
+    }
+  });
+});
+
 describe('the ledger under load', () => {
   it('20 parallel messages in one conversation: every reply paid once, the chain intact, no 5xx', async () => {
     await enrol(offline, 'carga');

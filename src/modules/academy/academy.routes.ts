@@ -136,7 +136,7 @@ export const academyRoutes: FastifyPluginAsyncZod<AcademyRoutesDeps> = async (ap
         response: { 200: r.lessonAnswerSchema },
       },
     },
-    async (request) => lessons.message(request, me(request), request.params.id, request.body),
+    async (request, reply) => lessons.message(request, reply, me(request), request.params.id, request.body),
   );
 
   app.post(

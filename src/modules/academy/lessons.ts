@@ -31,6 +31,7 @@ export interface LessonTurns {
   ): Promise<void>;
   message(
     request: FastifyRequest,
+    reply: FastifyReply,
     userId: string,
     conversationId: string,
     body: LessonBody,
@@ -75,7 +76,13 @@ export function createLessons(deps: LessonDeps): LessonTurns {
   const { db, academy, chat } = deps;
 
   /** Starts the turn into the conversation's session with the teacher fixed and the 2 XP hook. */
-  async function start(request: FastifyRequest, userId: string, conversationId: string, body: LessonBody) {
+  async function start(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    userId: string,
+    conversationId: string,
+    body: LessonBody,
+  ) {
     const { row, teacher } = await academy.lessonConversation(userId, conversationId);
     const options: ReplyOptions = {
       fixedAgentId: teacher.name,
@@ -85,8 +92,9 @@ export function createLessons(deps: LessonDeps): LessonTurns {
       onFinalize: (tx, outcome) => payMessage(tx, userId, row.id, outcome),
     };
     const turn = await deps.turns.start(
-      // A lesson is a chat turn: the chat class's rate limit applies to it (admission, one Redis step).
-      { ...turnCallerOf(request), userId },
+      // A lesson is a chat turn: the chat class's rate limit applies to it (admission, one Redis
+      // step), answered in the same X-RateLimit headers.
+      { ...turnCallerOf(request, reply), userId },
       { message: body.message, session_id: row.session_id, context: undefined },
       idempotencyKeyOf(request),
       options,
@@ -116,7 +124,7 @@ export function createLessons(deps: LessonDeps): LessonTurns {
     },
 
     async stream(request, reply, userId, conversationId, body) {
-      const { turn } = await start(request, userId, conversationId, body);
+      const { turn } = await start(request, reply, userId, conversationId, body);
       const gone = new AbortController();
       const stream = await deps.replies.subscribe(
         turn.messageId,
@@ -137,8 +145,8 @@ export function createLessons(deps: LessonDeps): LessonTurns {
       });
     },
 
-    async message(request, userId, conversationId, body) {
-      const { turn, row: conversation } = await start(request, userId, conversationId, body);
+    async message(request, reply, userId, conversationId, body) {
+      const { turn, row: conversation } = await start(request, reply, userId, conversationId, body);
       const row = await deps.replies.result(turn.messageId, { userId }, { verified: true });
       if (row.status === 'failed' || row.status === 'interrupted') throw new AppError('GENERATION_FAILED');
       const extra = streamMetaOf(row)?.complete_extra ?? {};

@@ -88,7 +88,7 @@ export const resumeQuerySchema = z.object({ after: z.string().max(40).optional()
 
 // Response shapes: checked when serialized (a handler that drifts from them is a 500 in tests, not a silent change).
 const isoOrNull = z.string().nullable();
-const usageSchema = z.object({
+export const usageSchema = z.object({
   prompt_tokens: z.number(),
   completion_tokens: z.number(),
   estimated: z.boolean(),

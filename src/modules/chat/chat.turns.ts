@@ -1,5 +1,5 @@
 // Chat turns: admit, persist the turn in one statement, hand the reply to generation/ (replies.start).
-import { createHash, randomUUID } from 'node:crypto';
+import { hash as digest, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
 import { AppError } from '../../errors.js';
@@ -81,11 +81,12 @@ export function createTurnService(deps: TurnServiceDeps) {
     }
     const sessionId = body.session_id ?? randomUUID();
     const scope = caller.userId ? `u:${caller.userId}` : `s:${sessionId}`;
-    const hash = createHash('sha256')
-      .update(
-        JSON.stringify([body.message, body.session_id ?? null, body.agent_id ?? null, body.context ?? null]),
-      )
-      .digest('base64url');
+    // One-shot hashing: a Hash object per turn cost more CPU than the rest of validation.
+    const hash = digest(
+      'sha256',
+      JSON.stringify([body.message, body.session_id ?? null, body.agent_id ?? null, body.context ?? null]),
+      'base64url',
+    );
     if (idempotencyKey) {
       const found = await attachByKey(scope, idempotencyKey, hash);
       if (found) return found;

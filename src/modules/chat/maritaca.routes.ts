@@ -1,11 +1,11 @@
 // Maritaca mode (API.md §2.1): the frontend's "Maritaca" toggle as a chat turn answered in JSON.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
 import type { TurnModel } from '../agents/offline.js';
 import type { Replies } from '../generation/replies.js';
 import { turnCallerOf } from './chat.routes.js';
-import { type ChatBody, chatBodySchema } from './chat.schemas.js';
+import { type ChatBody, chatBodySchema, usageSchema } from './chat.schemas.js';
 import type { TurnService } from './chat.turns.js';
 
 export interface MaritacaRoutesDeps {
@@ -82,13 +82,30 @@ export function toChatBody(b: MaritacaBody, allowed: readonly string[]): ChatBod
   };
 }
 
-export async function maritacaRoutes(app: FastifyInstance, deps: MaritacaRoutesDeps) {
+/** The answer: the reply under the three names the frontend's Maritaca client reads (API.md §2.1). */
+export const maritacaAnswerSchema = z.object({
+  content: z.string(),
+  response: z.string(),
+  message: z.string(),
+  session_id: z.string(),
+  message_id: z.string(),
+  user_message_id: z.string().nullable(),
+  model: z.string(),
+  finish_reason: z.string(),
+  usage: usageSchema.nullable(),
+  metadata: z.record(z.string(), z.unknown()),
+});
+
+export const maritacaRoutes: FastifyPluginAsyncZod<MaritacaRoutesDeps> = async (app, deps) => {
   const schema = maritacaBodySchema(deps.maxMessageChars);
   app.post(
     '/direct/maritaca',
-    { schema: { operationId: 'chatMaritaca', body: schema }, config: { rateLimitClass: 'chat' } },
+    {
+      schema: { operationId: 'chatMaritaca', body: schema, response: { 200: maritacaAnswerSchema } },
+      config: { rateLimitClass: 'chat' },
+    },
     async (request, reply) => {
-      const body = toChatBody(request.body as MaritacaBody, deps.allowedModels);
+      const body = toChatBody(request.body, deps.allowedModels);
       // The chat rate limit is a step of turn admission (admission.ts), answered in reply headers.
       const caller = turnCallerOf(request, reply);
       // Same admission, persistence and dedupe as any turn: the frontend's identical retry attaches.
@@ -125,4 +142,4 @@ export async function maritacaRoutes(app: FastifyInstance, deps: MaritacaRoutesD
       };
     },
   );
-}
+};

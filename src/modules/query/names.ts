@@ -1,7 +1,7 @@
 // Supplier and agency names inside a question: company suffixes, capitalised runs, known agencies, "Ministério …".
 import { normalizeText } from '../investigations/detectors/text.js';
 import { agencyKey, KNOWN_AGENCIES, knownAgencyByCode } from './agencies.js';
-import type { Selection } from './understand.js';
+import type { Selection } from './selection.js';
 
 const wordRe = (words: string) => new RegExp(`\\b${words.split(' ').join('[^a-z0-9]+')}\\b`);
 const COMPANY_SUFFIX = /^(ltda\.?|s\.?\/?a\.?|me|epp|eireli|mei)$/i;

@@ -2,25 +2,7 @@
 import { searchTokens } from '../investigations/detectors/text.js';
 import { readAgency, readSupplier } from './names.js';
 import { AMOUNT, amountOf, brDateToIso, isoOf, MONTHS, monthEnd, monthStart } from './numbers.js';
-
-export interface Selection {
-  /** Matched against the agency fields only (orgao, orgao_codigo). */
-  agency?: { mention: string; name?: string; code?: string };
-  /** Matched against the supplier fields only (fornecedor, cnpj_fornecedor). */
-  supplier?: { name?: string; cnpj?: string };
-  /** Words matched against the objeto only (accent-free, lowercase). */
-  objectTerms: string[];
-  /** YYYY-MM-DD, inclusive. */
-  from?: string;
-  to?: string;
-  /** On the contract's current value (valor_final), in reais, inclusive. */
-  minValue?: number;
-  maxValue?: number;
-  /** Any of these, matched as accent-free substrings of the modalidade. */
-  modalidades?: string[];
-  /** What could not be read (e.g. "31/02/2025 is not a date"). */
-  problems: string[];
-}
+import type { Selection } from './selection.js';
 
 export interface UnderstandOptions {
   /** "Today", for "este ano", "últimos 6 meses". */
@@ -205,3 +187,4 @@ export function understandQuery(text: string, opts: UnderstandOptions = {}): Sel
 }
 
 export { nameWords } from './names.js';
+export type { Selection } from './selection.js';
