@@ -52,6 +52,7 @@ interface Turn {
   terminal: string | null;
   gaveUp: boolean;
   kind?: string;
+  /** What each request of the turn saw (fault count, status, events, text, end), printed on a mismatch. */
   notes: string[];
   /** The answer to this turn's stop (after retries of 503s), when one was sent. */
   stop?: { status: number; message?: { status: string; content: string } };
