@@ -204,7 +204,8 @@ export function createReplies(deps: RepliesDeps) {
           await new Promise((r) => setTimeout(r, 50));
         }
       }
-      const after = (await getReply(db, messageId))!;
+      const after = await getReply(db, messageId);
+      if (!after) throw new AppError('MESSAGE_NOT_FOUND');
       // The reply ended some other way before the stop reached it (it completed): nothing was stopped.
       if (after.status !== 'stopped') throw notRunning(after);
       return toMessage(after);
