@@ -142,6 +142,8 @@ describe('stop', () => {
     const a = await instance(slowRow);
     const b = multi() ? await instance(slowRow, sharedRedis) : a;
     let messageId = '';
+    // This turn's model request is the next one (earlier tests' requests are still in the list).
+    const requestIndex = fake.requests.length;
     const streaming = streamRequest(a.base, '/api/v1/chat/stream', {
       body: { message: 'fale bastante' },
       onEvent: (e) => {
@@ -150,9 +152,10 @@ describe('stop', () => {
     });
     await waitFor(
       async () =>
-        messageId && (await row(messageId)).status === 'streaming' && fake.requests.at(-1)!.tokensSent > 5,
+        messageId &&
+        (await row(messageId)).status === 'streaming' &&
+        (fake.requests[requestIndex]?.tokensSent ?? 0) > 5,
     );
-    const requestIndex = fake.requests.length - 1;
     const res = await fetch(`${b.base}/api/v1/chat/messages/${messageId}/stop`, { method: 'POST' });
     expect(res.status).toBe(200);
     const stopped = (await res.json()) as any;
