@@ -16,9 +16,12 @@ const timeout = <T>(p: Promise<T>, ms: number) =>
 
 const pgp = await startPrivatePostgres();
 const redis = await startPrivateRedis();
+// Replies long enough (about 3 s by default) that stops, aborts and faults land mid-stream.
+const TOKENS = Number(process.env.SOAK_TOKENS ?? 120);
+const TOKEN_MS = Number(process.env.SOAK_TOKEN_MS ?? 25);
 const fake = await startFakeModel({
-  tokens: Array.from({ length: 40 }, (_, i) => `palavra${i} `),
-  delayMs: 15,
+  tokens: Array.from({ length: TOKENS }, (_, i) => `palavra${i} `),
+  delayMs: TOKEN_MS,
 });
 const db = await createDb({ databaseUrl: pgp.url, poolMax: 4 });
 const env = {
@@ -48,6 +51,11 @@ interface Turn {
   text: string;
   terminal: string | null;
   gaveUp: boolean;
+  kind?: string;
+  /** What each request of the turn saw (fault count, status, events, text, end), printed on a mismatch. */
+  notes: string[];
+  /** The answer to this turn's stop (after retries of 503s), when one was sent. */
+  stop?: { status: number; message?: { status: string; content: string } };
 }
 const turns: Turn[] = [];
 let started = 0;
@@ -71,6 +79,9 @@ async function follow(t: Turn, id: string, after: SseEvent | undefined, stopAt?:
         }),
         30_000,
       );
+      t.notes.push(
+        `f${faults.length} follow ${r.status} ${r.events.length}ev ${chunkText(r.events).length}c ${r.events.at(-1)?.data.type ?? '-'} ${r.events.at(-1)?.data.code ?? ''}`,
+      );
       if (stopAt !== undefined) return last;
       if (r.status !== 200) await sleep(200);
     } catch {
@@ -80,25 +91,68 @@ async function follow(t: Turn, id: string, after: SseEvent | undefined, stopAt?:
   return last;
 }
 
+/** Stops a reply from either instance, retrying while the stop cannot be guaranteed (503). */
+async function stopTurn(t: Turn, id: string) {
+  for (let a = 0; a < 20; a++) {
+    const r = await fetch(`${pick()}/api/v1/chat/messages/${id}/stop`, { method: 'POST' }).catch(() => null);
+    if (r && (r.status === 200 || r.status === 409)) {
+      const body = (await r.json()) as { status?: string; content?: string; error?: { details?: any } };
+      const message = r.status === 200 ? body : body.error?.details?.message;
+      t.stop = { status: r.status, message: message as { status: string; content: string } };
+      return;
+    }
+    await r?.arrayBuffer().catch(() => null);
+    await sleep(300);
+  }
+  t.stop = { status: 503 };
+}
+
 async function runTurn(i: number) {
-  const t: Turn = { session: `soak-${i}`, messageIds: new Set(), text: '', terminal: null, gaveUp: false };
+  const t: Turn = {
+    session: `soak-${i}`,
+    messageIds: new Set(),
+    text: '',
+    terminal: null,
+    gaveUp: false,
+    notes: [],
+  };
   turns.push(t);
   const kind = ['plain', 'abort', 'stop', 'storm'][i % 4]!;
+  t.kind = kind;
   const body = { message: `pergunta ${i}`, session_id: t.session };
   let id: string | null = null;
   let last: SseEvent | undefined;
+  const stopAway = i % 8 === 2;
+  const stopAt = 3 + rand(Math.max(1, Math.floor(TOKENS / 3)));
+  let stopping: Promise<void> = Promise.resolve();
   for (let attempt = 0; attempt < 60 && !id; attempt++) {
     // A retry storm: the same keyless POST three times at once, on both instances.
     const copies = kind === 'storm' || attempt > 0 ? 3 : 1;
+    let chunks = 0;
     const results = await Promise.allSettled(
       Array.from({ length: copies }, (_, c) =>
         timeout(
           streamRequest(pick(), '/api/v1/chat/stream', {
             body,
-            // A client abort: an `abort` turn's main copy goes away after a few events.
-            disconnectAfter: c === 0 ? (kind === 'abort' ? 3 + rand(5) : undefined) : 2,
+            // A client abort: an `abort` turn's main copy goes away after a few events; so does
+            // half of the `stop` turns' (the stop then comes from a client that is not following).
+            disconnectAfter:
+              c === 0
+                ? kind === 'abort' || (kind === 'stop' && stopAway)
+                  ? stopAt + rand(5)
+                  : undefined
+                : 2,
+            // The other half sends its stop while it reads the reply, from either instance.
+            onEvent:
+              c === 0 && kind === 'stop' && !stopAway
+                ? (e) => {
+                    if (e.data.type === 'start') id ??= e.data.message_id;
+                    if (e.data.type === 'chunk' && ++chunks === stopAt && id && !t.stop)
+                      stopping = stopTurn(t, id);
+                  }
+                : undefined,
           }),
-          30_000,
+          60_000,
         ),
       ),
     );
@@ -116,6 +170,9 @@ async function runTurn(i: number) {
         if (e.data.type === 'complete' || e.data.type === 'error') t.terminal = e.data.type;
       }
       last = evs[cut - 1];
+      t.notes.push(
+        `f${faults.length} post ${evs.length}ev ${chunkText(evs).length}c ${evs.at(-1)?.data.type} ${evs.at(-1)?.data.code ?? ''}`,
+      );
     } else if ([...t.messageIds][0]) id = [...t.messageIds][0]!;
     else await sleep(200 + rand(300));
   }
@@ -123,15 +180,8 @@ async function runTurn(i: number) {
     t.gaveUp = true;
     return;
   }
-  if (kind === 'stop' && !t.terminal) {
-    for (let a = 0; a < 10; a++) {
-      const r = await fetch(`${pick()}/api/v1/chat/messages/${id}/stop`, { method: 'POST' }).catch(
-        () => null,
-      );
-      if (r && (r.status === 200 || r.status === 409)) break;
-      await sleep(300);
-    }
-  }
+  if (kind === 'stop' && !t.terminal && !t.stop) await stopTurn(t, id);
+  await stopping;
   if (!t.terminal) await follow(t, id, last);
 }
 
@@ -144,8 +194,10 @@ async function injectFaults() {
     while (started < n) await sleep(50);
   };
   const replace = async (signal: NodeJS.Signals) => {
+    // The replacement boots while the victim still takes turns, so the signal lands mid-reply.
+    const fresh = await spawnServer(env);
     const victim = live.shift()!;
-    live.push(await spawnServer(env)); // the replacement boots while the victim still serves
+    live.push(fresh);
     const exited = new Promise((r) => victim.child.once('exit', r));
     victim.child.kill(signal);
     await exited;
@@ -205,7 +257,52 @@ for (const r of assistants) {
     chunkText(replay.events) === r.content;
   if (!ok) replayMismatch++;
   const t = turns.find((x) => x.messageIds.has(r.id));
-  if (t?.terminal && t.text !== r.content) clientMismatch++;
+  if (t?.terminal && t.text !== r.content) {
+    clientMismatch++;
+    console.error(
+      JSON.stringify({
+        mismatch: r.id,
+        status: r.status,
+        row: r.content.length,
+        client: t.text.length,
+        terminal: t.terminal,
+        kind: t.kind,
+        notes: t.notes,
+        prefix: r.content.startsWith(t.text) || t.text.startsWith(r.content),
+      }),
+    );
+  }
+}
+// A stop answered 200 is a promise: the reply ends `stopped` with exactly the text the answer showed.
+let stopsSent = 0;
+let stopsStopped = 0;
+let stopsNotRunning = 0;
+let stopsUnavailable = 0;
+let stopNotHonoured = 0;
+for (const t of turns) {
+  if (!t.stop) continue;
+  stopsSent++;
+  if (t.stop.status === 409) stopsNotRunning++;
+  if (t.stop.status !== 200 && t.stop.status !== 409) stopsUnavailable++;
+  if (t.stop.status !== 200) continue;
+  stopsStopped++;
+  const r = assistants.find((a) => t.messageIds.has(a.id));
+  if (
+    t.stop.message?.status !== 'stopped' ||
+    r?.status !== 'stopped' ||
+    r.content !== t.stop.message.content
+  ) {
+    stopNotHonoured++;
+    console.error(
+      JSON.stringify({
+        stopNotHonoured: r?.id,
+        answer: t.stop.message?.status,
+        answerLen: t.stop.message?.content?.length,
+        row: r?.status,
+        rowLen: r?.content.length,
+      }),
+    );
+  }
 }
 const statuses: Record<string, number> = {};
 for (const r of assistants) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
@@ -221,6 +318,13 @@ console.log(
       rows_stuck_streaming: stuck,
       replays_not_equal_to_row: replayMismatch,
       client_views_not_equal_to_row: clientMismatch,
+      stops: {
+        sent: stopsSent,
+        stopped: stopsStopped,
+        not_running: stopsNotRunning,
+        unavailable: stopsUnavailable,
+      },
+      stops_acknowledged_not_honoured: stopNotHonoured,
     },
     null,
     2,
@@ -231,4 +335,4 @@ await db.close();
 await fake.close();
 await redis.destroy();
 await pgp.destroy();
-process.exit(lost + duplicated + stuck + replayMismatch === 0 ? 0 : 1);
+process.exit(lost + duplicated + stuck + replayMismatch + clientMismatch + stopNotHonoured === 0 ? 0 : 1);

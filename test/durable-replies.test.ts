@@ -240,6 +240,8 @@ describe('a Postgres restart mid-turn (a private Postgres)', () => {
         await pgp.destroy();
       }
     },
+    // initdb, migrations and a restart of a private Postgres: over 30 s on a loaded 2-core machine.
+    120_000,
   );
 });
 

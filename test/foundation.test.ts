@@ -303,7 +303,9 @@ describe('embedded database', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+    // Two boots of embedded Postgres (WebAssembly) with migrations on disk: 25-30 s on a loaded
+    // 2-core machine, so the default 30 s left no margin. The assertion does not depend on speed.
+  }, 180_000);
 });
 
 // Keep the pg import used for type-only environments.

@@ -100,13 +100,15 @@ describe.skipIf(!backends().databaseUrl)('database writes per turn', () => {
       expect(r.events.filter((e) => e.data.type === 'chunk').length).toBe(tokens);
       const elapsed = Date.now() - t0;
       const writes = statements.filter((s) => isWrite(s.text)).length;
-      // insert + final + at most one checkpoint per interval elapsed
+      // insert + final + at most one checkpoint per interval elapsed: the bound is in the time this
+      // run took, so a loaded machine (slower replies) loosens it without making it wrong.
       expect(writes).toBeLessThanOrEqual(2 + Math.ceil(elapsed / 300) + 1);
       return writes;
     };
-    const few = await writesFor(20);
+    await writesFor(20);
     const many = await writesFor(300);
-    expect(many).toBeLessThan(20);
-    expect(Math.abs(many - few)).toBeLessThanOrEqual(4);
+    // Nothing per chunk: a writer that followed the chunks would make 300+ writes here (a timer
+    // only reaches 150 if this 1.5 s reply took over 40 s).
+    expect(many).toBeLessThan(300 / 2);
   });
 });

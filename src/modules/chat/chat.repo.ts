@@ -53,20 +53,30 @@ export type TurnInsertResult =
   | { kind: 'forbidden' };
 
 /**
+ * How long an identical keyless POST attaches to a turn that has not completed (API.md §1).
+ * The window slides from the first request's `created_at` (no buckets, so no boundary where two
+ * requests a millisecond apart split): inside it the key's unique index makes twins attach; past
+ * it the same statement releases the old holder's key and the new request is a turn of its own.
+ */
+export const DEDUPE_WINDOW_S = 30;
+
+/**
  * The whole turn in ONE statement (one round trip, one implicit transaction): upsert the session
  * with ownership enforced in its WHERE, then insert the user message and the streaming assistant
  * message. A foreign or deleted session makes the upsert return nothing, so nothing is written.
- * An identical keyless request while the first one's reply streams returns the running turn
+ * An identical keyless request within 30 s of a turn whose reply still streams returns that turn
  * instead of a new one; two that race both try the insert, and the unique index lets one win.
  */
 export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResult> {
   const ctx = t.context === null ? null : JSON.stringify(t.context);
   // A keyless request holds `dedupe <hash>` while its reply streams (see generation.repo.ts): the
-  // unique index makes a concurrent twin fail its insert instead of writing a second turn.
+  // unique index makes a concurrent twin fail its insert instead of writing a second turn. The
+  // user message's insert reads `stale` (a scalar subquery), so an expired holder's key is
+  // released before the new one is written.
   const dedupeKey = `${DEDUPE_KEY_PREFIX}${t.requestHash}`;
   const result = await executeNamed(
     db,
-    'chat_insert_turn_v3',
+    'chat_insert_turn_v4',
     sql`
     with dup as (
       select um.id as user_message_id, am.id as assistant_message_id
@@ -77,7 +87,15 @@ export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResul
       where ${t.idempotencyKey === null}
         and um.idempotency_scope = ${t.idempotencyScope} and um.idempotency_key = ${dedupeKey}
         and um.session_id = ${t.sessionId} and am.status = 'streaming' and um.deleted_at is null
+        and um.created_at > now() - make_interval(secs => ${DEDUPE_WINDOW_S})
       limit 1
+    ),
+    stale as (
+      update chat_messages set idempotency_key = null
+      where ${t.idempotencyKey === null} and not exists (select 1 from dup)
+        and idempotency_scope = ${t.idempotencyScope} and idempotency_key = ${dedupeKey}
+        and created_at <= now() - make_interval(secs => ${DEDUPE_WINDOW_S})
+      returning 1
     ),
     s as (
       insert into chat_sessions as cs (id, user_id, title, agent_id, context, message_count, last_seq, last_message_at, last_activity_at)
@@ -99,6 +117,7 @@ export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResul
       select ${t.userMessageId}::uuid, ${t.sessionId}, s.last_seq - 1, 'user', ${t.content}, 'completed', ${t.userId},
              ${t.idempotencyScope}, ${t.idempotencyKey ?? dedupeKey}, ${t.requestHash}
       from s
+      where (select count(*) from stale) >= 0
       returning seq
     ),
     a as (

@@ -191,6 +191,17 @@ export async function finalize(
 }
 
 /**
+ * A streaming row whose producer has not beaten for `staleAfterMs` of the database's uptime. A
+ * database that restarted (or failed over to a restarted server) less than `staleAfterMs` ago
+ * gives every producer that long to beat again: their checkpoints failed while it was down, and
+ * calling them dead then would close rows whose replies are still being written.
+ */
+const staleSql = (staleAfterMs: number) => {
+  const cutoff = sql`now() - make_interval(secs => ${staleAfterMs / 1000})`;
+  return sql`(heartbeat_at < ${cutoff} and pg_postmaster_start_time() < ${cutoff})`;
+};
+
+/**
  * Reads back the text a dead producer emitted after its last checkpoint (its mirrored log), or
  * null when there is none to trust. See `closeOrphan`.
  */
@@ -215,10 +226,7 @@ export async function closeOrphan(
   );
   if (!row) return false;
   const text = (recover && (await recover(messageId, row.content).catch(() => null))) ?? null;
-  const stale =
-    staleAfterMs === undefined
-      ? sql``
-      : sql`and heartbeat_at < now() - make_interval(secs => ${staleAfterMs / 1000})`;
+  const stale = staleAfterMs === undefined ? sql`` : sql`and ${staleSql(staleAfterMs)}`;
   const by = status === 'interrupted' ? '{"interrupted_by":"sweeper"}' : '{}';
   const rows = rowsOf<{ id: string }>(
     await db.execute(sql`
@@ -242,7 +250,7 @@ export async function sweepOrphans(
   const stale = rowsOf<{ id: string }>(
     await db.execute(sql`
       select id from chat_messages
-      where status = 'streaming' and heartbeat_at < now() - make_interval(secs => ${staleAfterMs / 1000})
+      where status = 'streaming' and ${staleSql(staleAfterMs)}
       limit 200`),
   );
   const closed: string[] = [];
@@ -266,7 +274,7 @@ export async function tokensUsedToday(db: Db, userId: string): Promise<number> {
 export async function producerAlive(db: Db, messageId: string, staleAfterMs: number): Promise<boolean> {
   const rows = rowsOf<{ alive: boolean }>(
     await db.execute(sql`
-      select (status = 'streaming' and heartbeat_at > now() - make_interval(secs => ${staleAfterMs / 1000})) as alive
+      select (status = 'streaming' and not coalesce(${staleSql(staleAfterMs)}, false)) as alive
       from chat_messages where id = ${messageId}`),
   );
   return rows[0]?.alive === true;

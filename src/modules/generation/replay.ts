@@ -6,8 +6,14 @@
 //   - a replay that starts once the row is final, or once its producer is dead (no heartbeat for
 //     `staleAfterMs`), is rebuilt from the row alone: its text is the stored content and it ends
 //     with the row's one terminal event;
+//   - a terminal event is only ever rebuilt from a row that is final: a replay that finds a dead
+//     producer's row still `streaming` closes it first (`interrupted`, taking the producer's whole
+//     Redis log when that extends the checkpoint, as the sweeper would) and replays what that
+//     stored. Sending `interrupted` for a row still `streaming` would be a guess the row can later
+//     contradict (the sweeper's recovered tail, or a producer that was only waiting for a
+//     restarted database and then completes);
 //   - a replay of a running reply follows the live log; if that log ends without a terminal event
-//     (its producer died), it continues from the row, which by then says `interrupted`;
+//     (its producer died), it continues from the row, closed as above;
 //   - only a follower that was already following when its producer died can have seen text the
 //     row lacks (what the producer emitted after its last checkpoint); it ends with `error`
 //     (GENERATION_INTERRUPTED, or PERSIST_FAILED), never `complete`, and any later replay is the row.
@@ -62,7 +68,13 @@ export async function* storedEntries(
   first: MessageRow,
   after: Cursor | null,
   reload: () => Promise<MessageRow | undefined>,
-  opts: { pollMs: number; signal: AbortSignal; staleMs: number },
+  opts: {
+    pollMs: number;
+    signal: AbortSignal;
+    staleMs: number;
+    /** Closes the row of a dead producer; false when the database says it is not dead (yet). */
+    closeDead(): Promise<boolean>;
+  },
 ): AsyncIterable<StreamEntry> {
   let seq = after?.seq ?? 0;
   let offset = after?.offset ?? 0;
@@ -106,11 +118,10 @@ export async function* storedEntries(
       return;
     }
     if (opts.signal.aborted) return;
-    if (isStale(row, opts.staleMs)) {
-      yield at(errorEvent('interrupted'), ++seq);
-      return;
+    // A producer that looks dead (by this clock) is closed by the database's judgement, then replayed.
+    if (!isStale(row, opts.staleMs) || !(await opts.closeDead())) {
+      await new Promise((r) => setTimeout(r, opts.pollMs));
     }
-    await new Promise((r) => setTimeout(r, opts.pollMs));
     row = await reload();
   }
 }

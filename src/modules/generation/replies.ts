@@ -80,6 +80,10 @@ export function createReplies(deps: RepliesDeps) {
     return row;
   }
 
+  /** Closes a dead producer's row (see closeOrphan); false when the database finds it alive or final. */
+  const closeDead = (messageId: string, status: 'stopped' | 'interrupted') =>
+    closeOrphan(db, messageId, status, deps.remote?.recoverText ?? null, deps.staleAfterMs);
+
   async function* local(gen: Generation, after: Cursor | null, signal: AbortSignal): ReplyStream {
     let i = after ? Math.min(after.seq, gen.entries.length) : 0;
     // A subscriber that goes away stops waiting at once, not at the reply's next event.
@@ -121,6 +125,7 @@ export function createReplies(deps: RepliesDeps) {
         pollMs: 250,
         signal,
         staleMs: deps.staleAfterMs,
+        closeDead: () => closeDead(messageId, 'interrupted'),
       });
     };
     // The row is the truth of a finished reply (see replay.ts): once it is final, or its producer
@@ -183,21 +188,27 @@ export function createReplies(deps: RepliesDeps) {
             'stop message not sent; the producer reads it from the row',
           );
         });
-        // A live producer stops within a heartbeat; after `staleAfterMs` without one it is dead.
-        const deadline = Date.now() + deps.staleAfterMs + 500;
-        while (Date.now() < deadline) {
+        // A live producer stops at once (pub/sub) or at its next checkpoint or heartbeat (the row).
+        // One that stopped beating is dead once its LAST beat is `staleAfterMs` old, so a producer
+        // that died a while ago is closed at once, not `staleAfterMs` after the stop.
+        const giveUp = Date.now() + 2 * deps.staleAfterMs + 1000;
+        for (;;) {
           const now = await getReply(db, messageId);
-          if (now && now.status !== 'streaming') break;
+          if (now?.status !== 'streaming') break;
+          if (isStale(now, deps.staleAfterMs) && (await closeDead(messageId, 'stopped'))) break;
+          if (Date.now() > giveUp) {
+            // Beating but not stopping: the stop was promised, so the row is closed regardless.
+            await closeOrphan(db, messageId, 'stopped', deps.remote?.recoverText ?? null);
+            break;
+          }
           await new Promise((r) => setTimeout(r, 50));
         }
       }
       const after = await getReply(db, messageId);
-      if (after?.status === 'streaming') {
-        // No producer answered (it died): store what it emitted (see closeOrphan), as stopped.
-        await closeOrphan(db, messageId, 'stopped', deps.remote?.recoverText ?? null);
-        return toMessage((await getReply(db, messageId))!);
-      }
-      return toMessage(after!);
+      if (!after) throw new AppError('MESSAGE_NOT_FOUND');
+      // The reply ended some other way before the stop reached it (it completed): nothing was stopped.
+      if (after.status !== 'stopped') throw notRunning(after);
+      return toMessage(after);
     },
 
     /** Stops a reply only if it runs on this instance (a stop request from another one). */
