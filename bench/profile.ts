@@ -47,7 +47,7 @@ const PHASE_BY_FILE: Array<[RegExp, string]> = [
   [/src\/modules\/chat\/admission|src\/plugins\/rate-limit/, 'admission (rate limit + slot)'],
   [/src\/modules\/chat\/chat\.repo/, 'insert (the turn statement)'],
   [
-    /src\/modules\/(agents|llm|query|memory)\/|src\/modules\/generation\/(generation|chunker)\./,
+    /src\/modules\/(agents|llm|query|memory)\/|src\/modules\/generation\/generation\./,
     'pipeline (agent, chunks)',
   ],
   [

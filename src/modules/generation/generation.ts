@@ -4,11 +4,11 @@ import { retryWithin } from '../../lib/async.js';
 import { isOutage } from '../../lib/outage.js';
 import { estimateTokens, type ModelEvent } from '../llm/provider.js';
 import type { TurnMetrics } from '../metrics/metrics.js';
-import { createChunker } from './chunker.js';
 import {
   type CompleteExtra,
   chunkEvent,
   completeEvent,
+  createChunker,
   cursorId,
   errorEvent,
   type PreludeEvent,
