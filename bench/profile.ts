@@ -51,7 +51,7 @@ const PHASE_BY_FILE: Array<[RegExp, string]> = [
     'pipeline (agent, chunks)',
   ],
   [
-    /src\/modules\/generation\/(generation\.repo|sweeper)|src\/lib\/async/,
+    /src\/modules\/generation\/(generation\.repo|writer|sweeper)|src\/lib\/async/,
     'finalize (final write, checkpoints)',
   ],
   [

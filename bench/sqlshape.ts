@@ -87,6 +87,7 @@ export async function turnSql(reply: {
       userMessageId: SLOTS.userMessageId,
       assistantMessageId: SLOTS.assistantMessageId,
       content: SLOTS.content,
+      userMetadata: null,
       idempotencyScope: SLOTS.scope,
       idempotencyKey: null,
       requestHash: SLOTS.hash,

@@ -332,6 +332,27 @@ describe('a lesson is a chat turn with the teacher', () => {
     }
   });
 
+  it('stores a lesson message’s metadata on its user message, as the conversation lists it', async () => {
+    await enrol(offline, 'dora');
+    const conv = (
+      await offline.call('dora', 'POST', `${A}/conversations`, { agent_name: 'zumbi', track: 'ia' })
+    ).json;
+    const metadata = { source: 'editor', exercise: { id: 'ex-3', attempt: 2 } };
+    const r = await offline.call('dora', 'POST', `${A}/conversations/${conv.id}/messages`, {
+      message: 'o que é um aditivo contratual?',
+      metadata,
+    });
+    expect(r.status).toBe(200);
+    const listed = await offline.call('dora', 'GET', `${A}/conversations/${conv.id}/messages`);
+    const user = listed.json.find((m: { role: string }) => m.role === 'user');
+    expect(user.metadata).toEqual(metadata);
+    const stored = await q<{ metadata: unknown }>(
+      tdb,
+      sql`select metadata from chat_messages where id = ${user.id}`,
+    );
+    expect(stored[0]!.metadata).toEqual(metadata);
+  });
+
   it('rejects bad lesson input with a 4xx and writes nothing', async () => {
     await enrol(c, 'fabio');
     const conv = (await c.call('fabio', 'POST', `${A}/conversations`, { agent_name: 'zumbi', track: 'ia' }))

@@ -16,16 +16,12 @@ import type { RedisHandle } from './redis.js';
  */
 export type RateLimitClass = 'chat' | 'read' | 'investigations' | 'poll';
 
-export type RateLimitSettings = (cls: RateLimitClass) => Record<string, unknown>;
-
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** The route's rate-limit class: the one way a route declares its limit. */
     rateLimitClass?: RateLimitClass;
   }
   interface FastifyInstance {
-    /** Per-class settings, for routes that pass `config.rateLimit` themselves. */
-    rateLimitSettings: RateLimitSettings;
     /** The chat class's limiter: turn admission takes its step together with the concurrency slot. */
     chatLimiter: ChatLimiter;
   }
@@ -73,8 +69,8 @@ export interface RateLimitDeps {
 }
 
 /**
- * Registers the plugin with no global limit. A route opts in with `config: { rateLimitClass }`;
- * the returned per-class settings are for routes that still pass `config.rateLimit` themselves.
+ * Registers the plugin with no global limit. A route opts in with `config: { rateLimitClass }`,
+ * the only way a route declares its limit.
  */
 export const rateLimitPlugin = fp<RateLimitDeps>(
   async (app, deps) => {
@@ -148,7 +144,6 @@ export const rateLimitPlugin = fp<RateLimitDeps>(
         client.disconnect();
       });
     }
-    app.decorate('rateLimitSettings', settings);
   },
   { name: 'rate-limit' },
 );

@@ -5,11 +5,11 @@ import type { Db, Tx } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import { idempotencyKeyOf, sendReply, turnCallerOf } from '../chat/chat.routes.js';
 import type { ChatService } from '../chat/chat.service.js';
-import type { TurnService } from '../chat/chat.turns.js';
+import type { TurnOptions, TurnService } from '../chat/chat.turns.js';
 import { nativeSse } from '../chat/encoders/native.js';
 import { streamMetaOf, toMessage } from '../generation/generation.repo.js';
 import type { Replies } from '../generation/replies.js';
-import type { FinalOutcome, ReplyOptions } from '../generation/turn.js';
+import type { FinalOutcome } from '../generation/turn.js';
 import { type Teacher, TRACKS, XP } from './academy.catalog.js';
 import * as repo from './academy.repo.js';
 import type { conversationMessagesSchema, lessonAnswerSchema } from './academy.responses.js';
@@ -84,10 +84,11 @@ export function createLessons(deps: LessonDeps): LessonTurns {
     body: LessonBody,
   ) {
     const { row, teacher } = await academy.lessonConversation(userId, conversationId);
-    const options: ReplyOptions = {
+    const options: TurnOptions = {
       fixedAgentId: teacher.name,
       promptSuffix: lessonPrompt(teacher, row),
       completeExtra: { conversation_id: row.id },
+      userMetadata: body.metadata,
       // Runs inside the reply's final write: the award commits with the reply or not at all.
       onFinalize: (tx, outcome) => payMessage(tx, userId, row.id, outcome),
     };

@@ -41,6 +41,8 @@ export interface TurnInsert {
   userMessageId: string;
   assistantMessageId: string;
   content: string;
+  /** The user message's metadata; null: `{}`. */
+  userMetadata: Record<string, unknown> | null;
   idempotencyScope: string;
   idempotencyKey: string | null;
   requestHash: string;
@@ -69,6 +71,7 @@ export const DEDUPE_WINDOW_S = 30;
  */
 export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResult> {
   const ctx = t.context === null ? null : JSON.stringify(t.context);
+  const meta = t.userMetadata === null ? null : JSON.stringify(t.userMetadata);
   // A keyless request holds `dedupe <hash>` while its reply streams (see generation.repo.ts): the
   // unique index makes a concurrent twin fail its insert instead of writing a second turn. The
   // user message's insert reads `stale` (a scalar subquery), so an expired holder's key is
@@ -76,7 +79,7 @@ export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResul
   const dedupeKey = `${DEDUPE_KEY_PREFIX}${t.requestHash}`;
   const result = await executeNamed(
     db,
-    'chat_insert_turn_v4',
+    'chat_insert_turn_v5',
     sql`
     with dup as (
       select um.id as user_message_id, am.id as assistant_message_id
@@ -113,9 +116,9 @@ export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResul
       returning cs.last_seq, (xmax = 0) as created
     ),
     u as (
-      insert into chat_messages (id, session_id, seq, role, content, status, user_id, idempotency_scope, idempotency_key, request_hash)
+      insert into chat_messages (id, session_id, seq, role, content, status, user_id, metadata, idempotency_scope, idempotency_key, request_hash)
       select ${t.userMessageId}::uuid, ${t.sessionId}, s.last_seq - 1, 'user', ${t.content}, 'completed', ${t.userId},
-             ${t.idempotencyScope}, ${t.idempotencyKey ?? dedupeKey}, ${t.requestHash}
+             coalesce(${meta}::jsonb, '{}'::jsonb), ${t.idempotencyScope}, ${t.idempotencyKey ?? dedupeKey}, ${t.requestHash}
       from s
       where (select count(*) from stale) >= 0
       returning seq

@@ -27,7 +27,10 @@ export interface TurnServiceDeps {
 }
 
 /** Per-turn options for a module that runs chat turns of its own (the academy). */
-export type TurnOptions = ReplyOptions;
+export type TurnOptions = ReplyOptions & {
+  /** Stored as the user message's metadata (a lesson's client metadata, ACADEMY.md §4). */
+  userMetadata?: Record<string, unknown>;
+};
 
 /**
  * A persisted turn. `new`: this request started the reply; `attached`: an earlier identical
@@ -131,6 +134,7 @@ export function createTurnService(deps: TurnServiceDeps) {
         userMessageId: ids.userMessageId,
         assistantMessageId: ids.messageId,
         content: body.message,
+        userMetadata: t.options.userMetadata ?? null,
         idempotencyScope: scope,
         idempotencyKey: idempotencyKey ?? null,
         requestHash: hash,
