@@ -59,6 +59,8 @@ export async function startPrivateRedis(): Promise<{ url: string; port: number; 
   const url = `redis://127.0.0.1:${port}`;
   for (let i = 0; i < 50; i++) {
     const c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    // Refused while redis-server is still starting: the catch below retries, nothing to report.
+    c.on('error', () => {});
     try {
       await c.connect();
       await c.ping();
