@@ -210,26 +210,66 @@ describe.skipIf(!backends().databaseUrl)('group commit of reply writes', () => {
     await releaseAndCheck(app, model, N / 2, 'small', 2);
   }, 120_000);
 
-  it('a reply whose text the database refuses fails alone, not the replies written with it', async () => {
-    // Postgres stores no NUL character: this reply's checkpoint and final write are refused.
-    const model = await startHeldModel({ tailFor: (n) => (n === 7 ? ['nul \u0000 ', 'aqui.'] : undefined) });
+  it('a reply whose row the database refuses fails alone, not the replies written with it', async () => {
+    // A fault in this test's own database: any update that stores the marker is refused, so this
+    // reply's checkpoints and final write fail inside the batches of its neighbours.
+    await tdb.handle.db.execute(sql`
+      create or replace function refuse_marked_reply() returns trigger language plpgsql as $$
+      begin
+        if new.content like '%recuse-me%' then raise exception 'refused by the test'; end if;
+        return new;
+      end $$`);
+    await tdb.handle.db.execute(sql`
+      create trigger refuse_marked_reply before update on chat_messages
+      for each row execute function refuse_marked_reply()`);
+    try {
+      const model = await startHeldModel({ tailFor: (n) => (n === 7 ? ['recuse-me ', 'aqui.'] : undefined) });
+      models.push(model);
+      const app = await appWith(handleWith(tdb.url!, 10, 2), model);
+      const responses = await startHeld(app, model, 60, 'refused');
+      model.release();
+      const seen = await collect(responses);
+      const refused = seen.filter((s) => s.text.includes('recuse-me'));
+      expect(refused).toHaveLength(1);
+      expect(refused[0]!.terminal.map((e) => e.data.type)).toEqual(['error']);
+      const others = seen.filter((s) => s !== refused[0]);
+      for (const s of others) expect(s.terminal.map((e) => e.data.type)).toEqual(['complete']);
+      const rows = await rowsOfReplies(
+        tdb.handle.db,
+        others.map((s) => s.messageId),
+      );
+      const stored = new Map(rows.map((r) => [r.id, r]));
+      expect(
+        others.filter(
+          (s) =>
+            stored.get(s.messageId)?.status !== 'completed' || stored.get(s.messageId)?.content !== s.text,
+        ),
+      ).toEqual([]);
+    } finally {
+      await tdb.handle.db.execute(sql`drop trigger if exists refuse_marked_reply on chat_messages`);
+    }
+  }, 60_000);
+
+  it('a model that emits NUL or a lone surrogate: the reply completes, streamed and stored alike', async () => {
+    const model = await startHeldModel({
+      tailFor: (n) => (n === 3 ? ['nul \u0000aqui ', 'meio \ud83d ', 'par \ud83d\ude00 fim.'] : undefined),
+    });
     models.push(model);
     const app = await appWith(handleWith(tdb.url!, 10, 2), model);
-    const responses = await startHeld(app, model, 60, 'nul');
+    const responses = await startHeld(app, model, 8, 'unstorable');
     model.release();
     const seen = await collect(responses);
-    const refused = seen.filter((s) => s.text.includes('\u0000'));
-    expect(refused).toHaveLength(1);
-    expect(refused[0]!.terminal.map((e) => e.data.type)).toEqual(['error']);
-    const others = seen.filter((s) => s !== refused[0]);
-    for (const s of others) expect(s.terminal.map((e) => e.data.type)).toEqual(['complete']);
+    for (const s of seen) expect(s.terminal.map((e) => e.data.type)).toEqual(['complete']);
+    const odd = seen.filter((s) => s.text.includes('meio'));
+    expect(odd).toHaveLength(1);
+    expect(odd[0]!.text).toContain('nul aqui meio \uFFFD par \ud83d\ude00 fim.');
     const rows = await rowsOfReplies(
       tdb.handle.db,
-      others.map((s) => s.messageId),
+      seen.map((s) => s.messageId),
     );
     const stored = new Map(rows.map((r) => [r.id, r]));
     expect(
-      others.filter(
+      seen.filter(
         (s) => stored.get(s.messageId)?.status !== 'completed' || stored.get(s.messageId)?.content !== s.text,
       ),
     ).toEqual([]);

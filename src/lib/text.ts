@@ -59,3 +59,18 @@ export function storedJson<T extends z.ZodType>(schema: T) {
     if (found) ctx.addIssue({ code: 'custom', message: found.why, path: found.path });
   });
 }
+
+const ANY_SURROGATE = /[\uD800-\uDFFF]/;
+const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
+
+/**
+ * Text a model produced, made storable: NUL dropped, a lone surrogate replaced by U+FFFD. Unlike a
+ * request (refused with a 422), a reply cannot be sent back; what the client is streamed and what
+ * the row stores must be the same text, so it is made storable before either sees it.
+ */
+export function storableText(s: string): string {
+  const nul = s.includes('\u0000');
+  if (!nul && !ANY_SURROGATE.test(s)) return s;
+  const out = nul ? s.replaceAll('\u0000', '') : s;
+  return out.replace(LONE_SURROGATES, '\uFFFD');
+}

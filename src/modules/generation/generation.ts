@@ -1,7 +1,9 @@
 // The producer of one assistant reply: runs the pipeline, logs every event, checkpoints, and always finalises the row.
+
 import type { Logger } from 'pino';
 import { retryWithin } from '../../lib/async.js';
 import { isOutage } from '../../lib/outage.js';
+import { storableText } from '../../lib/text.js';
 import { estimateTokens, type ModelEvent } from '../llm/provider.js';
 import type { TurnMetrics } from '../metrics/metrics.js';
 import {
@@ -163,7 +165,9 @@ export function startGeneration(
 
   const run = async (): Promise<GenerationOutcome> => {
     const chunker = createChunker();
-    const emit = (text: string) => {
+    const emit = (raw: string) => {
+      // The chunker cuts after whitespace, so a surrogate pair is never split across two chunks.
+      const text = storableText(raw);
       if (!text) return;
       if (!content) metrics?.firstChunk((performance.now() - startedAt) / 1000);
       content += text;
