@@ -1,13 +1,12 @@
 // Durable generations across instances: resume, stop, retries, shutdown and crashes (API.md §1.3).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
 import { createRedis } from '../src/plugins/redis.js';
-import { createTestApp } from './support/app.js';
+import { listenTestApp } from './support/app.js';
 import { backends, createTestDb, createTestRedis, silentLogger, type TestDb } from './support/backends.js';
+import { chunkText, spawnServer, waitFor } from './support/cluster.js';
 import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
 import { type SseEvent, streamRequest } from './support/sse.js';
 
@@ -20,24 +19,13 @@ const apps: FastifyInstance[] = [];
 const words = (n: number) => Array.from({ length: n }, (_, i) => `palavra${i}${i % 7 === 6 ? '\n' : ' '}`);
 
 async function instance(env: Record<string, string> = {}, r = redis) {
-  const model = fakeProvider(fake);
-  const app = await createTestApp({ db: tdb.handle, redis: r, model, env });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  apps.push(app);
-  return { app, base: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` };
+  const started = await listenTestApp({ db: tdb.handle, redis: r, model: fakeProvider(fake), env });
+  apps.push(started.app);
+  return started;
 }
 
 async function q<T>(query: ReturnType<typeof sql>): Promise<T[]> {
   return rowsOf<T>(await tdb.handle.db.execute(query));
-}
-async function waitFor<T>(fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 const row = async (id: string) =>
   (
@@ -45,11 +33,6 @@ const row = async (id: string) =>
       sql`select status, content from chat_messages where id = ${id}`,
     )
   )[0]!;
-const chunkText = (events: SseEvent[]) =>
-  events
-    .filter((e) => e.data.type === 'chunk')
-    .map((e) => e.data.content as string)
-    .join('');
 
 beforeAll(async () => {
   tdb = await createTestDb();
@@ -226,25 +209,6 @@ describe('retries and idempotency', () => {
     expect(n!.n).toBe(2);
   });
 });
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-async function spawnServer(env: Record<string, string>): Promise<{ child: ChildProcess; base: string }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const base = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${base}/health`).catch(() => null))?.ok, 90_000);
-  return { child, base };
-}
 
 describe('deploys and crashes', () => {
   const processEnv = () => ({

@@ -6,9 +6,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type DbHandle, rowsOf } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 import { createRedis, type RedisHandle } from '../src/plugins/redis.js';
-import { createTestApp } from './support/app.js';
+import { listenTestApp } from './support/app.js';
 import { backends, createTestDb, createTestRedis, silentLogger, type TestDb } from './support/backends.js';
-import { chunkText, spawnServer, startPrivateRedis, terminals, waitFor } from './support/cluster.js';
+import {
+  chunkText,
+  FAST_LIVENESS,
+  spawnServer,
+  startPrivateRedis,
+  storedReply,
+  terminals,
+  waitFor,
+  words,
+} from './support/cluster.js';
 import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
 import { postgresBinDir, startPrivatePostgres } from './support/private-postgres.js';
 import { type SseEvent, streamRequest } from './support/sse.js';
@@ -18,21 +27,15 @@ const redis = createTestRedis();
 const sharedRedis = redis ? createRedis(backends().redisUrl!, redis.prefix, silentLogger()) : null;
 let fake: FakeModel;
 const apps: FastifyInstance[] = [];
-const words = (n: number) => Array.from({ length: n }, (_, i) => `palavra${i} `);
-const FAST = { PRODUCER_HEARTBEAT_MS: '200', SWEEPER_INTERVAL_MS: '200', CHECKPOINT_MS: '100' };
+const FAST = FAST_LIVENESS;
 
 async function instance(env: Record<string, string>, r: RedisHandle | null, db: DbHandle = tdb.handle) {
-  const app = await createTestApp({ db, redis: r, model: fakeProvider(fake), env });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  if (db === tdb.handle) apps.push(app);
-  return { app, base: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` };
+  const started = await listenTestApp({ db, redis: r, model: fakeProvider(fake), env });
+  if (db === tdb.handle) apps.push(started.app);
+  return started;
 }
 
-async function rowOf(db: DbHandle, id: string) {
-  return rowsOf<{ status: string; content: string }>(
-    await db.db.execute(sql`select status, content from chat_messages where id = ${id}`),
-  )[0]!;
-}
+const rowOf = storedReply;
 const row = (id: string) => rowOf(tdb.handle, id);
 
 /** A replay ends with exactly one terminal event, last, and its text is the stored content. */

@@ -11,9 +11,9 @@ import { chunkEvent, startEvent } from '../src/modules/generation/events.js';
 import { producerAlive, sweepOrphans } from '../src/modules/generation/generation.repo.js';
 import { createRedisMirror } from '../src/modules/generation/redis-log.js';
 import { createRedis, type RedisHandle } from '../src/plugins/redis.js';
-import { createTestApp } from './support/app.js';
+import { listenTestApp } from './support/app.js';
 import { backends, createTestDb, createTestRedis, silentLogger, type TestDb } from './support/backends.js';
-import { chunkText, terminals, waitFor } from './support/cluster.js';
+import { chunkText, FAST_LIVENESS, storedReply, terminals, waitFor, words } from './support/cluster.js';
 import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
 import { postgresBinDir, startPrivatePostgres } from './support/private-postgres.js';
 import { streamRequest } from './support/sse.js';
@@ -23,20 +23,15 @@ const redis = createTestRedis();
 const sharedRedis = redis ? createRedis(backends().redisUrl!, redis.prefix, silentLogger()) : null;
 let fake: FakeModel;
 const apps: FastifyInstance[] = [];
-const words = (n: number) => Array.from({ length: n }, (_, i) => `palavra${i} `);
-const FAST = { PRODUCER_HEARTBEAT_MS: '200', SWEEPER_INTERVAL_MS: '200', CHECKPOINT_MS: '100' };
+const FAST = FAST_LIVENESS;
 
 async function instance(env: Record<string, string>, r: RedisHandle | null, db: DbHandle = tdb.handle) {
-  const app = await createTestApp({ db, redis: r, model: fakeProvider(fake), env });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  if (db === tdb.handle) apps.push(app);
-  return { app, base: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` };
+  const started = await listenTestApp({ db, redis: r, model: fakeProvider(fake), env });
+  if (db === tdb.handle) apps.push(started.app);
+  return started;
 }
 
-const rowOf = async (db: DbHandle, id: string) =>
-  rowsOf<{ status: string; content: string }>(
-    await db.db.execute(sql`select status, content from chat_messages where id = ${id}`),
-  )[0]!;
+const rowOf = storedReply;
 
 /** A turn whose producer died long ago: its row `streaming` with `checkpoint`, its last beat an hour old. */
 async function deadTurn(db: DbHandle, session: string, checkpoint: string) {

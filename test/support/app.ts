@@ -24,3 +24,10 @@ export async function createTestApp(opts: TestAppOptions): Promise<FastifyInstan
   await app.ready();
   return app;
 }
+
+/** A test app listening on a free port of 127.0.0.1, with its base URL. */
+export async function listenTestApp(opts: TestAppOptions): Promise<{ app: FastifyInstance; base: string }> {
+  const app = await createTestApp(opts);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return { app, base: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` };
+}

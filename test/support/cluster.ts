@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
+import { type DbHandle, rowsOf } from '../../src/db/client.js';
 import { freePort } from './server-process.js';
 import type { SseEvent } from './sse.js';
 
@@ -26,6 +28,23 @@ export const chunkText = (events: SseEvent[]) =>
 
 export const terminals = (events: SseEvent[]) =>
   events.filter((e) => e.data.type === 'complete' || e.data.type === 'error');
+
+/** A reply of `n` words, each ending in a space. */
+export const words = (n: number) => Array.from({ length: n }, (_, i) => `palavra${i} `);
+
+/** Liveness and checkpoint intervals short enough for a test to watch a producer die and be swept. */
+export const FAST_LIVENESS = {
+  PRODUCER_HEARTBEAT_MS: '200',
+  SWEEPER_INTERVAL_MS: '200',
+  CHECKPOINT_MS: '100',
+};
+
+/** A message row's status and content, as stored. */
+export async function storedReply(db: DbHandle, id: string) {
+  return rowsOf<{ status: string; content: string }>(
+    await db.db.execute(sql`select status, content from chat_messages where id = ${id}`),
+  )[0]!;
+}
 
 /** `node --import tsx src/server.ts` with only `env` (plus PATH): a second instance that can be killed. */
 export async function spawnServer(
