@@ -245,6 +245,8 @@ describe('Maritaca mode (API.md §2.1)', () => {
       const r = await maritaca(bad);
       const b = expectEnvelope(r, 422);
       expect(JSON.stringify(b.error.details)).toContain('messages');
+      // Every path names a real place in the body (an empty list has no last message to point at).
+      for (const d of b.error.details as Array<{ path: string }>) expect(d.path).not.toMatch(/-1/);
     }
     expect(await count('chat_messages')).toBe(before);
   });

@@ -58,6 +58,8 @@ export function maritacaBodySchema(maxChars: number) {
       context: chat.context,
     })
     .superRefine((b, ctx) => {
+      // An empty list is already named by `.min(1)`; there is no last message to check.
+      if (b.messages.length === 0) return;
       const at = b.messages.length - 1;
       const r = chat.message.safeParse(b.messages[at]?.content);
       for (const issue of r.error?.issues ?? []) {
