@@ -35,3 +35,19 @@ export function isIsoDate(v: string): boolean {
     d.getUTCDate() === Number(m[3])
   );
 }
+
+/** The months as a Brazilian reader writes them (findings name them; queries match them accent-free). */
+export const MONTH_NAMES: readonly string[] = [
+  'janeiro',
+  'fevereiro',
+  'março',
+  'abril',
+  'maio',
+  'junho',
+  'julho',
+  'agosto',
+  'setembro',
+  'outubro',
+  'novembro',
+  'dezembro',
+];

@@ -1,5 +1,6 @@
 // Amounts and dates as people write them in Portuguese questions: "R$ 1,5 milhão", "500 mil", "31/12/2024".
-import { isIsoDate } from '../contracts/contract.js';
+import { isIsoDate, MONTH_NAMES } from '../contracts/contract.js';
+import { normalizeText } from '../contracts/text.js';
 
 const UNITS: Record<string, number> = {
   mil: 1e3,
@@ -36,20 +37,8 @@ export function amountOf(m: RegExpExecArray, offset: number): number {
   return amount(m[offset + 4]!, undefined);
 }
 
-export const MONTHS = [
-  'janeiro',
-  'fevereiro',
-  'marco',
-  'abril',
-  'maio',
-  'junho',
-  'julho',
-  'agosto',
-  'setembro',
-  'outubro',
-  'novembro',
-  'dezembro',
-];
+// Accent-free, as the query text is matched.
+export const MONTHS = MONTH_NAMES.map(normalizeText);
 
 const pad = (n: number) => String(n).padStart(2, '0');
 

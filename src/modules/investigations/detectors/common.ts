@@ -1,5 +1,6 @@
 // What every detector shares: finding ids, ordering, rounding, and the Portuguese number formats.
 import { createHash } from 'node:crypto';
+import { MONTH_NAMES } from '../../contracts/contract.js';
 import type { AnomalyType, Finding } from '../types.js';
 import type { ContractStore } from './store.js';
 
@@ -91,24 +92,9 @@ export function num(x: number, digits = 1): string {
 /** Money in evidence: cents, no float noise (7165443.430000001 → 7165443.43). */
 export const cents = (x: number) => Math.round(x * 100) / 100;
 
-const MONTHS = [
-  'janeiro',
-  'fevereiro',
-  'março',
-  'abril',
-  'maio',
-  'junho',
-  'julho',
-  'agosto',
-  'setembro',
-  'outubro',
-  'novembro',
-  'dezembro',
-];
-
 /** A month index (year * 12 + month0) → "dezembro de 2024". */
 export function monthName(monthIndex: number): string {
-  return `${MONTHS[monthIndex % 12]} de ${Math.floor(monthIndex / 12)}`;
+  return `${MONTH_NAMES[monthIndex % 12]} de ${Math.floor(monthIndex / 12)}`;
 }
 
 /** A month index → "2024-12". */
