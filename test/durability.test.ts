@@ -6,7 +6,7 @@ import { rowsOf } from '../src/db/client.js';
 import { createRedis } from '../src/plugins/redis.js';
 import { listenTestApp } from './support/app.js';
 import { backends, createTestDb, createTestRedis, silentLogger, type TestDb } from './support/backends.js';
-import { chunkText, spawnServer, waitFor } from './support/cluster.js';
+import { chunkText, followTurn, spawnServer, waitFor } from './support/cluster.js';
 import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
 import { type SseEvent, streamRequest } from './support/sse.js';
 
@@ -230,16 +230,9 @@ describe('deploys and crashes', () => {
       fake.setScript({ tokens: words(500), delayMs: 20 });
       const a = await spawnServer({ ...processEnv(), SHUTDOWN_GRACE_MS: '300' });
       const b = await instance();
-      let messageId = '';
-      let chunks = 0;
-      const streaming = streamRequest(a.base, '/api/v1/chat/stream', {
-        body: { message: 'resposta longa' },
-        onEvent: (e) => {
-          if (e.data.type === 'start') messageId = e.data.message_id;
-          if (e.data.type === 'chunk') chunks++;
-        },
-      });
-      await waitFor(async () => chunks >= 3);
+      const following = followTurn(a.base, 'resposta longa');
+      const streaming = following.done;
+      const messageId = await following.afterChunks(3);
       a.child.kill('SIGTERM');
       const result = await streaming;
       const last = result.events.at(-1)!.data;
@@ -262,16 +255,13 @@ describe('deploys and crashes', () => {
     async () => {
       fake.setScript({ tokens: words(500), delayMs: 20 });
       const a = await spawnServer(processEnv());
-      let messageId = '';
-      let chunks = 0;
-      const streaming = streamRequest(a.base, '/api/v1/chat/stream', {
-        body: { message: 'vai cair' },
-        onEvent: (e) => {
-          if (e.data.type === 'start') messageId = e.data.message_id;
-          if (e.data.type === 'chunk') chunks++;
-        },
-      }).catch(() => null);
-      await waitFor(async () => chunks >= 3 && (await row(messageId)).content.length > 0, 15_000);
+      const following = followTurn(a.base, 'vai cair');
+      const streaming = following.done.catch(() => null);
+      const messageId = await following.afterChunks(
+        3,
+        async (id) => (await row(id)).content.length > 0,
+        15_000,
+      );
       a.child.kill('SIGKILL');
       await streaming;
       await instance({ PRODUCER_HEARTBEAT_MS: '200', SWEEPER_INTERVAL_MS: '200' });

@@ -11,6 +11,7 @@ import { backends, createTestDb, createTestRedis, silentLogger, type TestDb } fr
 import {
   chunkText,
   FAST_LIVENESS,
+  followTurn,
   spawnServer,
   startPrivateRedis,
   storedReply,
@@ -86,16 +87,9 @@ describe('the row is the truth of a finished reply', () => {
       fake.setScript({ tokens: words(500), delayMs: 20 });
       const a = await spawnServer({ ...processEnv(), SHUTDOWN_GRACE_MS: '300' });
       const b = await instance(FAST, sharedRedis);
-      let messageId = '';
-      let chunks = 0;
-      const live = streamRequest(a.base, '/api/v1/chat/stream', {
-        body: { message: 'resposta longa' },
-        onEvent: (e) => {
-          if (e.data.type === 'start') messageId = e.data.message_id;
-          if (e.data.type === 'chunk') chunks++;
-        },
-      });
-      await waitFor(async () => chunks >= 5);
+      const following = followTurn(a.base, 'resposta longa');
+      const live = following.done;
+      const messageId = await following.afterChunks(5);
       a.child.kill('SIGTERM');
       const first = await live;
       await waitFor(async () => (await row(messageId)).status === 'interrupted');
@@ -114,16 +108,13 @@ describe('the row is the truth of a finished reply', () => {
       fake.setScript({ tokens: words(500), delayMs: 20 });
       const a = await spawnServer(processEnv());
       const b = await instance(FAST, sharedRedis);
-      let messageId = '';
-      let chunks = 0;
-      const live = streamRequest(a.base, '/api/v1/chat/stream', {
-        body: { message: 'vai cair' },
-        onEvent: (e) => {
-          if (e.data.type === 'start') messageId = e.data.message_id;
-          if (e.data.type === 'chunk') chunks++;
-        },
-      }).catch(() => null);
-      await waitFor(async () => chunks >= 5 && (await row(messageId)).content.length > 0, 15_000);
+      const following = followTurn(a.base, 'vai cair');
+      const live = following.done.catch(() => null);
+      const messageId = await following.afterChunks(
+        5,
+        async (id) => (await row(id)).content.length > 0,
+        15_000,
+      );
       // A follower on B reads the Redis log, ahead of the row's last checkpoint.
       let followed = 0;
       const follower = streamRequest(b.base, `/api/v1/chat/stream/${messageId}`, {
@@ -204,16 +195,9 @@ describe('a Postgres restart mid-turn (a private Postgres)', () => {
         const b = await instance(env, sharedRedis, db);
         mine.push(a.app, b.app);
         fake.setScript({ tokens: words(60), delayMs: 25 });
-        let messageId = '';
-        let chunks = 0;
-        const live = streamRequest(a.base, '/api/v1/chat/stream', {
-          body: { message: 'durante o reinício' },
-          onEvent: (e) => {
-            if (e.data.type === 'start') messageId = e.data.message_id;
-            if (e.data.type === 'chunk') chunks++;
-          },
-        });
-        await waitFor(async () => chunks >= 3);
+        const following = followTurn(a.base, 'durante o reinício');
+        const live = following.done;
+        const messageId = await following.afterChunks(3);
         const modelRequest = fake.requests.at(-1)!;
         await pgp.stop();
         const turn = await fetch(`${b.base}/api/v1/chat/stream`, {
@@ -262,16 +246,9 @@ describe('a Redis restart with a stop sent during it (a private Redis)', () => {
         const b = await instance(FAST, rb);
         mine.push(a.app, b.app);
         fake.setScript({ tokens: words(400), delayMs: 20 });
-        let messageId = '';
-        let chunks = 0;
-        const live = streamRequest(a.base, '/api/v1/chat/stream', {
-          body: { message: 'pare durante o reinício' },
-          onEvent: (e) => {
-            if (e.data.type === 'start') messageId = e.data.message_id;
-            if (e.data.type === 'chunk') chunks++;
-          },
-        });
-        await waitFor(async () => chunks >= 5);
+        const following = followTurn(a.base, 'pare durante o reinício');
+        const live = following.done;
+        const messageId = await following.afterChunks(5);
         await pr.stop();
         const stop = await fetch(`${b.base}/api/v1/chat/messages/${messageId}/stop`, { method: 'POST' });
         await pr.start();

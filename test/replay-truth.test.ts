@@ -13,7 +13,15 @@ import { createRedisMirror } from '../src/modules/generation/redis-log.js';
 import { createRedis, type RedisHandle } from '../src/plugins/redis.js';
 import { listenTestApp } from './support/app.js';
 import { backends, createTestDb, createTestRedis, silentLogger, type TestDb } from './support/backends.js';
-import { chunkText, FAST_LIVENESS, storedReply, terminals, waitFor, words } from './support/cluster.js';
+import {
+  chunkText,
+  FAST_LIVENESS,
+  followTurn,
+  storedReply,
+  terminals,
+  waitFor,
+  words,
+} from './support/cluster.js';
 import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
 import { postgresBinDir, startPrivatePostgres } from './support/private-postgres.js';
 import { streamRequest } from './support/sse.js';
@@ -166,16 +174,9 @@ describe.skipIf(!postgresBinDir())('a private Postgres that restarts or stays do
         const b = await instance(env, sharedRedis, db);
         mine.push(a.app, b.app);
         fake.setScript({ tokens: words(60), delayMs: 25 });
-        let messageId = '';
-        let chunks = 0;
-        const live = streamRequest(a.base, '/api/v1/chat/stream', {
-          body: { message: 'o banco cai e não volta a tempo' },
-          onEvent: (e) => {
-            if (e.data.type === 'start') messageId = e.data.message_id;
-            if (e.data.type === 'chunk') chunks++;
-          },
-        });
-        await waitFor(async () => chunks >= 3);
+        const following = followTurn(a.base, 'o banco cai e não volta a tempo');
+        const live = following.done;
+        const messageId = await following.afterChunks(3);
         await pgp.stop();
         // Postgres stays down past FINAL_WRITE_RETRY_MS: the reply ends with `error`, never `complete`.
         const seen = await live;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { type DbHandle, rowsOf } from '../../src/db/client.js';
 import { freePort } from './server-process.js';
-import type { SseEvent } from './sse.js';
+import { type SseEvent, streamRequest } from './sse.js';
 
 /** Polls `fn` until it returns something truthy; throws after `ms`. */
 export async function waitFor<T>(fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
@@ -28,6 +28,31 @@ export const chunkText = (events: SseEvent[]) =>
 
 export const terminals = (events: SseEvent[]) =>
   events.filter((e) => e.data.type === 'complete' || e.data.type === 'error');
+
+/** A chat turn started on `base` and followed: `done` is its whole stream. */
+export function followTurn(base: string, message: string) {
+  let messageId = '';
+  let chunks = 0;
+  const done = streamRequest(base, '/api/v1/chat/stream', {
+    body: { message },
+    onEvent: (e) => {
+      if (e.data.type === 'start') messageId = e.data.message_id;
+      if (e.data.type === 'chunk') chunks++;
+    },
+  });
+  return {
+    done,
+    /** Waits for `n` chunks (and `also`, when given); the turn's message id. */
+    async afterChunks(
+      n: number,
+      also?: (messageId: string) => Promise<boolean>,
+      ms?: number,
+    ): Promise<string> {
+      await waitFor(async () => chunks >= n && (!also || (await also(messageId))), ms);
+      return messageId;
+    },
+  };
+}
 
 /** A reply of `n` words, each ending in a space. */
 export const words = (n: number) => Array.from({ length: n }, (_, i) => `palavra${i} `);
