@@ -56,7 +56,12 @@ redis?.defineCommand('admitTurn', { numberOfKeys: 2, lua: ADMIT_SCRIPT });
 redis?.on('error', () => {});
 const frame = (id: string, data: unknown) => `id: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
 const values = (st: BoundStatement, slots: Record<string, unknown>) =>
-  st.params.map((p) => ('slot' in p ? slots[p.slot] : p.value));
+  st.params.map((p) => {
+    if ('slot' in p) return slots[p.slot];
+    if ('template' in p)
+      return p.markers.reduce((t, [marker, slot]) => t.replaceAll(marker, String(slots[slot])), p.template);
+    return p.value;
+  });
 
 function fail(res: ServerResponse, status: number, code: string) {
   res.writeHead(status, { 'content-type': 'application/json' });

@@ -3,15 +3,21 @@ import type { SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import type { Db } from '../src/db/client.js';
 import { insertTurn } from '../src/modules/chat/chat.repo.js';
-import { finalize } from '../src/modules/generation/generation.repo.js';
+import { finalize } from '../src/modules/generation/writer.repo.js';
 
 export interface Statement {
   text: string;
   params: unknown[];
 }
 
-/** A parameter of a per-turn statement: a value fixed for every turn, or a slot the floor fills. */
-export type Param = { value: unknown } | { slot: string };
+/**
+ * A parameter of a per-turn statement: a value fixed for every turn, a slot the floor fills, or a
+ * text holding slots (a JSON batch of rows) in which the floor replaces each marker.
+ */
+export type Param =
+  | { value: unknown }
+  | { slot: string }
+  | { template: string; markers: Array<[string, string]> };
 
 export interface BoundStatement {
   text: string;
@@ -61,7 +67,13 @@ function bind(st: Statement | undefined, what: string): BoundStatement {
   const bySlot = new Map<unknown, string>(Object.entries(SLOTS).map(([k, v]) => [v, k]));
   return {
     text: st.text,
-    params: st.params.map((p) => (bySlot.has(p) ? { slot: bySlot.get(p)! } : { value: p })),
+    params: st.params.map((p): Param => {
+      if (bySlot.has(p)) return { slot: bySlot.get(p)! };
+      const markers = Object.entries(SLOTS)
+        .filter(([, v]) => typeof p === 'string' && p.includes(v))
+        .map(([k, v]): [string, string] => [v, k]);
+      return markers.length > 0 ? { template: p as string, markers } : { value: p };
+    }),
   };
 }
 

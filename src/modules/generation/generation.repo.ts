@@ -1,5 +1,5 @@
 // Every query on the assistant row: read, the final write (with its hook), stop, sweep, liveness (batched writes: writer.repo.ts).
-import { sql, TransactionRollbackError } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { type Db, rowsOf, type Tx } from '../../db/client.js';
 import { executeNamed } from '../../db/prepared.js';
 import type { CompleteExtra, PreludeEvent, Usage } from './events.js';
@@ -126,68 +126,6 @@ export interface FinalWrite {
   model: string;
   /** Merged into the row's metadata (error codes, `stream`). */
   metadata: Record<string, unknown>;
-}
-
-/**
- * One statement: the final content, status, finish reason, agent and usage on the row, plus the
- * usage ledger entry. A row the sweeper already marked `interrupted` is still finalised: the
- * producer was alive after all, and its text is the better one. False when the row was already final.
- */
-async function finalWrite(db: Db, w: FinalWrite): Promise<boolean> {
-  const rows = rowsOf<{ id: string }>(
-    await executeNamed(
-      db,
-      'chat_finalize_v2',
-      sql`
-      with m as (
-        update chat_messages set content = ${w.content}, status = ${w.status}, finish_reason = ${w.finishReason},
-          agent_id = ${w.agentId}, agent_name = ${w.agentName}, intent = ${w.intent}, confidence = ${w.confidence},
-          usage = ${JSON.stringify(w.usage)}::jsonb, metadata = metadata || ${JSON.stringify(w.metadata)}::jsonb,
-          heartbeat_at = null, updated_at = now()
-        where id = ${w.messageId} and status in ('streaming', 'interrupted')
-        returning id, session_id, user_id, reply_to
-      ), k as (${releaseDedupe(sql.raw('m'))}
-      ), l as (
-        insert into generation_usage (message_id, session_id, user_id, agent_id, model, prompt_tokens, completion_tokens, estimated, status)
-        select m.id, m.session_id, m.user_id, ${w.agentId}, ${w.model}, ${w.usage.prompt_tokens},
-               ${w.usage.completion_tokens}, ${w.usage.estimated}, ${w.status}
-        from m
-        on conflict (message_id) do update set prompt_tokens = excluded.prompt_tokens,
-          completion_tokens = excluded.completion_tokens, estimated = excluded.estimated, status = excluded.status
-        returning 1
-      )
-      select id from m`,
-    ),
-  );
-  return rows.length > 0;
-}
-
-/**
- * The final write. Without a hook it is one statement. With one, the hook runs first in a
- * transaction (an extension takes its own locks before ours), then the final UPDATE stores the
- * fields it returned; when the row was already final the whole transaction rolls back, so an
- * extension's effect exists exactly when the reply was stored by this producer.
- */
-export async function finalize(
-  db: Db,
-  w: FinalWrite,
-  hook?: (tx: Tx) => Promise<CompleteExtra | undefined>,
-): Promise<{ persisted: boolean; extra: CompleteExtra }> {
-  if (!hook) return { persisted: await finalWrite(db, w), extra: {} };
-  try {
-    return await db.transaction(async (tx) => {
-      const extra = (await hook(tx)) ?? {};
-      const stream = w.metadata.stream as StreamMeta | undefined;
-      const metadata = stream
-        ? { ...w.metadata, stream: { ...stream, complete_extra: { ...stream.complete_extra, ...extra } } }
-        : w.metadata;
-      if (!(await finalWrite(tx as unknown as Db, { ...w, metadata }))) tx.rollback();
-      return { persisted: true, extra };
-    });
-  } catch (err) {
-    if (err instanceof TransactionRollbackError) return { persisted: false, extra: {} };
-    throw err;
-  }
 }
 
 /**

@@ -1,7 +1,8 @@
 // The reply writer's statements: many replies' checkpoints, or many final writes, in one statement each.
-import { sql } from 'drizzle-orm';
-import { type Db, rowsOf } from '../../db/client.js';
+import { sql, TransactionRollbackError } from 'drizzle-orm';
+import { type Db, rowsOf, type Tx } from '../../db/client.js';
 import { executeNamed } from '../../db/prepared.js';
+import type { CompleteExtra } from './events.js';
 import {
   type CheckpointAnswer,
   DEDUPE_KEY_PREFIX,
@@ -127,4 +128,33 @@ export async function finalizeMany(db: Db, writes: FinalWrite[]): Promise<Set<st
     ),
   );
   return new Set(rows.map((r) => r.id));
+}
+
+/**
+ * The final write. Without a hook it is one statement (`finalizeMany` of one row). With one, the
+ * hook runs first in a transaction (an extension takes its own locks before ours), then the final
+ * UPDATE stores the fields it returned; when the row was already final the whole transaction rolls
+ * back, so an extension's effect exists exactly when the reply was stored by this producer.
+ */
+export async function finalize(
+  db: Db,
+  w: FinalWrite,
+  hook?: (tx: Tx) => Promise<CompleteExtra | undefined>,
+): Promise<{ persisted: boolean; extra: CompleteExtra }> {
+  const stored = async (on: Db, write: FinalWrite) => (await finalizeMany(on, [write])).has(write.messageId);
+  if (!hook) return { persisted: await stored(db, w), extra: {} };
+  try {
+    return await db.transaction(async (tx) => {
+      const extra = (await hook(tx)) ?? {};
+      const stream = w.metadata.stream as StreamMeta | undefined;
+      const metadata = stream
+        ? { ...w.metadata, stream: { ...stream, complete_extra: { ...stream.complete_extra, ...extra } } }
+        : w.metadata;
+      if (!(await stored(tx as unknown as Db, { ...w, metadata }))) tx.rollback();
+      return { persisted: true, extra };
+    });
+  } catch (err) {
+    if (err instanceof TransactionRollbackError) return { persisted: false, extra: {} };
+    throw err;
+  }
 }

@@ -15,8 +15,8 @@ import type { Db, Tx } from '../../db/client.js';
 import { throttle } from '../../lib/async.js';
 import { isOutage } from '../../lib/outage.js';
 import type { CompleteExtra } from './events.js';
-import { type CheckpointAnswer, type FinalWrite, finalize } from './generation.repo.js';
-import { type CheckpointRow, checkpointMany, finalizeMany } from './writer.repo.js';
+import type { CheckpointAnswer, FinalWrite } from './generation.repo.js';
+import { type CheckpointRow, checkpointMany, finalize, finalizeMany } from './writer.repo.js';
 
 /** What the writer asks of a live reply at each tick. */
 export interface LiveReply {
