@@ -120,6 +120,9 @@ export const configSchema = z.object({
   MEMORY_EPISODIC_TTL_S: int(1, 365 * 24 * 3600).default(30 * 24 * 3600),
 
   INVESTIGATION_MAX_CONTRACTS: int(1, 10_000_000).default(100_000),
+  // Contracts a run keeps in memory so its findings carry their data (the results page); past this,
+  // findings name the rest by id only and the entity graph is fed page by page instead.
+  INVESTIGATION_CONTRACTS_KEPT: int(1, 10_000_000).default(100_000),
   // A running job renews its lease every third of this; a job whose instance died is retried
   // elsewhere about this long (plus a third, plus the retry delay) after its last renewal.
   JOB_LEASE_SECONDS: int(3, 3600).default(30),

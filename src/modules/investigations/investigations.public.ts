@@ -103,7 +103,7 @@ export const AFFECTED_KEY = 'affected_contracts';
  * are read later, maybe on another instance, when the source (an upload, the Portal) is gone.
  * References to the pages' own objects, up to `max`; past that, findings carry ids only.
  */
-export function createContractIndex(max = 100_000) {
+export function createContractIndex(max: number) {
   const byId = new Map<string, Contract>();
   return {
     add(page: readonly Contract[]) {

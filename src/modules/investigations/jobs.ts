@@ -30,7 +30,7 @@ export interface JobDeps {
   db: Db;
   repo: InvestigationRepo;
   hub: ProgressHub;
-  config: Pick<Config, 'TRANSPARENCY_API_KEY' | 'TRANSPARENCY_API_BASE_URL' | 'INVESTIGATION_MAX_CONTRACTS'>;
+  config: Pick<Config, 'TRANSPARENCY_API_KEY' | 'TRANSPARENCY_API_BASE_URL' | 'INVESTIGATION_MAX_CONTRACTS' | 'INVESTIGATION_CONTRACTS_KEPT'>;
   log: Logger;
   instanceId: string;
   detectorOptions?: Partial<DetectorOptions>;
@@ -135,7 +135,7 @@ export function createInvestigationJob(deps: JobDeps) {
     const detectors = createDetectorRun(row.anomalyTypes as AnomalyType[], deps.detectorOptions);
     const graph = createEntityAggregator();
     // Each finding keeps its contracts' data for the frontend's results page.
-    const seenContracts = createContractIndex();
+    const seenContracts = createContractIndex(config.INVESTIGATION_CONTRACTS_KEPT);
     const expected = Math.max(
       1,
       row.recordsExpected ?? filters.max_records ?? config.INVESTIGATION_MAX_CONTRACTS,
