@@ -1,5 +1,8 @@
-// Preloaded into a benchmarked server (`--import tsx --import ./bench/count-hook.ts`): counts its Postgres and Redis traffic.
+// Preloaded into a benchmarked server (`--import tsx --import ./bench/count-hook.ts`, or compiled to
+// JS by bench/held.ts so the built server runs without tsx): counts its Postgres and Redis traffic.
 // On SIGUSR2 it appends one JSON line of running totals to COUNT_FILE; the bench takes differences.
+// With `--expose-gc` it then forces a full collection and adds what survived it (`afterGc`): the
+// live heap, not garbage, and the CPU time after that collection (so a bench can leave it out).
 import { appendFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -54,8 +57,15 @@ process.on('SIGUSR2', () => {
     max: ms(loopDelay.max),
   };
   loopDelay.reset();
+  const gc = (globalThis as { gc?: () => void }).gc;
+  let afterGc: { mem: NodeJS.MemoryUsage; cpuUs: number } | undefined;
+  if (gc) {
+    gc();
+    const c = process.cpuUsage();
+    afterGc = { mem: process.memoryUsage(), cpuUs: c.user + c.system };
+  }
   appendFileSync(
     process.env.COUNT_FILE!,
-    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, rss: mem.rss, mem, delay })}\n`,
+    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, rss: mem.rss, mem, delay, afterGc })}\n`,
   );
 });

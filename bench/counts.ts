@@ -23,6 +23,8 @@ export interface Totals {
   rss: number;
   mem: NodeJS.MemoryUsage;
   delay: { p50: number; p99: number; max: number };
+  /** With `--expose-gc`: memory after a forced full collection, and CPU time read after it. */
+  afterGc?: { mem: NodeJS.MemoryUsage; cpuUs: number };
 }
 
 interface RedisStats {
