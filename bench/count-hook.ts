@@ -6,6 +6,7 @@
 import { appendFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
@@ -57,6 +58,13 @@ process.on('SIGUSR2', () => {
     max: ms(loopDelay.max),
   };
   loopDelay.reset();
+  // Where the heap's committed bytes are (young generation, old space, code, large objects), in MB.
+  const spaces = Object.fromEntries(
+    getHeapSpaceStatistics().map((x) => [
+      x.space_name,
+      [Math.round(x.space_size / 1048576), Math.round(x.space_used_size / 1048576)],
+    ]),
+  );
   const gc = (globalThis as { gc?: () => void }).gc;
   let afterGc: { mem: NodeJS.MemoryUsage; cpuUs: number } | undefined;
   if (gc) {
@@ -66,6 +74,6 @@ process.on('SIGUSR2', () => {
   }
   appendFileSync(
     process.env.COUNT_FILE!,
-    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, rss: mem.rss, mem, delay, afterGc })}\n`,
+    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, rss: mem.rss, mem, delay, spaces, afterGc })}\n`,
   );
 });

@@ -292,6 +292,7 @@ async function phase(kind: 'live' | 'followers' | 'floor', levels: number[]): Pr
         `${refused} / ${failures}`,
       ]);
       console.log(`  ${rows.at(-1)!.join(' | ')}`);
+      console.log(`  heap spaces (committed / used MB): ${JSON.stringify(s1.spaces)}`);
       if (kind === 'live' && level === levels[0]) await heapSnapshot(`${level} replies`);
     }
   } finally {
