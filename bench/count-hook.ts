@@ -1,8 +1,12 @@
-// Preloaded into a benchmarked server (`--import tsx --import ./bench/count-hook.ts`): counts its Postgres and Redis traffic.
+// Preloaded into a benchmarked server (`--import tsx --import ./bench/count-hook.ts`, or compiled to
+// JS by bench/held.ts so the built server runs without tsx): counts its Postgres and Redis traffic.
 // On SIGUSR2 it appends one JSON line of running totals to COUNT_FILE; the bench takes differences.
+// With `--expose-gc` it then forces a full collection and adds what survived it (`afterGc`): the
+// live heap, not garbage, and the CPU time after that collection (so a bench can leave it out).
 import { appendFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
@@ -54,8 +58,22 @@ process.on('SIGUSR2', () => {
     max: ms(loopDelay.max),
   };
   loopDelay.reset();
+  // Where the heap's committed bytes are (young generation, old space, code, large objects), in MB.
+  const spaces = Object.fromEntries(
+    getHeapSpaceStatistics().map((x) => [
+      x.space_name,
+      [Math.round(x.space_size / 1048576), Math.round(x.space_used_size / 1048576)],
+    ]),
+  );
+  const gc = (globalThis as { gc?: () => void }).gc;
+  let afterGc: { mem: NodeJS.MemoryUsage; cpuUs: number } | undefined;
+  if (gc) {
+    gc();
+    const c = process.cpuUsage();
+    afterGc = { mem: process.memoryUsage(), cpuUs: c.user + c.system };
+  }
   appendFileSync(
     process.env.COUNT_FILE!,
-    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, rss: mem.rss, mem, delay })}\n`,
+    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, rss: mem.rss, mem, delay, spaces, afterGc })}\n`,
   );
 });

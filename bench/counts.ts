@@ -23,6 +23,10 @@ export interface Totals {
   rss: number;
   mem: NodeJS.MemoryUsage;
   delay: { p50: number; p99: number; max: number };
+  /** With `--expose-gc`: memory after a forced full collection, and CPU time read after it. */
+  afterGc?: { mem: NodeJS.MemoryUsage; cpuUs: number };
+  /** Heap spaces: committed and used MB. */
+  spaces?: Record<string, [number, number]>;
 }
 
 interface RedisStats {

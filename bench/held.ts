@@ -1,14 +1,21 @@
 // Held replies: N live replies (a slow model process holds each open) and N followers on one instance.
 // Per level: RSS, CPU, heartbeat lag, open descriptors, Postgres statements/s, refusals.
 // Run: npm run bench:held -- [levels=1000,5000,10000] [--followers=10000] [--model=h2c|h1|inproc]
+//      [--floor=N: a bare node:http server holding N SSE streams, the reference floor]
 //      [--snapshot=DIR: heap snapshots at 10 and at the first level] [--md]
-// Production path: real Postgres (a bench database), a private redis-server, SSE heartbeat 5 s.
+// Env: HELD_NODE_FLAGS (extra node flags for the server), MALLOC_ARENA_MAX (passed to the server).
+// Production path: the built server (dist/, as production runs it; `npm run bench:held` builds
+// first), real Postgres (a bench database), a private redis-server, SSE heartbeat 5 s. The count
+// hook is compiled to JS beside dist/ so no TypeScript loader sits in the measured process, and
+// `--expose-gc` lets it report the heap that survives a full collection (live, not garbage).
+// `--model=inproc` runs bench/held-server.ts under tsx instead (an in-process slow model).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
+import ts from 'typescript';
 import { snapshot, startPrivateRedis, type Totals } from './counts.js';
 import { ADMIN_URL, createBenchDb } from './pgadmin.js';
 import { type Child, cpuSeconds, freePort, spawnServer } from './procs.js';
@@ -28,9 +35,19 @@ interface Held {
   messageId?: string;
 }
 
-const rssMb = (pid: number) =>
-  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+
+/** A bench module compiled to plain JS under dist/bench (its imports resolve from the project). */
+function compiled(name: string): string {
+  const out = join(ROOT, 'dist/bench', `${name}.js`);
+  mkdirSync(dirname(out), { recursive: true });
+  const source = readFileSync(join(ROOT, 'bench', `${name}.ts`), 'utf8');
+  const js = ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2023 },
+  }).outputText;
+  writeFileSync(out, js);
+  return out;
+}
 
 async function startModel(): Promise<{ url: string; proc: ChildProcess } | null> {
   if (MODEL === 'inproc') return null;
@@ -66,23 +83,29 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
   });
 
 /** One server (and its model, Redis, database); `kind` says what the levels count. */
-async function phase(kind: 'live' | 'followers', levels: number[]): Promise<string[][]> {
+async function phase(kind: 'live' | 'followers' | 'floor', levels: number[]): Promise<string[][]> {
   const redis = await startPrivateRedis();
   const db = await createBenchDb('held');
   await db.migrate();
-  const model = await startModel();
+  const model = kind === 'floor' ? null : await startModel();
   const countFile = join(tmpdir(), `bench-held-${process.pid}-${kind}.jsonl`);
   const port = await freePort();
   if (SNAPSHOT_DIR) mkdirSync(SNAPSHOT_DIR, { recursive: true });
   const child: Child = await spawnServer({
     name: 'held',
     args: [
+      '--expose-gc',
+      // Experiments: V8 flags (e.g. --max-semi-space-size=4) for the measured server.
+      ...(process.env.HELD_NODE_FLAGS ?? '').split(' ').filter(Boolean),
       ...(SNAPSHOT_DIR ? ['--heapsnapshot-signal=SIGPWR', `--diagnostic-dir=${SNAPSHOT_DIR}`] : []),
+      ...(MODEL === 'inproc' && kind !== 'floor' ? ['--import', 'tsx'] : []),
       '--import',
-      'tsx',
-      '--import',
-      join(ROOT, 'bench/count-hook.ts'),
-      join(ROOT, 'bench/held-server.ts'),
+      compiled('count-hook'),
+      kind === 'floor'
+        ? compiled('sse-floor')
+        : MODEL === 'inproc'
+          ? join(ROOT, 'bench/held-server.ts')
+          : join(ROOT, 'dist/src/server.js'),
     ],
     cwd: ROOT,
     port,
@@ -101,6 +124,8 @@ async function phase(kind: 'live' | 'followers', levels: number[]): Promise<stri
       SSE_HEARTBEAT_MS: String(HEARTBEAT_MS),
       PRODUCER_HEARTBEAT_MS: '5000',
       SHUTDOWN_GRACE_MS: '0',
+      // glibc's malloc arenas, as the start script would set them (bench: pass it through).
+      ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
       REDIS_URL: redis.url,
       REDIS_KEY_PREFIX: 'held:',
       COUNT_FILE: countFile,
@@ -220,7 +245,9 @@ async function phase(kind: 'live' | 'followers', levels: number[]): Promise<stri
     for (const level of levels) {
       const t0 = Date.now();
       await fill(level - opened, (i) =>
-        kind === 'live' ? reply() : open(`/api/v1/chat/stream/${targets[i % targets.length]}`, null),
+        kind === 'live'
+          ? reply()
+          : open(kind === 'floor' ? `/sse/${i}` : `/api/v1/chat/stream/${targets[i % targets.length]}`, null),
       );
       opened = level;
       const openS = (Date.now() - t0) / 1000;
@@ -242,13 +269,20 @@ async function phase(kind: 'live' | 'followers', levels: number[]): Promise<stri
       const live = streams.filter((s) => s.open).length;
       const m = s1.mem;
       const mb = (b: number) => fmt(b / 1024 / 1024, 0);
+      const label = {
+        live: `${level} live (${MODEL})`,
+        followers: `${level} followers`,
+        floor: `${level} bare node:http SSE`,
+      };
       rows.push([
-        kind === 'live' ? `${level} live (${MODEL})` : `${level} followers`,
+        label[kind],
         String(live),
         fmt(openS, 1),
-        fmt(rssMb(child.pid), 0),
+        fmt(s1.rss / 1024 / 1024, 0),
         `${mb(m.heapUsed)} / ${mb(m.heapTotal)}`,
-        `${fmt((s1.cpuUs - s0.cpuUs) / 1e6 / windowS, 2)}`,
+        s1.afterGc ? `${mb(s1.afterGc.mem.heapUsed)} (${fmt(s1.afterGc.mem.rss / 1024 / 1024, 0)})` : '—',
+        // The forced collection of the first snapshot is left out of the window's CPU.
+        `${fmt((s1.cpuUs - (s0.afterGc?.cpuUs ?? s0.cpuUs)) / 1e6 / windowS, 2)}`,
         fmt((pg1 - pg0) / windowS, 2),
         String(fds(child.pid)),
         fmt((s1.pgQueries - s0.pgQueries) / windowS, 0),
@@ -258,6 +292,7 @@ async function phase(kind: 'live' | 'followers', levels: number[]): Promise<stri
         `${refused} / ${failures}`,
       ]);
       console.log(`  ${rows.at(-1)!.join(' | ')}`);
+      console.log(`  heap spaces (committed / used MB): ${JSON.stringify(s1.spaces)}`);
       if (kind === 'live' && level === levels[0]) await heapSnapshot(`${level} replies`);
     }
   } finally {
@@ -275,8 +310,10 @@ async function main() {
   const first = process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : '1000,5000,10000';
   const levels = first.split(',').map(Number);
   const followers = Number(arg('followers') ?? 10_000);
+  const floor = Number(arg('floor') ?? 0);
   const rows = levels[0] ? await phase('live', levels) : []; // `0`: followers only
   if (followers > 0) rows.push(...(await phase('followers', [followers])));
+  if (floor > 0) rows.push(...(await phase('floor', [floor])));
   const render = process.argv.includes('--md') ? markdownTable : table;
   console.log(`\nload average: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   console.log(
@@ -287,6 +324,7 @@ async function main() {
         'ramp s',
         'RSS MB',
         'heap used / total MB',
+        'heap after full GC MB (RSS)',
         'server CPU cores',
         'PG CPU cores',
         'server fds',

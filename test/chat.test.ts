@@ -278,6 +278,19 @@ describe('heartbeats and ownership of a reply', () => {
     expect(r.events.at(-1)!.data.type).toBe('complete');
   });
 
+  it('beats on every idle stream from the one shared heartbeat timer', async () => {
+    fake.setScript({ tokens: ['depois ', 'da ', 'pausa'], firstTokenDelayMs: 500 });
+    const model = fakeProvider(fake);
+    const { base: hb } = await start({ model, env: { SSE_HEARTBEAT_MS: '100' } });
+    const all = await Promise.all(
+      Array.from({ length: 12 }, () => streamRequest(hb, '/api/v1/chat/stream', { body: { message: 'oi' } })),
+    );
+    for (const r of all) {
+      expect(r.raw).toMatch(/\n: ping\n\n/);
+      expect(r.events.at(-1)!.data.type).toBe('complete');
+    }
+  });
+
   it('hides a user’s reply from others on resume and stop', async () => {
     const headers = await auth('owner-of-reply');
     const r = await streamRequest(base, '/api/v1/chat/stream', { body: { message: 'oi' }, headers });

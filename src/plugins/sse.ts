@@ -30,6 +30,176 @@ export interface OpenSseOptions {
   headers?: Record<string, string>;
 }
 
+/**
+ * Heartbeats for every open stream with the same interval, from one timer: a comment line on each
+ * stream idle for `heartbeatMs`, so proxies (Railway's edge, nginx) keep it open. Streams are
+ * checked every half interval, as a timer of their own would; the wheel spreads them over slots
+ * by when they opened (a tick checks one slot), so 10,000 streams are not all written in one tick.
+ * One timer and a set entry per stream instead of a `setInterval` (a Timeout and a closure) each.
+ */
+class HeartbeatWheel {
+  private readonly slots: Set<Stream>[];
+  private next = 0;
+  private size = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly tickMs: number;
+
+  constructor(readonly heartbeatMs: number) {
+    const period = Math.max(5, Math.floor(heartbeatMs / 2));
+    const count = Math.max(1, Math.min(16, period));
+    this.tickMs = Math.floor(period / count);
+    this.slots = Array.from({ length: count }, () => new Set<Stream>());
+  }
+
+  /** Joins the slot ticked last: its first check comes one period later, as with its own timer. */
+  add(s: Stream): Set<Stream> {
+    const slot = this.slots[(this.next + this.slots.length - 1) % this.slots.length]!;
+    slot.add(s);
+    if (this.size++ === 0) {
+      this.timer = setInterval(() => this.tick(), this.tickMs);
+      this.timer.unref();
+    }
+    return slot;
+  }
+
+  remove(s: Stream, slot: Set<Stream>): void {
+    if (!slot.delete(s)) return;
+    if (--this.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private tick(): void {
+    const slot = this.slots[this.next]!;
+    this.next = (this.next + 1) % this.slots.length;
+    const due = Date.now() - (this.heartbeatMs - 5);
+    for (const s of slot) s.beat(due);
+  }
+}
+
+const wheels = new Map<number, HeartbeatWheel>();
+function wheelFor(heartbeatMs: number): HeartbeatWheel {
+  let w = wheels.get(heartbeatMs);
+  if (!w) {
+    w = new HeartbeatWheel(heartbeatMs);
+    wheels.set(heartbeatMs, w);
+  }
+  return w;
+}
+
+// One function for every stream's batch timer (a stream passes itself): no closure per stream.
+const flushStream = (s: Stream) => s.flush();
+
+/**
+ * One open event stream. A class, not closures over locals: a held stream costs one object and
+ * its fields, where the closure form kept a dozen functions and their context per stream.
+ */
+class Stream implements SseStream {
+  private pending = '';
+  private scheduled = false;
+  private wroteOnce = false;
+  private lastWrite = Date.now();
+  private done = false;
+  private closeHandler: (() => void) | null = null;
+  private readonly slot: Set<Stream>;
+
+  constructor(
+    private readonly raw: FastifyReply['raw'],
+    private readonly wheel: HeartbeatWheel,
+  ) {
+    this.slot = wheel.add(this);
+    raw.on('close', () => this.clientClosed());
+    // The client sees the headers right away, together with the first events when they are ready.
+    this.schedule();
+  }
+
+  get closed(): boolean {
+    return this.done;
+  }
+
+  send(id: string, data: unknown): boolean {
+    return this.write(frame(id, data));
+  }
+
+  write(text: string): boolean {
+    if (this.done) return false;
+    this.pending += text;
+    this.schedule();
+    return !this.raw.writableNeedDrain;
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.done = true;
+    this.wheel.remove(this, this.slot);
+    this.raw.end(this.pending || undefined);
+    this.pending = '';
+  }
+
+  drained(): Promise<void> {
+    const raw = this.raw;
+    if (this.done || !raw.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        raw.off('drain', done);
+        raw.off('close', done);
+        resolve();
+      };
+      raw.once('drain', done);
+      raw.once('close', done);
+    });
+  }
+
+  onClientClose(fn: () => void): void {
+    const prev = this.closeHandler;
+    this.closeHandler = prev
+      ? () => {
+          prev();
+          fn();
+        }
+      : fn;
+  }
+
+  /** The wheel's check: a comment line when nothing was written since `due`. */
+  beat(due: number): void {
+    if (this.done || this.pending || this.lastWrite > due) return;
+    this.raw.write(': ping\n\n');
+    this.lastWrite = Date.now();
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    if (this.done) return;
+    if (this.pending) {
+      this.raw.write(this.pending);
+      this.pending = '';
+      this.lastWrite = Date.now();
+    } else if (!this.raw.headersSent) {
+      this.raw.flushHeaders();
+    }
+  }
+
+  // Events produced in one burst go out in one socket write (each event is whole inside it):
+  // one write per event cost more CPU in syscalls than everything else a turn does.
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // The first write (headers, `start`) leaves at once; later events gather for a few ms, which
+    // no reader notices but which turns a fast reply into two socket writes instead of many.
+    if (this.wroteOnce) setTimeout(flushStream, BATCH_MS, this);
+    else setImmediate(flushStream, this);
+    this.wroteOnce = true;
+  }
+
+  private clientClosed(): void {
+    if (this.done) return;
+    this.done = true;
+    this.wheel.remove(this, this.slot);
+    this.closeHandler?.();
+  }
+}
+
 export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: OpenSseOptions): SseStream {
   reply.hijack();
   const raw = reply.raw;
@@ -45,95 +215,7 @@ export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: Ope
   });
   // Node's HTTP server already disables Nagle on its sockets; the heartbeat keeps proxies from
   // cutting an idle stream, so no per-request socket options (each one is a syscall).
-
-  let closed = false;
-  let lastWrite = Date.now();
-  const closeHandlers: Array<() => void> = [];
-  // Events produced in one burst go out in one socket write (each event is whole inside it):
-  // one write per event cost more CPU in syscalls than everything else a turn does.
-  let pending = '';
-  let scheduled = false;
-  const flush = () => {
-    scheduled = false;
-    if (closed) return;
-    if (pending) {
-      raw.write(pending);
-      pending = '';
-      lastWrite = Date.now();
-    } else if (!raw.headersSent) {
-      raw.flushHeaders();
-    }
-  };
-  let wroteOnce = false;
-  const schedule = () => {
-    if (scheduled) return;
-    scheduled = true;
-    // The first write (headers, `start`) leaves at once; later events gather for a few ms, which
-    // no reader notices but which turns a fast reply into two socket writes instead of many.
-    if (wroteOnce) setTimeout(flush, BATCH_MS);
-    else setImmediate(flush);
-    wroteOnce = true;
-  };
-  // The client sees the headers right away, together with the first events when they are ready.
-  schedule();
-
-  // Heartbeat: a comment line while idle so proxies (Railway's edge, nginx) keep the stream open.
-  const heartbeat = setInterval(
-    () => {
-      if (closed || pending) return;
-      if (Date.now() - lastWrite >= opts.heartbeatMs - 5) {
-        raw.write(': ping\n\n');
-        lastWrite = Date.now();
-      }
-    },
-    Math.max(5, Math.floor(opts.heartbeatMs / 2)),
-  );
-  heartbeat.unref();
-
-  const onClose = () => {
-    if (closed) return;
-    closed = true;
-    clearInterval(heartbeat);
-    for (const fn of closeHandlers) fn();
-  };
-  raw.on('close', onClose);
-
-  const write = (text: string) => {
-    if (closed) return false;
-    pending += text;
-    schedule();
-    return !raw.writableNeedDrain;
-  };
-
-  return {
-    send: (id, data) => write(frame(id, data)),
-    write,
-    end() {
-      if (closed) return;
-      closed = true;
-      clearInterval(heartbeat);
-      raw.end(pending || undefined);
-      pending = '';
-    },
-    get closed() {
-      return closed;
-    },
-    drained() {
-      if (closed || !raw.writableNeedDrain) return Promise.resolve();
-      return new Promise((resolve) => {
-        const done = () => {
-          raw.off('drain', done);
-          raw.off('close', done);
-          resolve();
-        };
-        raw.once('drain', done);
-        raw.once('close', done);
-      });
-    },
-    onClientClose(fn) {
-      closeHandlers.push(fn);
-    },
-  };
+  return new Stream(raw, wheelFor(opts.heartbeatMs));
 }
 
 /**

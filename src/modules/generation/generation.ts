@@ -74,6 +74,8 @@ export interface Generation {
   readonly stored: boolean | null;
   /** Resolves on the next appended event (or the end). */
   changed(): Promise<void>;
+  /** Calls `fn` once, on the next appended event or the end (at once if it already ended). */
+  onChange(fn: () => void): void;
   abort(reason: AbortReason): void;
   readonly done: Promise<GenerationOutcome>;
 }
@@ -326,6 +328,10 @@ export function startGeneration(
     changed() {
       if (ended) return Promise.resolve();
       return new Promise<void>((resolve) => waiters.push(resolve));
+    },
+    onChange(fn) {
+      if (ended) fn();
+      else waiters.push(fn);
     },
     abort: abortWith,
     done,

@@ -86,20 +86,29 @@ export function createReplies(deps: RepliesDeps) {
 
   async function* local(gen: Generation, after: Cursor | null, signal: AbortSignal): ReplyStream {
     let i = after ? Math.min(after.seq, gen.entries.length) : 0;
-    // A subscriber that goes away stops waiting at once, not at the reply's next event.
-    const aborted =
-      signal === NEVER
-        ? null
-        : new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    for (;;) {
-      if (i < gen.entries.length) {
-        const batch = gen.entries.slice(i);
-        i += batch.length;
-        yield batch;
-        continue;
+    // One promise per wait, resolved by the next event or by the subscriber going away (which
+    // stops waiting at once, not at the reply's next event): no race and no second promise.
+    let release: (() => void) | null = null;
+    const onAbort = () => release?.();
+    if (signal !== NEVER) signal.addEventListener('abort', onAbort, { once: true });
+    const wait = (resolve: () => void) => {
+      release = resolve;
+      gen.onChange(resolve);
+    };
+    try {
+      for (;;) {
+        if (i < gen.entries.length) {
+          const batch = gen.entries.slice(i);
+          i += batch.length;
+          yield batch;
+          continue;
+        }
+        if (gen.ended || signal.aborted) return;
+        await new Promise<void>(wait);
+        release = null;
       }
-      if (gen.ended || signal.aborted) return;
-      await (aborted ? Promise.race([gen.changed(), aborted]) : gen.changed());
+    } finally {
+      if (signal !== NEVER) signal.removeEventListener('abort', onAbort);
     }
   }
 

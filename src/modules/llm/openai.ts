@@ -33,9 +33,9 @@ export interface OpenAIProviderOptions {
  * One keep-alive connection pool per provider (undici). Over HTTP/1.1 a streaming reply holds its
  * socket until the model finishes (finished sockets are kept for the next reply). With `http2`, up
  * to 100 replies share one connection: undici would not multiplex a POST (not idempotent: a broken
- * connection fails every stream on it), so our requests say they may be; a reply whose connection
- * breaks fails or retries on its own terms (see `attempt`). Not for a provider that answers only
- * HTTP/1.1 over https: pipelined streams would wait behind each other.
+ * connection fails every stream on it), so our requests say they may be (`idempotent: true` on each
+ * request, see `attempt`); a reply whose connection breaks fails or retries on its own terms. Not
+ * for a provider that answers only HTTP/1.1 over https: pipelined streams would wait behind each other.
  */
 export function createModelDispatcher(http2: boolean, https: boolean): Dispatcher {
   if (!http2) return new Agent({ keepAliveTimeout: 10_000, headersTimeout: 0, bodyTimeout: 0 });
@@ -52,7 +52,18 @@ export function createModelDispatcher(http2: boolean, https: boolean): Dispatche
     // The connect and idle clocks are ours (per read, abortable): undici's must not fire first.
     headersTimeout: 0,
     bodyTimeout: 0,
-  }).compose((dispatch) => (options, handler) => dispatch({ ...options, idempotent: true }, handler));
+  });
+}
+
+/**
+ * The request body in memory of its own, exactly its size. `Buffer.from` would cut a small body
+ * out of Node's shared 8 KB pool, and undici keeps the body for the life of the response (a
+ * streaming reply: minutes), which keeps the whole 8 KB slab alive with it.
+ */
+export function ownBuffer(text: string): Buffer {
+  const buf = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+  buf.write(text);
+  return buf;
 }
 
 /**
@@ -221,7 +232,8 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
   const endpoint = `${opts.baseUrl.replace(/\/+$/, '')}/chat/completions`;
   const url = new URL(endpoint);
   const maxRetries = opts.maxRetries ?? 2;
-  const dispatcher = createModelDispatcher(opts.http2 ?? false, endpoint.startsWith('https:'));
+  const http2 = opts.http2 ?? false;
+  const dispatcher = createModelDispatcher(http2, endpoint.startsWith('https:'));
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     accept: 'text/event-stream',
@@ -283,9 +295,13 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
         method: 'POST',
         headers,
         // A Buffer: undici keeps the body for the life of the response, once (a string it would
-        // keep twice, as given and encoded).
-        body: Buffer.from(JSON.stringify(body)),
+        // keep twice, as given and encoded), and not in a pooled slab (see ownBuffer).
+        body: ownBuffer(JSON.stringify(body)),
         signal: ctrl.signal,
+        // May share an HTTP/2 connection (see createModelDispatcher). Said here rather than by a
+        // composed dispatcher: that wraps each request's handler twice (new and legacy handler
+        // APIs), and the wrapper keeps the response's raw header Buffers (pooled slabs) per reply.
+        idempotent: http2,
       });
       stage = 'body';
       clearTimeout(timer);
