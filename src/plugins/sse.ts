@@ -53,8 +53,10 @@ export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: Ope
   // one write per event cost more CPU in syscalls than everything else a turn does.
   let pending = '';
   let scheduled = false;
+  let batchTimer: NodeJS.Timeout | undefined;
   const flush = () => {
     scheduled = false;
+    batchTimer = undefined;
     if (closed) return;
     if (pending) {
       raw.write(pending);
@@ -70,7 +72,7 @@ export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: Ope
     scheduled = true;
     // The first write (headers, `start`) leaves at once; later events gather for a few ms, which
     // no reader notices but which turns a fast reply into two socket writes instead of many.
-    if (wroteOnce) setTimeout(flush, BATCH_MS);
+    if (wroteOnce) batchTimer = setTimeout(flush, BATCH_MS);
     else setImmediate(flush);
     wroteOnce = true;
   };
@@ -112,6 +114,8 @@ export function openSse(_request: FastifyRequest, reply: FastifyReply, opts: Ope
       if (closed) return;
       closed = true;
       clearInterval(heartbeat);
+      // The last events leave with the end: a batch timer still set would only wake to find it closed.
+      clearTimeout(batchTimer);
       raw.end(pending || undefined);
       pending = '';
     },
