@@ -269,6 +269,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     instanceId: infra.instanceId,
     tuning: { leaseSeconds: config.JOB_LEASE_SECONDS },
   });
+  // The stream log's flush also carries the admission's slot releases (one round trip for both).
+  const mirror = redis
+    ? createRedisMirror(redis, {
+        maxLen: config.STREAM_LOG_MAXLEN,
+        ttlS: config.STREAM_LOG_TTL_S,
+        log: logger,
+      })
+    : null;
   infra.chat = await registerChat(app, {
     config,
     db,
@@ -294,16 +302,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       maxConcurrent: config.MAX_CONCURRENT_GENERATIONS,
       dailyTokenBudget: config.DAILY_TOKEN_BUDGET,
       slotTtlMs: 15 * 60_000,
+      removeLater: mirror?.removeLater,
       descriptors,
       log: logger,
     }),
-    mirror: redis
-      ? createRedisMirror(redis, {
-          maxLen: config.STREAM_LOG_MAXLEN,
-          ttlS: config.STREAM_LOG_TTL_S,
-          log: logger,
-        })
-      : null,
+    mirror,
   });
   const sweeper = startSweeper({
     db: db.db,

@@ -176,9 +176,7 @@ export const authPlugin = fp<AuthDeps>(
 
     // buildApp may declare the decorator itself so routes see `user` even before this hook runs.
     if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null);
-    app.addHook('onRequest', async (request: FastifyRequest) => {
-      const header = request.headers.authorization;
-      if (header === undefined || request.routeOptions.config?.verifyJwt === false) return;
+    const authenticate = async (request: FastifyRequest, header: string) => {
       try {
         request.user = await verifyToken(bearerToken(header), verifiers);
       } catch (err) {
@@ -197,6 +195,12 @@ export const authPlugin = fp<AuthDeps>(
         request.log.debug(reasonOf(err), 'invalid access token');
         throw new AppError('INVALID_TOKEN');
       }
+    };
+    // A callback hook: most requests carry no token, and they pass without a promise.
+    app.addHook('onRequest', (request, _reply, done) => {
+      const header = request.headers.authorization;
+      if (header === undefined || request.routeOptions.config?.verifyJwt === false) return done();
+      authenticate(request, header).then(() => done(), done);
     });
   },
   { name: 'auth' },

@@ -53,8 +53,9 @@ export function applyEdgeHeaders(origins: string[], request: FastifyRequest, rep
 /** Request ids on responses and CORS, for every route of the app that registers it. */
 export const securityPlugin = fp<{ origins: string[] }>(
   async (app, { origins }) => {
-    app.addHook('onRequest', async (request, reply) => {
+    app.addHook('onRequest', (request, reply, done) => {
       reply.header('x-request-id', request.id);
+      done();
     });
     await app.register(cors, {
       origin: origins.includes('*') ? true : origins,

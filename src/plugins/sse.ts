@@ -98,6 +98,7 @@ const flushStream = (s: Stream) => s.flush();
 class Stream implements SseStream {
   private pending = '';
   private scheduled = false;
+  private batchTimer: NodeJS.Timeout | undefined;
   private wroteOnce = false;
   private lastWrite = Date.now();
   private done = false;
@@ -133,6 +134,8 @@ class Stream implements SseStream {
     if (this.done) return;
     this.done = true;
     this.wheel.remove(this, this.slot);
+    // The last events leave with the end: a batch timer still set would only wake to find it closed.
+    clearTimeout(this.batchTimer);
     this.raw.end(this.pending || undefined);
     this.pending = '';
   }
@@ -170,6 +173,7 @@ class Stream implements SseStream {
 
   flush(): void {
     this.scheduled = false;
+    this.batchTimer = undefined;
     if (this.done) return;
     if (this.pending) {
       this.raw.write(this.pending);
@@ -187,7 +191,7 @@ class Stream implements SseStream {
     this.scheduled = true;
     // The first write (headers, `start`) leaves at once; later events gather for a few ms, which
     // no reader notices but which turns a fast reply into two socket writes instead of many.
-    if (this.wroteOnce) setTimeout(flushStream, BATCH_MS, this);
+    if (this.wroteOnce) this.batchTimer = setTimeout(flushStream, BATCH_MS, this);
     else setImmediate(flushStream, this);
     this.wroteOnce = true;
   }

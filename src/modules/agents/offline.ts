@@ -127,26 +127,50 @@ export interface OfflineAgent {
 /** What answers a turn: a real model, or the offline agent. */
 export type TurnModel = ModelProvider | OfflineAgent;
 
+interface CutAnswer {
+  tokens: ReadonlyArray<Readonly<ModelEvent>>;
+  completionTokens: number;
+}
+
+// Most answers depend only on the agent and the intent (not on the message or a search note):
+// those are cut into token events once, not on every turn. Keys are roster ids × intents.
+const cutAnswers = new Map<string, CutAnswer>();
+const MAX_CUT_ANSWERS = 256;
+
+function cutAnswer(q: OfflineQuestion): CutAnswer {
+  const fixed = q.intent !== 'explain' && q.contextNote === undefined;
+  const key = `${q.agentId}\n${q.intent}`;
+  const known = fixed ? cutAnswers.get(key) : undefined;
+  if (known) return known;
+  const text = offlineAnswer(q.agentId, q.intent, q.userMessage, q.contextNote);
+  // Word pieces keep their trailing whitespace, so newlines and Markdown survive intact.
+  const pieces = text.match(/\s+|\S+\s*/g) ?? [];
+  const cut: CutAnswer = {
+    tokens: pieces.map((piece) => Object.freeze({ type: 'token' as const, text: piece })),
+    completionTokens: estimateTokens(text),
+  };
+  if (fixed && cutAnswers.size < MAX_CUT_ANSWERS) cutAnswers.set(key, cut);
+  return cut;
+}
+
 /** The answer as model events, word by word; checks for an abort before each word. */
 function* answerEvents(
   q: OfflineQuestion,
   signal: AbortSignal,
   delayed: boolean,
 ): Generator<ModelEvent | 'pause'> {
-  const text = offlineAnswer(q.agentId, q.intent, q.userMessage, q.contextNote);
-  // Word pieces keep their trailing whitespace, so newlines and Markdown survive intact.
-  const pieces = text.match(/\s+|\S+\s*/g) ?? [];
-  for (const piece of pieces) {
+  const { tokens, completionTokens } = cutAnswer(q);
+  for (const token of tokens) {
     if (signal.aborted) throw signal.reason;
     if (delayed) yield 'pause';
-    yield { type: 'token', text: piece };
+    yield token;
   }
   yield {
     type: 'done',
     finishReason: 'stop',
     usage: {
       prompt_tokens: estimateTokens(q.userMessage),
-      completion_tokens: estimateTokens(text),
+      completion_tokens: completionTokens,
       estimated: true,
     },
   };

@@ -19,6 +19,11 @@ export interface AdmissionDeps {
   dailyTokenBudget: number;
   /** A slot older than this is a crashed instance's leftover and no longer counts. */
   slotTtlMs: number;
+  /**
+   * Sends a slot's release with other fire-and-forget Redis writes (the stream log's flush), so it
+   * costs no round trip of its own; absent: releases go in their own pipeline.
+   */
+  removeLater?(key: string, member: string): void;
   /** Refuses new turns (503) while file descriptors run short; absent: no such check. */
   descriptors?: DescriptorGuard;
   log: Pick<Logger, 'warn'>;
@@ -103,6 +108,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     pipe.exec().catch(() => {});
   };
   const release = (key: string, slot: string) => {
+    if (deps.removeLater) return deps.removeLater(key, slot);
     if (releases.length === 0) setImmediate(flushReleases);
     releases.push([key, slot]);
   };

@@ -1,7 +1,7 @@
 // Chat queries: the one-statement turn write, sessions, history (the assistant row's own queries live in generation/).
 import { sql } from 'drizzle-orm';
 import { type Db, rowsOf } from '../../db/client.js';
-import { executeNamed } from '../../db/prepared.js';
+import { namedStatement } from '../../db/prepared.js';
 import { DEDUPE_KEY_PREFIX, type MessageRow } from '../generation/generation.repo.js';
 
 export type { MessageRow };
@@ -62,6 +62,81 @@ export type TurnInsertResult =
  */
 export const DEDUPE_WINDOW_S = 30;
 
+const insertTurnStatement = namedStatement(
+  'chat_insert_turn_v5',
+  [
+    'userId',
+    'keyless',
+    'scope',
+    'dedupeKey',
+    'sessionId',
+    'title',
+    'agentId',
+    'context',
+    'userMessageId',
+    'content',
+    'metadata',
+    'messageKey',
+    'requestHash',
+    'assistantMessageId',
+    'instanceId',
+  ],
+  (v) => sql`
+  with dup as (
+    select um.id as user_message_id, am.id as assistant_message_id
+    from chat_messages um
+    join chat_messages am on am.reply_to = um.id and am.session_id = um.session_id
+    join chat_sessions ds on ds.id = um.session_id and ds.deleted_at is null
+      and (ds.user_id is null or ds.user_id = ${v.userId})
+    where ${v.keyless}
+      and um.idempotency_scope = ${v.scope} and um.idempotency_key = ${v.dedupeKey}
+      and um.session_id = ${v.sessionId} and am.status = 'streaming' and um.deleted_at is null
+      and um.created_at > now() - make_interval(secs => ${DEDUPE_WINDOW_S})
+    limit 1
+  ),
+  stale as (
+    update chat_messages set idempotency_key = null
+    where ${v.keyless} and not exists (select 1 from dup)
+      and idempotency_scope = ${v.scope} and idempotency_key = ${v.dedupeKey}
+      and created_at <= now() - make_interval(secs => ${DEDUPE_WINDOW_S})
+    returning 1
+  ),
+  s as (
+    insert into chat_sessions as cs (id, user_id, title, agent_id, context, message_count, last_seq, last_message_at, last_activity_at)
+    select ${v.sessionId}, ${v.userId}, ${v.title}, ${v.agentId}, coalesce(${v.context}::jsonb, '{}'::jsonb), 2, 2, now(), now()
+    where not exists (select 1 from dup)
+    on conflict (id) do update set
+      user_id = coalesce(cs.user_id, excluded.user_id),
+      title = coalesce(cs.title, excluded.title),
+      agent_id = coalesce(${v.agentId}, cs.agent_id),
+      context = case when ${v.context}::jsonb is null then cs.context else excluded.context end,
+      message_count = cs.message_count + 2,
+      last_seq = cs.last_seq + 2,
+      last_message_at = now(), last_activity_at = now(), updated_at = now()
+    where cs.deleted_at is null and (cs.user_id is null or cs.user_id = excluded.user_id)
+    returning cs.last_seq, (xmax = 0) as created
+  ),
+  u as (
+    insert into chat_messages (id, session_id, seq, role, content, status, user_id, metadata, idempotency_scope, idempotency_key, request_hash)
+    select ${v.userMessageId}::uuid, ${v.sessionId}, s.last_seq - 1, 'user', ${v.content}, 'completed', ${v.userId},
+           coalesce(${v.metadata}::jsonb, '{}'::jsonb), ${v.scope}, ${v.messageKey}, ${v.requestHash}
+    from s
+    where (select count(*) from stale) >= 0
+    returning seq
+  ),
+  a as (
+    insert into chat_messages (id, session_id, seq, role, content, status, user_id, reply_to, instance_id, heartbeat_at)
+    select ${v.assistantMessageId}::uuid, ${v.sessionId}, s.last_seq, 'assistant', '', 'streaming', ${v.userId},
+           ${v.userMessageId}::uuid, ${v.instanceId}, now()
+    from s
+    returning id, created_at
+  )
+  select (select seq from u) as user_seq, (select created from s) as created,
+         (select user_message_id from dup) as dup_user, (select assistant_message_id from dup) as dup_assistant,
+         (select count(*) from a)::int as inserted, (select created_at from a) as started_at
+  `,
+);
+
 /**
  * The whole turn in ONE statement (one round trip, one implicit transaction): upsert the session
  * with ownership enforced in its WHERE, then insert the user message and the streaming assistant
@@ -70,71 +145,28 @@ export const DEDUPE_WINDOW_S = 30;
  * instead of a new one; two that race both try the insert, and the unique index lets one win.
  */
 export async function insertTurn(db: Db, t: TurnInsert): Promise<TurnInsertResult> {
-  const ctx = t.context === null ? null : JSON.stringify(t.context);
-  const meta = t.userMetadata === null ? null : JSON.stringify(t.userMetadata);
   // A keyless request holds `dedupe <hash>` while its reply streams (see generation.repo.ts): the
   // unique index makes a concurrent twin fail its insert instead of writing a second turn. The
   // user message's insert reads `stale` (a scalar subquery), so an expired holder's key is
   // released before the new one is written.
   const dedupeKey = `${DEDUPE_KEY_PREFIX}${t.requestHash}`;
-  const result = await executeNamed(
-    db,
-    'chat_insert_turn_v5',
-    sql`
-    with dup as (
-      select um.id as user_message_id, am.id as assistant_message_id
-      from chat_messages um
-      join chat_messages am on am.reply_to = um.id and am.session_id = um.session_id
-      join chat_sessions ds on ds.id = um.session_id and ds.deleted_at is null
-        and (ds.user_id is null or ds.user_id = ${t.userId})
-      where ${t.idempotencyKey === null}
-        and um.idempotency_scope = ${t.idempotencyScope} and um.idempotency_key = ${dedupeKey}
-        and um.session_id = ${t.sessionId} and am.status = 'streaming' and um.deleted_at is null
-        and um.created_at > now() - make_interval(secs => ${DEDUPE_WINDOW_S})
-      limit 1
-    ),
-    stale as (
-      update chat_messages set idempotency_key = null
-      where ${t.idempotencyKey === null} and not exists (select 1 from dup)
-        and idempotency_scope = ${t.idempotencyScope} and idempotency_key = ${dedupeKey}
-        and created_at <= now() - make_interval(secs => ${DEDUPE_WINDOW_S})
-      returning 1
-    ),
-    s as (
-      insert into chat_sessions as cs (id, user_id, title, agent_id, context, message_count, last_seq, last_message_at, last_activity_at)
-      select ${t.sessionId}, ${t.userId}, ${t.title}, ${t.agentId}, coalesce(${ctx}::jsonb, '{}'::jsonb), 2, 2, now(), now()
-      where not exists (select 1 from dup)
-      on conflict (id) do update set
-        user_id = coalesce(cs.user_id, excluded.user_id),
-        title = coalesce(cs.title, excluded.title),
-        agent_id = coalesce(${t.agentId}, cs.agent_id),
-        context = case when ${ctx}::jsonb is null then cs.context else excluded.context end,
-        message_count = cs.message_count + 2,
-        last_seq = cs.last_seq + 2,
-        last_message_at = now(), last_activity_at = now(), updated_at = now()
-      where cs.deleted_at is null and (cs.user_id is null or cs.user_id = excluded.user_id)
-      returning cs.last_seq, (xmax = 0) as created
-    ),
-    u as (
-      insert into chat_messages (id, session_id, seq, role, content, status, user_id, metadata, idempotency_scope, idempotency_key, request_hash)
-      select ${t.userMessageId}::uuid, ${t.sessionId}, s.last_seq - 1, 'user', ${t.content}, 'completed', ${t.userId},
-             coalesce(${meta}::jsonb, '{}'::jsonb), ${t.idempotencyScope}, ${t.idempotencyKey ?? dedupeKey}, ${t.requestHash}
-      from s
-      where (select count(*) from stale) >= 0
-      returning seq
-    ),
-    a as (
-      insert into chat_messages (id, session_id, seq, role, content, status, user_id, reply_to, instance_id, heartbeat_at)
-      select ${t.assistantMessageId}::uuid, ${t.sessionId}, s.last_seq, 'assistant', '', 'streaming', ${t.userId},
-             ${t.userMessageId}::uuid, ${t.instanceId}, now()
-      from s
-      returning id, created_at
-    )
-    select (select seq from u) as user_seq, (select created from s) as created,
-           (select user_message_id from dup) as dup_user, (select assistant_message_id from dup) as dup_assistant,
-           (select count(*) from a)::int as inserted, (select created_at from a) as started_at
-  `,
-  );
+  const result = await insertTurnStatement(db, {
+    userId: t.userId,
+    keyless: t.idempotencyKey === null,
+    scope: t.idempotencyScope,
+    dedupeKey,
+    sessionId: t.sessionId,
+    title: t.title,
+    agentId: t.agentId,
+    context: t.context === null ? null : JSON.stringify(t.context),
+    userMessageId: t.userMessageId,
+    content: t.content,
+    metadata: t.userMetadata === null ? null : JSON.stringify(t.userMetadata),
+    messageKey: t.idempotencyKey ?? dedupeKey,
+    requestHash: t.requestHash,
+    assistantMessageId: t.assistantMessageId,
+    instanceId: t.instanceId,
+  });
   const row = rowsOf<{
     user_seq: string | number | null;
     created: boolean | null;

@@ -107,6 +107,7 @@ export function startGeneration(
   const { messageId } = ids;
 
   const wake = () => {
+    if (waiters.length === 0) return;
     const w = waiters;
     waiters = [];
     for (const fn of w) fn();

@@ -9,7 +9,14 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { throttle } from '../../lib/async.js';
 import type { RedisHandle } from '../../plugins/redis.js';
-import { type Cursor, isTerminal, parseCursor, type ReplyEvent, type StreamEntry } from './events.js';
+import {
+  type ChunkEvent,
+  type Cursor,
+  isTerminal,
+  parseCursor,
+  type ReplyEvent,
+  type StreamEntry,
+} from './events.js';
 import type { EventMirror } from './generation.js';
 import type { RemoteGenerations } from './replies.js';
 
@@ -23,40 +30,76 @@ const FLUSH_DELAY_MS = 5;
 
 const keyOf = (redis: RedisHandle, messageId: string) => `${redis.prefix}gen:${messageId}`;
 
+export interface RedisMirror extends EventMirror {
+  /**
+   * Removes `member` from the sorted set `key` with the next flush, in the same round trip as the
+   * logs (a turn's concurrency slot: released right after its `complete` was logged). While Redis
+   * is away it is queued on the connection and sent on reconnect, unlike the logs.
+   */
+  removeLater(key: string, member: string): void;
+}
+
 /**
  * Mirrors events with one pipeline per event-loop turn. Consecutive chunks in a batch are merged
  * into one entry (its id is the last chunk's cursor): the offset in the cursor lets a reader cut
  * a merged chunk exactly where its client stopped, so merging loses nothing and saves Redis work.
  */
-export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): EventMirror {
+export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): RedisMirror {
   const queues = new Map<string, { entries: StreamEntry[]; end: boolean }>();
+  let removals: Array<[string, string]> = [];
   let scheduled = false;
   const shouldLog = throttle(10_000);
 
+  const removeNow = (list: Array<[string, string]>) => {
+    if (list.length === 0) return;
+    const pipe = redis.client.pipeline();
+    for (const [key, member] of list) pipe.zrem(key, member);
+    pipe.exec().catch(() => {});
+  };
   const flush = () => {
     scheduled = false;
+    const removing = removals;
+    removals = [];
+    if (!redis.ready()) {
+      // Redis is away: resume falls back to the stored row; a release waits for the reconnect.
+      queues.clear();
+      removeNow(removing);
+      return;
+    }
     // MULTI, not a bare pipeline: a connection lost mid-flush leaves no XADD without its EXPIRE.
     const pipe = redis.client.multi();
+    for (const [key, member] of removing) pipe.zrem(key, member);
     for (const [messageId, q] of queues) {
       const key = keyOf(redis, messageId);
-      let pending: StreamEntry | null = null;
-      const add = (e: StreamEntry) =>
-        pipe.xadd(key, 'MAXLEN', '~', opts.maxLen, e.id, 'e', JSON.stringify(e.event));
+      // A run of chunks is one entry: its text joined, under the last chunk's cursor and fields.
+      let run: ChunkEvent | null = null;
+      let runId = '';
+      let runText = '';
+      const addRun = () => {
+        if (!run) return;
+        pipe.xadd(key, 'MAXLEN', '~', opts.maxLen, runId, 'e', JSON.stringify({ ...run, content: runText }));
+        run = null;
+        runText = '';
+      };
       for (const e of q.entries) {
-        if (e.event.type === 'chunk' && pending?.event.type === 'chunk') {
-          pending = { ...e, event: { ...e.event, content: pending.event.content + e.event.content } };
+        if (e.event.type === 'chunk') {
+          run = e.event;
+          runId = e.id;
+          runText += e.event.content;
           continue;
         }
-        if (pending) add(pending);
-        pending = e;
+        addRun();
+        pipe.xadd(key, 'MAXLEN', '~', opts.maxLen, e.id, 'e', JSON.stringify(e.event));
       }
-      if (pending) add(pending);
+      addRun();
       // Every flush renews the TTL: a key the XADDs just re-created (Redis restarted mid-reply) expires too.
       pipe.expire(key, opts.ttlS);
     }
     queues.clear();
-    if (!redis.ready()) return; // Redis is away: resume falls back to the stored row
     pipe.exec().catch((err: Error) => {
+      // An aborted MULTI ran none of its commands (e.g. Redis refused an XADD for memory): the
+      // releases go again on their own, since a lost one would hold its slot until the slot TTL.
+      removeNow(removing);
       if (shouldLog())
         opts.log.warn({ err: err.message }, 'stream log mirror failed; resume falls back to the database');
     });
@@ -81,6 +124,10 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Ev
     end(messageId) {
       const q = queues.get(messageId);
       if (q) q.end = true;
+      schedule();
+    },
+    removeLater(key, member) {
+      removals.push([key, member]);
       schedule();
     },
   };
