@@ -1,7 +1,6 @@
 // Every query on the assistant row: read, the final write (with its hook), stop, sweep, liveness (batched writes: writer.repo.ts).
 import { sql } from 'drizzle-orm';
-import { type Db, rowsOf, type Tx } from '../../db/client.js';
-import { executeNamed } from '../../db/prepared.js';
+import { type Db, rowsOf } from '../../db/client.js';
 import type { CompleteExtra, PreludeEvent, Usage } from './events.js';
 
 export type FinalStatus = 'completed' | 'stopped' | 'interrupted' | 'failed';

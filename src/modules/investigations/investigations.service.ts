@@ -17,7 +17,11 @@ export interface InvestigationsDeps {
   db: DbHandle;
   config: Pick<
     Config,
-    'TRANSPARENCY_API_KEY' | 'TRANSPARENCY_API_BASE_URL' | 'INVESTIGATION_MAX_CONTRACTS' | 'INVESTIGATION_CONTRACTS_KEPT' | 'SSE_HEARTBEAT_MS'
+    | 'TRANSPARENCY_API_KEY'
+    | 'TRANSPARENCY_API_BASE_URL'
+    | 'INVESTIGATION_MAX_CONTRACTS'
+    | 'INVESTIGATION_CONTRACTS_KEPT'
+    | 'SSE_HEARTBEAT_MS'
   >;
   log: Logger;
   instanceId: string;

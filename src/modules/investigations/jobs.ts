@@ -30,7 +30,13 @@ export interface JobDeps {
   db: Db;
   repo: InvestigationRepo;
   hub: ProgressHub;
-  config: Pick<Config, 'TRANSPARENCY_API_KEY' | 'TRANSPARENCY_API_BASE_URL' | 'INVESTIGATION_MAX_CONTRACTS' | 'INVESTIGATION_CONTRACTS_KEPT'>;
+  config: Pick<
+    Config,
+    | 'TRANSPARENCY_API_KEY'
+    | 'TRANSPARENCY_API_BASE_URL'
+    | 'INVESTIGATION_MAX_CONTRACTS'
+    | 'INVESTIGATION_CONTRACTS_KEPT'
+  >;
   log: Logger;
   instanceId: string;
   detectorOptions?: Partial<DetectorOptions>;
