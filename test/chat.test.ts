@@ -282,8 +282,14 @@ describe('heartbeats and ownership of a reply', () => {
     fake.setScript({ tokens: ['depois ', 'da ', 'pausa'], firstTokenDelayMs: 500 });
     const model = fakeProvider(fake);
     const { base: hb } = await start({ model, env: { SSE_HEARTBEAT_MS: '100' } });
+    // A user each: twelve anonymous turns from one address would spend this file's shared rate limit.
     const all = await Promise.all(
-      Array.from({ length: 12 }, () => streamRequest(hb, '/api/v1/chat/stream', { body: { message: 'oi' } })),
+      Array.from({ length: 12 }, async (_, i) =>
+        streamRequest(hb, '/api/v1/chat/stream', {
+          body: { message: 'oi' },
+          headers: await auth(`heartbeat-wheel-${i}`),
+        }),
+      ),
     );
     for (const r of all) {
       expect(r.raw).toMatch(/\n: ping\n\n/);
