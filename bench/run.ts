@@ -1,6 +1,6 @@
 // `npm run bench`: streamed chat turns against the built server and a framework-free floor, then query latency.
 // The AI SDK route (POST /api/v1/chat/ui) runs as its own target, `ours-ui`, on the same build.
-// Knobs (env): BENCH_REDIS=1|0, BENCH_UI=0 (skip the AI SDK target), BENCH_REPEATS=3, BENCH_TURNS_16=3000, BENCH_TURNS_64=6000, BENCH_QUERIES=0,
+// Knobs (env): BENCH_REDIS=1|0, BENCH_UI=0 (skip the AI SDK target), BENCH_REPEATS=3, BENCH_TURNS_16=3000, BENCH_TURNS_64=6000, BENCH_WARMUP=<turns per phase> (default a tenth of the phase, at least 100), BENCH_QUERIES=0,
 // BENCH_PROFILE=1 (profile our server after the phases), BENCH_SERVER_JS=<path> (default dist/src/server.js),
 // BENCH_FLOOR_NAMED=1 (the floor uses named prepared statements too, as our server does).
 import { readFileSync, rmSync } from 'node:fs';
@@ -39,7 +39,10 @@ const phases = [
   { concurrency: 64, turns: envInt('BENCH_TURNS_64', 6000) },
 ];
 // Per phase: a warm-up at the phase's concurrency so JIT, pools and sockets are hot before timing.
-const warmupOf = (turns: number) => Math.max(100, Math.round(turns / 10));
+// BENCH_WARMUP sets it (turns, every target alike): each repeat starts fresh servers, so a short
+// warm-up bills V8's tier-up compilation to the measured turns; a long-running server has none.
+const warmupOf = (turns: number) =>
+  process.env.BENCH_WARMUP ? envInt('BENCH_WARMUP', 0) : Math.max(100, Math.round(turns / 10));
 // No phase may run away on a slow or broken server.
 const PHASE_MAX_MS = 90_000;
 
