@@ -7,7 +7,7 @@ import { AppError } from '../../errors.js';
 import type { DetectorOptions } from './detectors/index.js';
 import { createInvestigationRepo, type InvestigationRow, isActive } from './investigations.repo.js';
 import { type CreateBody, readUpload, resultsBody, statusBody } from './investigations.schemas.js';
-import { createInvestigationJob, type InvestigationJob } from './jobs.js';
+import { createInvestigationJob, type InvestigationJob, type JobDeps } from './jobs.js';
 import { createProgressHub, createStreamer } from './progress.js';
 import { createJobRunner } from './queue.js';
 import { assertSupportedSource, createdSelection } from './selection.js';
@@ -15,14 +15,8 @@ import { ANOMALY_TYPES } from './types.js';
 
 export interface InvestigationsDeps {
   db: DbHandle;
-  config: Pick<
-    Config,
-    | 'TRANSPARENCY_API_KEY'
-    | 'TRANSPARENCY_API_BASE_URL'
-    | 'INVESTIGATION_MAX_CONTRACTS'
-    | 'INVESTIGATION_CONTRACTS_KEPT'
-    | 'SSE_HEARTBEAT_MS'
-  >;
+  /** What the runs read (see JobDeps), and the SSE heartbeat of the progress streams. */
+  config: JobDeps['config'] & Pick<Config, 'SSE_HEARTBEAT_MS'>;
   log: Logger;
   instanceId: string;
   /** Job and follower timings; the defaults suit production. */
