@@ -72,8 +72,6 @@ export interface Generation {
    * the row was already final. Only a stored log may be replayed from memory; otherwise the row is.
    */
   readonly stored: boolean | null;
-  /** Resolves on the next appended event (or the end). */
-  changed(): Promise<void>;
   /** Calls `fn` once, on the next appended event or the end (at once if it already ended). */
   onChange(fn: () => void): void;
   abort(reason: AbortReason): void;
@@ -325,10 +323,6 @@ export function startGeneration(
     },
     get stored() {
       return stored;
-    },
-    changed() {
-      if (ended) return Promise.resolve();
-      return new Promise<void>((resolve) => waiters.push(resolve));
     },
     onChange(fn) {
       if (ended) fn();
