@@ -1,31 +1,18 @@
 // Durable generations across instances: resume, stop, retries, shutdown and crashes (API.md §1.3).
 import { sql } from 'drizzle-orm';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
-import { createRedis } from '../src/plugins/redis.js';
-import { listenTestApp } from './support/app.js';
-import { backends, createTestDb, createTestRedis, silentLogger, type TestDb } from './support/backends.js';
-import { chunkText, followTurn, spawnServer, waitFor } from './support/cluster.js';
-import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
+import { backends } from './support/backends.js';
+import { chunkText, clusterFixture, followTurn, spawnServer, waitFor } from './support/cluster.js';
 import { type SseEvent, streamRequest } from './support/sse.js';
 
-let tdb: TestDb;
-const redis = createTestRedis();
-// Same server and key prefix, its own connections: what a second instance would have.
-const sharedRedis = redis ? createRedis(backends().redisUrl!, redis.prefix, silentLogger()) : null;
-let fake: FakeModel;
-const apps: FastifyInstance[] = [];
+const cluster = clusterFixture();
+// sharedRedis: same server and key prefix, its own connections: what a second instance would have.
+const { redis, sharedRedis, instance } = cluster;
 const words = (n: number) => Array.from({ length: n }, (_, i) => `palavra${i}${i % 7 === 6 ? '\n' : ' '}`);
 
-async function instance(env: Record<string, string> = {}, r = redis) {
-  const started = await listenTestApp({ db: tdb.handle, redis: r, model: fakeProvider(fake), env });
-  apps.push(started.app);
-  return started;
-}
-
 async function q<T>(query: ReturnType<typeof sql>): Promise<T[]> {
-  return rowsOf<T>(await tdb.handle.db.execute(query));
+  return rowsOf<T>(await cluster.tdb.handle.db.execute(query));
 }
 const row = async (id: string) =>
   (
@@ -34,23 +21,11 @@ const row = async (id: string) =>
     )
   )[0]!;
 
-beforeAll(async () => {
-  tdb = await createTestDb();
-  fake = await startFakeModel();
-});
-afterAll(async () => {
-  for (const a of apps) await a.close();
-  await fake.close();
-  await redis?.close();
-  await sharedRedis?.close();
-  await tdb.drop();
-});
-
 const multi = () => backends().redisUrl !== null;
 
 describe('resume', () => {
   it('resumes on another instance after a drop, with no event twice and nothing missing', async () => {
-    fake.setScript({ tokens: words(60), delayMs: 8 });
+    cluster.fake.setScript({ tokens: words(60), delayMs: 8 });
     const a = await instance();
     const b = multi() ? await instance({}, sharedRedis) : a;
     const first: SseEvent[] = [];
@@ -77,7 +52,7 @@ describe('resume', () => {
   });
 
   it('rebuilds the stream from the stored message once the live log is gone', async () => {
-    fake.setScript({ tokens: words(30), delayMs: 1 });
+    cluster.fake.setScript({ tokens: words(30), delayMs: 1 });
     const a = await instance();
     const full = await streamRequest(a.base, '/api/v1/chat/stream', { body: { message: 'outra história' } });
     const messageId = full.events[0]!.data.message_id as string;
@@ -117,7 +92,7 @@ describe('resume', () => {
 
 describe('stop', () => {
   it('stops a generation running on another instance at once (over pub/sub, not at a checkpoint) and aborts the model request', async () => {
-    fake.setScript({ tokens: words(400), delayMs: 20 });
+    cluster.fake.setScript({ tokens: words(400), delayMs: 20 });
     // No checkpoint or heartbeat during the test, so the row cannot carry the stop: only the
     // pub/sub message (or, on one instance, the local abort) can stop the reply. This proves the
     // fast path without timing it on a machine whose speed the test does not control.
@@ -126,7 +101,7 @@ describe('stop', () => {
     const b = multi() ? await instance(slowRow, sharedRedis) : a;
     let messageId = '';
     // This turn's model request is the next one (earlier tests' requests are still in the list).
-    const requestIndex = fake.requests.length;
+    const requestIndex = cluster.fake.requests.length;
     const streaming = streamRequest(a.base, '/api/v1/chat/stream', {
       body: { message: 'fale bastante' },
       onEvent: (e) => {
@@ -137,7 +112,7 @@ describe('stop', () => {
       async () =>
         messageId &&
         (await row(messageId)).status === 'streaming' &&
-        (fake.requests[requestIndex]?.tokensSent ?? 0) > 5,
+        (cluster.fake.requests[requestIndex]?.tokensSent ?? 0) > 5,
     );
     const res = await fetch(`${b.base}/api/v1/chat/messages/${messageId}/stop`, { method: 'POST' });
     expect(res.status).toBe(200);
@@ -146,8 +121,8 @@ describe('stop', () => {
     // Stopped mid-reply: the model had not sent everything, and its request was aborted.
     expect(stopped.content.length).toBeGreaterThan(0);
     expect(stopped.content.length).toBeLessThan(words(400).join('').length);
-    await fake.waitForAbort(requestIndex, 10_000);
-    expect(fake.requests[requestIndex]!.finished).toBe(false);
+    await cluster.fake.waitForAbort(requestIndex, 10_000);
+    expect(cluster.fake.requests[requestIndex]!.finished).toBe(false);
     const events = (await streaming).events;
     expect(events.at(-1)!.data).toMatchObject({ type: 'complete', finish_reason: 'stopped' });
     expect(chunkText(events)).toBe(stopped.content);
@@ -164,7 +139,7 @@ describe('stop', () => {
 
 describe('retries and idempotency', () => {
   it('absorbs the frontend’s three identical retries into one turn', async () => {
-    fake.setScript({ tokens: words(40), delayMs: 10 });
+    cluster.fake.setScript({ tokens: words(40), delayMs: 10 });
     const a = await instance();
     const body = { message: 'pergunta repetida', session_id: 'retry-session-1' };
     const results = [];
@@ -183,7 +158,7 @@ describe('retries and idempotency', () => {
   });
 
   it('attaches a repeated Idempotency-Key and refuses it with another body', async () => {
-    fake.setScript({ tokens: words(10), delayMs: 1 });
+    cluster.fake.setScript({ tokens: words(10), delayMs: 1 });
     const a = await instance();
     const headers = { 'idempotency-key': 'key-123' };
     const first = await streamRequest(a.base, '/api/v1/chat/stream', {
@@ -212,11 +187,11 @@ describe('retries and idempotency', () => {
 
 describe('deploys and crashes', () => {
   const processEnv = () => ({
-    DATABASE_URL: tdb.url!,
+    DATABASE_URL: cluster.tdb.url!,
     REDIS_URL: backends().redisUrl!,
     REDIS_KEY_PREFIX: redis!.prefix,
     LLM_API_KEY: 'k',
-    LLM_BASE_URL: fake.url,
+    LLM_BASE_URL: cluster.fake.url,
     PRODUCER_HEARTBEAT_MS: '200',
     SWEEPER_INTERVAL_MS: '60000',
   });
@@ -227,7 +202,7 @@ describe('deploys and crashes', () => {
   it.skipIf(shared())(
     'SIGTERM mid-stream: the stream ends with an error, the row is interrupted with its text, B keeps serving',
     async () => {
-      fake.setScript({ tokens: words(500), delayMs: 20 });
+      cluster.fake.setScript({ tokens: words(500), delayMs: 20 });
       const a = await spawnServer({ ...processEnv(), SHUTDOWN_GRACE_MS: '300' });
       const b = await instance();
       const following = followTurn(a.base, 'resposta longa');
@@ -243,7 +218,7 @@ describe('deploys and crashes', () => {
       expect(chunkText(result.events)).toBe(stored.content);
       const exitCode = await new Promise((r) => a.child.once('exit', r));
       expect(exitCode).toBe(0);
-      fake.setScript({ tokens: words(5) });
+      cluster.fake.setScript({ tokens: words(5) });
       const other = await streamRequest(b.base, '/api/v1/chat/stream', { body: { message: 'oi' } });
       expect(other.events.at(-1)!.data.type).toBe('complete');
     },
@@ -253,7 +228,7 @@ describe('deploys and crashes', () => {
   it.skipIf(shared())(
     'kill -9: the sweeper marks the orphaned row interrupted within its interval',
     async () => {
-      fake.setScript({ tokens: words(500), delayMs: 20 });
+      cluster.fake.setScript({ tokens: words(500), delayMs: 20 });
       const a = await spawnServer(processEnv());
       const following = followTurn(a.base, 'vai cair');
       const streaming = following.done.catch(() => null);

@@ -2,14 +2,14 @@
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type DbHandle, rowsOf } from '../src/db/client.js';
+import { describe, expect, it } from 'vitest';
+import { createDb, rowsOf } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
-import { createRedis, type RedisHandle } from '../src/plugins/redis.js';
-import { listenTestApp } from './support/app.js';
-import { backends, createTestDb, createTestRedis, silentLogger, type TestDb } from './support/backends.js';
+import { createRedis } from '../src/plugins/redis.js';
+import { backends, silentLogger } from './support/backends.js';
 import {
   chunkText,
+  clusterFixture,
   FAST_LIVENESS,
   followTurn,
   spawnServer,
@@ -19,25 +19,15 @@ import {
   waitFor,
   words,
 } from './support/cluster.js';
-import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
 import { postgresBinDir, startPrivatePostgres } from './support/private-postgres.js';
 import { type SseEvent, streamRequest } from './support/sse.js';
 
-let tdb: TestDb;
-const redis = createTestRedis();
-const sharedRedis = redis ? createRedis(backends().redisUrl!, redis.prefix, silentLogger()) : null;
-let fake: FakeModel;
-const apps: FastifyInstance[] = [];
+const cluster = clusterFixture();
+const { redis, sharedRedis, instance } = cluster;
 const FAST = FAST_LIVENESS;
 
-async function instance(env: Record<string, string>, r: RedisHandle | null, db: DbHandle = tdb.handle) {
-  const started = await listenTestApp({ db, redis: r, model: fakeProvider(fake), env });
-  if (db === tdb.handle) apps.push(started.app);
-  return started;
-}
-
 const rowOf = storedReply;
-const row = (id: string) => rowOf(tdb.handle, id);
+const row = (id: string) => rowOf(cluster.tdb.handle, id);
 
 /** A replay ends with exactly one terminal event, last, and its text is the stored content. */
 async function expectReplayEqualsRow(base: string, messageId: string, after?: SseEvent[]) {
@@ -55,28 +45,16 @@ async function expectReplayEqualsRow(base: string, messageId: string, after?: Ss
   return replay;
 }
 
-beforeAll(async () => {
-  tdb = await createTestDb();
-  fake = await startFakeModel();
-});
-afterAll(async () => {
-  for (const a of apps) await a.close();
-  await fake.close();
-  await redis?.close();
-  await sharedRedis?.close();
-  await tdb.drop();
-});
-
 // Two processes sharing Postgres and Redis (not the embedded fallbacks).
 const shared = () => !backends().databaseUrl || !backends().redisUrl;
 
 describe('the row is the truth of a finished reply', () => {
   const processEnv = () => ({
-    DATABASE_URL: tdb.url!,
+    DATABASE_URL: cluster.tdb.url!,
     REDIS_URL: backends().redisUrl!,
     REDIS_KEY_PREFIX: redis!.prefix,
     LLM_API_KEY: 'k',
-    LLM_BASE_URL: fake.url,
+    LLM_BASE_URL: cluster.fake.url,
     PRODUCER_HEARTBEAT_MS: '200',
     SWEEPER_INTERVAL_MS: '60000',
   });
@@ -84,7 +62,7 @@ describe('the row is the truth of a finished reply', () => {
   it.skipIf(shared())(
     'SIGTERM: a replay on the other instance ends with one terminal event and equals the row',
     async () => {
-      fake.setScript({ tokens: words(500), delayMs: 20 });
+      cluster.fake.setScript({ tokens: words(500), delayMs: 20 });
       const a = await spawnServer({ ...processEnv(), SHUTDOWN_GRACE_MS: '300' });
       const b = await instance(FAST, sharedRedis);
       const following = followTurn(a.base, 'resposta longa');
@@ -105,7 +83,7 @@ describe('the row is the truth of a finished reply', () => {
   it.skipIf(shared())(
     'kill -9: a follower on the other instance and every later replay equal the stored row',
     async () => {
-      fake.setScript({ tokens: words(500), delayMs: 20 });
+      cluster.fake.setScript({ tokens: words(500), delayMs: 20 });
       const a = await spawnServer(processEnv());
       const b = await instance(FAST, sharedRedis);
       const following = followTurn(a.base, 'vai cair');
@@ -143,7 +121,7 @@ describe('the row is the truth of a finished reply', () => {
 
 describe('dedupe without races', () => {
   it('20 pairs of simultaneous identical POSTs on two instances make 20 turns', async () => {
-    fake.setScript({ tokens: words(20), delayMs: 5 });
+    cluster.fake.setScript({ tokens: words(20), delayMs: 5 });
     const env = { RATE_LIMIT_CHAT_PER_MINUTE: '10000' };
     const a = await instance(env, redis);
     const b = backends().redisUrl ? await instance(env, sharedRedis) : a;
@@ -164,7 +142,7 @@ describe('dedupe without races', () => {
       expect(chunkText(x.events)).toBe(chunkText(y.events));
     }
     const [n] = rowsOf<{ users: number; assistants: number }>(
-      await tdb.handle.db.execute(sql`
+      await cluster.tdb.handle.db.execute(sql`
         select count(*) filter (where role = 'user')::int as users, count(*) filter (where role = 'assistant')::int as assistants
         from chat_messages where session_id like 'dedupe-race-%'`),
     );
@@ -194,11 +172,11 @@ describe('a Postgres restart mid-turn (a private Postgres)', () => {
         const a = await instance(env, redis, db);
         const b = await instance(env, sharedRedis, db);
         mine.push(a.app, b.app);
-        fake.setScript({ tokens: words(60), delayMs: 25 });
+        cluster.fake.setScript({ tokens: words(60), delayMs: 25 });
         const following = followTurn(a.base, 'durante o reinício');
         const live = following.done;
         const messageId = await following.afterChunks(3);
-        const modelRequest = fake.requests.at(-1)!;
+        const modelRequest = cluster.fake.requests.at(-1)!;
         await pgp.stop();
         const turn = await fetch(`${b.base}/api/v1/chat/stream`, {
           method: 'POST',
@@ -245,7 +223,7 @@ describe('a Redis restart with a stop sent during it (a private Redis)', () => {
         const a = await instance(FAST, ra);
         const b = await instance(FAST, rb);
         mine.push(a.app, b.app);
-        fake.setScript({ tokens: words(400), delayMs: 20 });
+        cluster.fake.setScript({ tokens: words(400), delayMs: 20 });
         const following = followTurn(a.base, 'pare durante o reinício');
         const live = following.done;
         const messageId = await following.afterChunks(5);
@@ -265,7 +243,7 @@ describe('a Redis restart with a stop sent during it (a private Redis)', () => {
           expect(stop.status).toBe(503);
         }
         // A reply running across the restart: its re-created log key has a TTL.
-        fake.setScript({ tokens: words(300), delayMs: 20 });
+        cluster.fake.setScript({ tokens: words(300), delayMs: 20 });
         let second = '';
         let n = 0;
         const running = streamRequest(a.base, '/api/v1/chat/stream', {

@@ -4,17 +4,16 @@
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createDb, type DbHandle, rowsOf } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 import { chunkEvent, startEvent } from '../src/modules/generation/events.js';
 import { producerAlive, sweepOrphans } from '../src/modules/generation/generation.repo.js';
 import { createRedisMirror } from '../src/modules/generation/redis-log.js';
-import { createRedis, type RedisHandle } from '../src/plugins/redis.js';
-import { listenTestApp } from './support/app.js';
-import { backends, createTestDb, createTestRedis, silentLogger, type TestDb } from './support/backends.js';
+import { backends, silentLogger } from './support/backends.js';
 import {
   chunkText,
+  clusterFixture,
   FAST_LIVENESS,
   followTurn,
   storedReply,
@@ -22,22 +21,12 @@ import {
   waitFor,
   words,
 } from './support/cluster.js';
-import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
 import { postgresBinDir, startPrivatePostgres } from './support/private-postgres.js';
 import { streamRequest } from './support/sse.js';
 
-let tdb: TestDb;
-const redis = createTestRedis();
-const sharedRedis = redis ? createRedis(backends().redisUrl!, redis.prefix, silentLogger()) : null;
-let fake: FakeModel;
-const apps: FastifyInstance[] = [];
+const cluster = clusterFixture();
+const { redis, sharedRedis, instance } = cluster;
 const FAST = FAST_LIVENESS;
-
-async function instance(env: Record<string, string>, r: RedisHandle | null, db: DbHandle = tdb.handle) {
-  const started = await listenTestApp({ db, redis: r, model: fakeProvider(fake), env });
-  if (db === tdb.handle) apps.push(started.app);
-  return started;
-}
 
 const rowOf = storedReply;
 
@@ -55,23 +44,11 @@ async function deadTurn(db: DbHandle, session: string, checkpoint: string) {
   return { messageId: r!.id, userMessageId: r!.user_id, startedAt: r!.created_at };
 }
 
-beforeAll(async () => {
-  tdb = await createTestDb();
-  fake = await startFakeModel();
-});
-afterAll(async () => {
-  for (const a of apps) await a.close();
-  await fake.close();
-  await redis?.close();
-  await sharedRedis?.close();
-  await tdb.drop();
-});
-
 describe('a replay never ends before its row does', () => {
   it('closes a dead producer’s row (with its whole live log when there is one) and replays what it stored', async () => {
     // No sweeper during the test: only the replay itself can close the row.
     const a = await instance({ PRODUCER_HEARTBEAT_MS: '200', SWEEPER_INTERVAL_MS: '3600000' }, redis);
-    const turn = await deadTurn(tdb.handle, 'dead-producer-1', 'Olá! Esta ');
+    const turn = await deadTurn(cluster.tdb.handle, 'dead-producer-1', 'Olá! Esta ');
     const full = 'Olá! Esta é uma resposta ';
     if (redis) {
       // The dead producer's mirrored log runs past its last checkpoint.
@@ -95,7 +72,7 @@ describe('a replay never ends before its row does', () => {
     expect(terminals(replay.events)).toHaveLength(1);
     expect(replay.events.at(-1)!.data).toMatchObject({ type: 'error', code: 'GENERATION_INTERRUPTED' });
     // The terminal event went out only once the row was final, and the text is the row's.
-    const stored = await rowOf(tdb.handle, turn.messageId);
+    const stored = await rowOf(cluster.tdb.handle, turn.messageId);
     expect(stored.status).toBe('interrupted');
     expect(chunkText(replay.events)).toBe(stored.content);
     expect(stored.content).toBe(redis ? full : 'Olá! Esta ');
@@ -108,7 +85,7 @@ describe('a replay never ends before its row does', () => {
   it('a stop on a producer that died long ago answers at once, not a liveness timeout later', async () => {
     // Default heartbeat: a producer is dead after 15 s without one; this one beat an hour ago.
     const a = await instance({ SWEEPER_INTERVAL_MS: '3600000' }, redis);
-    const turn = await deadTurn(tdb.handle, 'dead-producer-2', 'Olá! ');
+    const turn = await deadTurn(cluster.tdb.handle, 'dead-producer-2', 'Olá! ');
     const t0 = Date.now();
     const res = await fetch(`${a.base}/api/v1/chat/messages/${turn.messageId}/stop`, { method: 'POST' });
     const elapsed = Date.now() - t0;
@@ -173,7 +150,7 @@ describe.skipIf(!postgresBinDir())('a private Postgres that restarts or stays do
         const a = await instance(env, redis, db);
         const b = await instance(env, sharedRedis, db);
         mine.push(a.app, b.app);
-        fake.setScript({ tokens: words(60), delayMs: 25 });
+        cluster.fake.setScript({ tokens: words(60), delayMs: 25 });
         const following = followTurn(a.base, 'o banco cai e não volta a tempo');
         const live = following.done;
         const messageId = await following.afterChunks(3);

@@ -5,7 +5,13 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll } from 'vitest';
 import { type DbHandle, rowsOf } from '../../src/db/client.js';
+import { createRedis, type RedisHandle } from '../../src/plugins/redis.js';
+import { listenTestApp } from './app.js';
+import { backends, createTestDb, createTestRedis, silentLogger, type TestDb } from './backends.js';
+import { type FakeModel, fakeProvider, startFakeModel } from './fake-model.js';
 import { freePort } from './server-process.js';
 import { type SseEvent, streamRequest } from './sse.js';
 
@@ -135,6 +141,47 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     async destroy() {
       await stop();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The shared setup of the multi-instance durability tests: a test database, the test Redis plus a
+ * second connection set on the same prefix (what another instance has), a fake model, and
+ * instances on them. Registers the file's beforeAll/afterAll; everything is closed after the file.
+ */
+export function clusterFixture() {
+  const redis = createTestRedis();
+  const sharedRedis = redis ? createRedis(backends().redisUrl!, redis.prefix, silentLogger()) : null;
+  const apps: FastifyInstance[] = [];
+  let tdb: TestDb | undefined;
+  let fake: FakeModel | undefined;
+  beforeAll(async () => {
+    tdb = await createTestDb();
+    fake = await startFakeModel();
+  });
+  afterAll(async () => {
+    for (const a of apps) await a.close();
+    await fake?.close();
+    await redis?.close();
+    await sharedRedis?.close();
+    await tdb?.drop();
+  });
+  return {
+    redis,
+    sharedRedis,
+    get tdb(): TestDb {
+      return tdb!;
+    },
+    get fake(): FakeModel {
+      return fake!;
+    },
+    /** An instance on the test database (closed after the file), or on `db` (the caller closes it). */
+    instance: async (env: Record<string, string> = {}, r: RedisHandle | null = redis, db?: DbHandle) => {
+      const handle = db ?? tdb!.handle;
+      const started = await listenTestApp({ db: handle, redis: r, model: fakeProvider(fake!), env });
+      if (handle === tdb!.handle) apps.push(started.app);
+      return started;
     },
   };
 }
