@@ -1,6 +1,7 @@
 // Per-turn work that noise cannot blur: Redis commands and round trips, Postgres statements, CPU µs of each process.
 // Run: npm run build && node --import tsx bench/counts.ts [turns=1500] [concurrency=16]
-// BENCH_BASE_JS=<dir>/dist/src/server.js adds the same rows for another build (e.g. main before a change).
+// BENCH_BASE_JS=<dir>/dist/src/server.js adds the same rows for another build (e.g. main before a change);
+// BENCH_COUNT_TARGETS=ours+redis,base+redis counts only the targets named.
 // Uses a private redis-server on a free port, so the shared one's traffic never mixes in.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -20,6 +21,8 @@ export interface Totals {
   redisCommands: number;
   redisByName: Record<string, number>;
   cpuUs: number;
+  /** JS heap bytes allocated since start (garbage included). */
+  allocatedBytes: number;
   rss: number;
   mem: NodeJS.MemoryUsage;
   delay: { p50: number; p99: number; max: number };
@@ -40,6 +43,7 @@ export interface CountRow {
   target: string;
   turns: number;
   serverCpuUs: number;
+  allocatedKb: number;
   redisCpuUs: number;
   pgCpuUs: number;
   pgStatements: number;
@@ -174,7 +178,9 @@ export async function countTurns(opts: {
         },
       );
     }
-    for (const t of targets) {
+    // BENCH_COUNT_TARGETS=ours+redis,base+redis counts only those targets.
+    const only = process.env.BENCH_COUNT_TARGETS?.split(',');
+    for (const t of targets.filter((x) => !only || only.includes(x.name))) {
       const file = join(tmpdir(), `bench-counts-${process.pid}-${t.name}.jsonl`);
       rmSync(file, { force: true });
       const child = await t.start(['--import', 'tsx', '--import', hook], {
@@ -211,6 +217,7 @@ export async function countTurns(opts: {
           target: t.name,
           turns: load.ok,
           serverCpuUs: (c1.cpuUs - c0.cpuUs) / n,
+          allocatedKb: (c1.allocatedBytes - c0.allocatedBytes) / 1024 / n,
           redisCpuUs: t.redis ? ((s1.cpuS - s0.cpuS) * 1e6) / n : 0,
           pgCpuUs: ((pg1 - pg0) * 1e6) / n,
           pgStatements: (c1.pgQueries - c0.pgQueries) / n,
@@ -242,6 +249,7 @@ export function renderCounts(rows: CountRow[], render = table): string {
     [
       'target',
       'server CPU µs/turn',
+      'server KB allocated/turn',
       'Redis CPU µs/turn',
       'PG CPU µs/turn',
       'PG statements/turn',
@@ -254,6 +262,7 @@ export function renderCounts(rows: CountRow[], render = table): string {
     rows.map((r) => [
       r.target,
       fmt(r.serverCpuUs, 0),
+      fmt(r.allocatedKb, 1),
       fmt(r.redisCpuUs, 0),
       fmt(r.pgCpuUs, 0),
       fmt(r.pgStatements, 2),
