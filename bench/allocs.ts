@@ -2,7 +2,8 @@
 // over N turns of `ours+redis` (shared Redis, a bench prefix), bytes per turn by function (self).
 // Run: npm run build && node --import tsx bench/allocs.ts [turns=3000] [concurrency=16]
 // BENCH_SERVER_JS=<dir>/dist/src/server.js profiles another build. Sampled, so ±10% per row;
-// bench/counts.ts gives the exact total (server KB allocated/turn).
+// bench/counts.ts gives the exact total (server KB allocated/turn). ALLOC_LIVE=1: only what was
+// allocated during the turns and is still live at the end (per turn: divide by turns, not meaningful).
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,16 +30,21 @@ try {
     serverJs,
     redisPrefix: prefix,
     nodeFlags: ['--import', 'tsx', '--import', join(ROOT, 'bench/alloc-hook.ts')],
-    env: { ALLOC_FILE: file },
+    env: { ALLOC_FILE: file, ALLOC_LIVE: process.env.ALLOC_LIVE ?? '0' },
   });
   try {
     await checkTurn(child.base);
     await runLoad({ base: child.base, body: TURN_BODY, concurrency, turns: Math.min(2000, turns) });
     process.kill(child.pid, 'SIGUSR2');
     await sleep(100);
-    const load = await runLoad({ base: child.base, body: TURN_BODY, concurrency, turns });
-    await sleep(200);
+    const live = process.env.ALLOC_LIVE === '1';
+    const running = runLoad({ base: child.base, body: TURN_BODY, concurrency, turns });
+    // Live mode stops mid-load, so in-flight turns are in the sample.
+    if (live) await sleep(Number(process.env.ALLOC_LIVE_AFTER_MS ?? 2000));
+    else await running;
+    await sleep(live ? 0 : 200);
     process.kill(child.pid, 'SIGUSR2');
+    const load = await running;
     for (let i = 0; i < 200 && !existsSync(file); i++) await sleep(50);
     const { profile } = JSON.parse(readFileSync(file, 'utf8')) as { profile: { head: SampleNode } };
     const bySite = new Map<string, number>();
@@ -63,8 +69,10 @@ try {
       for (const c of n.children) walk(c);
     };
     walk(profile.head);
-    const kb = (b: number) => fmt(b / 1024 / load.ok, 2);
-    console.log(`${load.ok} turns at c=${concurrency}: ${kb(total)} KB sampled per turn`);
+    const kb = (b: number) => fmt(b / 1024 / (live ? 1 : load.ok), 2);
+    console.log(
+      `${load.ok} turns at c=${concurrency}: ${kb(total)} KB sampled ${live ? 'live at the stop (KB, not per turn)' : 'per turn'}`,
+    );
     const top = (m: Map<string, number>, n: number) =>
       [...m]
         .sort((a, b) => b[1] - a[1])

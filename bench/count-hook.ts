@@ -50,6 +50,8 @@ Socket.prototype.write = function (this: Socket, ...args: unknown[]) {
 let gcProfiler = new GCProfiler();
 gcProfiler.start();
 let allocatedBeforeLastGc = 0;
+/** Collections since start, what scavenges kept (and of it, moved to the old generation), main-thread pause time (µs). */
+const gcTotals = { scavenges: 0, markCompacts: 0, survivedBytes: 0, promotedBytes: 0, pauseUs: 0 };
 let usedAfterLastGc = getHeapStatistics().used_heap_size;
 function allocatedBytes(): number {
   const { statistics } = gcProfiler.stop();
@@ -58,6 +60,18 @@ function allocatedBytes(): number {
   for (const s of statistics) {
     allocatedBeforeLastGc += s.beforeGC.heapStatistics.usedHeapSize - usedAfterLastGc;
     usedAfterLastGc = s.afterGC.heapStatistics.usedHeapSize;
+    const young = (x: typeof s.beforeGC) =>
+      x.heapSpaceStatistics.find((sp) => sp.spaceName === 'new_space')?.spaceUsedSize ?? 0;
+    const old = (x: typeof s.beforeGC) =>
+      x.heapSpaceStatistics.find((sp) => sp.spaceName === 'old_space')?.spaceUsedSize ?? 0;
+    if (s.gcType === 'Scavenge') {
+      gcTotals.scavenges++;
+      gcTotals.promotedBytes += old(s.afterGC) - old(s.beforeGC);
+      // What the scavenge kept (copied within the young generation or promoted): its cost driver.
+      gcTotals.survivedBytes +=
+        s.afterGC.heapStatistics.usedHeapSize - (s.beforeGC.heapStatistics.usedHeapSize - young(s.beforeGC));
+    } else if (s.gcType === 'MarkSweepCompact') gcTotals.markCompacts++;
+    gcTotals.pauseUs += s.cost;
   }
   return allocatedBeforeLastGc + getHeapStatistics().used_heap_size - usedAfterLastGc;
 }
@@ -93,6 +107,6 @@ process.on('SIGUSR2', () => {
   }
   appendFileSync(
     process.env.COUNT_FILE!,
-    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, allocatedBytes: allocated, rss: mem.rss, mem, delay, spaces, afterGc })}\n`,
+    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, allocatedBytes: allocated, gc: gcTotals, rss: mem.rss, mem, delay, spaces, afterGc })}\n`,
   );
 });

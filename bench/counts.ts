@@ -23,6 +23,13 @@ export interface Totals {
   cpuUs: number;
   /** JS heap bytes allocated since start (garbage included). */
   allocatedBytes: number;
+  gc: {
+    scavenges: number;
+    markCompacts: number;
+    survivedBytes: number;
+    promotedBytes: number;
+    pauseUs: number;
+  };
   rss: number;
   mem: NodeJS.MemoryUsage;
   delay: { p50: number; p99: number; max: number };
@@ -44,6 +51,13 @@ export interface CountRow {
   turns: number;
   serverCpuUs: number;
   allocatedKb: number;
+  /** Bytes young-generation collections kept (copied or promoted), per turn. */
+  survivedKb: number;
+  /** Of it, moved to the old generation (lives until a full collection). */
+  promotedKb: number;
+  /** Young-generation and full (mark-compact) collections per 1,000 turns. */
+  scavengesPer1k: number;
+  markCompactsPer1k: number;
   redisCpuUs: number;
   pgCpuUs: number;
   pgStatements: number;
@@ -218,6 +232,10 @@ export async function countTurns(opts: {
           turns: load.ok,
           serverCpuUs: (c1.cpuUs - c0.cpuUs) / n,
           allocatedKb: (c1.allocatedBytes - c0.allocatedBytes) / 1024 / n,
+          survivedKb: (c1.gc.survivedBytes - c0.gc.survivedBytes) / 1024 / n,
+          promotedKb: (c1.gc.promotedBytes - c0.gc.promotedBytes) / 1024 / n,
+          scavengesPer1k: ((c1.gc.scavenges - c0.gc.scavenges) * 1000) / n,
+          markCompactsPer1k: ((c1.gc.markCompacts - c0.gc.markCompacts) * 1000) / n,
           redisCpuUs: t.redis ? ((s1.cpuS - s0.cpuS) * 1e6) / n : 0,
           pgCpuUs: ((pg1 - pg0) * 1e6) / n,
           pgStatements: (c1.pgQueries - c0.pgQueries) / n,
@@ -250,6 +268,10 @@ export function renderCounts(rows: CountRow[], render = table): string {
       'target',
       'server CPU µs/turn',
       'server KB allocated/turn',
+      'KB kept by scavenges/turn',
+      'KB promoted/turn',
+      'scavenges/1k turns',
+      'full GCs/1k turns',
       'Redis CPU µs/turn',
       'PG CPU µs/turn',
       'PG statements/turn',
@@ -263,6 +285,10 @@ export function renderCounts(rows: CountRow[], render = table): string {
       r.target,
       fmt(r.serverCpuUs, 0),
       fmt(r.allocatedKb, 1),
+      fmt(r.survivedKb, 1),
+      fmt(r.promotedKb, 1),
+      fmt(r.scavengesPer1k, 1),
+      fmt(r.markCompactsPer1k, 2),
       fmt(r.redisCpuUs, 0),
       fmt(r.pgCpuUs, 0),
       fmt(r.pgStatements, 2),
