@@ -1,8 +1,9 @@
 // CPU per turn split by thread: the main thread against V8's helper threads (parallel scavenge,
 // concurrent marking and sweeping, concurrent compilation), for ours+redis and floor+redis at c=16
-// after a 2,000-turn warm-up. A profile (bench/profile.ts) only sees the main thread.
+// after a 2,000-turn warm-up (THREADS_WARMUP). A profile (bench/profile.ts) only sees the main thread.
 // Run: npm run build && node --import tsx bench/threads.ts [turns=3000]
-// BENCH_SERVER_JS=<dir>/dist/src/server.js measures another build.
+// BENCH_SERVER_JS=<dir>/dist/src/server.js measures another build; THREADS_NODE_FLAGS='--single-threaded-gc'
+// passes node flags to both servers (e.g. to tell GC helper work from concurrent compilation).
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runLoad } from './client.js';
@@ -28,18 +29,20 @@ function threads(pid: number) {
   return out;
 }
 const turns = Number(process.argv[2] ?? 3000);
+const warmup = Number(process.env.THREADS_WARMUP ?? 2000);
 const db = await createBenchDb('threads');
 const db2 = await createBenchDb('threads2');
 const pre = `bench:thr:${process.pid}:`;
-const ours = await startOurs({ db, serverJs, redisPrefix: pre });
+const nodeFlags = process.env.THREADS_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+const ours = await startOurs({ db, serverJs, redisPrefix: pre, nodeFlags });
 const spec = (await recordTurn(ours.base)).file;
-const floor = await startFloor(db2, spec, { redisPrefix: `${pre}f:` });
+const floor = await startFloor(db2, spec, { redisPrefix: `${pre}f:`, nodeFlags });
 for (const [name, child] of [
   ['ours+redis', ours],
   ['floor+redis', floor],
 ] as const) {
   await checkTurn(child.base);
-  await runLoad({ base: child.base, body: TURN_BODY, concurrency: 16, turns: 2000 });
+  await runLoad({ base: child.base, body: TURN_BODY, concurrency: 16, turns: warmup });
   const a = threads(child.pid);
   const r = await runLoad({ base: child.base, body: TURN_BODY, concurrency: 16, turns });
   const b = threads(child.pid);
