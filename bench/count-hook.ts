@@ -3,10 +3,12 @@
 // On SIGUSR2 it appends one JSON line of running totals to COUNT_FILE; the bench takes differences.
 // With `--expose-gc` it then forces a full collection and adds what survived it (`afterGc`): the
 // live heap, not garbage, and the CPU time after that collection (so a bench can leave it out).
+// `allocatedBytes` is every byte the JS heap handed out since start (garbage included): the heap's
+// growth between collections, read from V8's GC profiler, plus its growth since the last one.
 import { appendFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { getHeapSpaceStatistics } from 'node:v8';
+import { GCProfiler, getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
@@ -44,6 +46,36 @@ Socket.prototype.write = function (this: Socket, ...args: unknown[]) {
   return (write as (...a: unknown[]) => boolean).apply(this, args);
 } as typeof write;
 
+// Bytes allocated = sum over collections of (used before it − used after the previous one).
+let gcProfiler = new GCProfiler();
+gcProfiler.start();
+let allocatedBeforeLastGc = 0;
+/** Collections since start, what scavenges kept (and of it, moved to the old generation), main-thread pause time (µs). */
+const gcTotals = { scavenges: 0, markCompacts: 0, survivedBytes: 0, promotedBytes: 0, pauseUs: 0 };
+let usedAfterLastGc = getHeapStatistics().used_heap_size;
+function allocatedBytes(): number {
+  const { statistics } = gcProfiler.stop();
+  gcProfiler = new GCProfiler();
+  gcProfiler.start();
+  for (const s of statistics) {
+    allocatedBeforeLastGc += s.beforeGC.heapStatistics.usedHeapSize - usedAfterLastGc;
+    usedAfterLastGc = s.afterGC.heapStatistics.usedHeapSize;
+    const young = (x: typeof s.beforeGC) =>
+      x.heapSpaceStatistics.find((sp) => sp.spaceName === 'new_space')?.spaceUsedSize ?? 0;
+    const old = (x: typeof s.beforeGC) =>
+      x.heapSpaceStatistics.find((sp) => sp.spaceName === 'old_space')?.spaceUsedSize ?? 0;
+    if (s.gcType === 'Scavenge') {
+      gcTotals.scavenges++;
+      gcTotals.promotedBytes += old(s.afterGC) - old(s.beforeGC);
+      // What the scavenge kept (copied within the young generation or promoted): its cost driver.
+      gcTotals.survivedBytes +=
+        s.afterGC.heapStatistics.usedHeapSize - (s.beforeGC.heapStatistics.usedHeapSize - young(s.beforeGC));
+    } else if (s.gcType === 'MarkSweepCompact') gcTotals.markCompacts++;
+    gcTotals.pauseUs += s.cost;
+  }
+  return allocatedBeforeLastGc + getHeapStatistics().used_heap_size - usedAfterLastGc;
+}
+
 // Event-loop delay since the previous snapshot: how late timers (heartbeats) can fire.
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
@@ -65,6 +97,7 @@ process.on('SIGUSR2', () => {
       [Math.round(x.space_size / 1048576), Math.round(x.space_used_size / 1048576)],
     ]),
   );
+  const allocated = allocatedBytes();
   const gc = (globalThis as { gc?: () => void }).gc;
   let afterGc: { mem: NodeJS.MemoryUsage; cpuUs: number } | undefined;
   if (gc) {
@@ -74,6 +107,6 @@ process.on('SIGUSR2', () => {
   }
   appendFileSync(
     process.env.COUNT_FILE!,
-    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, rss: mem.rss, mem, delay, spaces, afterGc })}\n`,
+    `${JSON.stringify({ ...totals, cpuUs: cpu.user + cpu.system, allocatedBytes: allocated, gc: gcTotals, rss: mem.rss, mem, delay, spaces, afterGc })}\n`,
   );
 });

@@ -1,6 +1,7 @@
 // Per-turn work that noise cannot blur: Redis commands and round trips, Postgres statements, CPU µs of each process.
 // Run: npm run build && node --import tsx bench/counts.ts [turns=1500] [concurrency=16]
-// BENCH_BASE_JS=<dir>/dist/src/server.js adds the same rows for another build (e.g. main before a change).
+// BENCH_BASE_JS=<dir>/dist/src/server.js adds the same rows for another build (e.g. main before a change);
+// BENCH_COUNT_TARGETS=ours+redis,base+redis counts only the targets named.
 // Uses a private redis-server on a free port, so the shared one's traffic never mixes in.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -20,6 +21,15 @@ export interface Totals {
   redisCommands: number;
   redisByName: Record<string, number>;
   cpuUs: number;
+  /** JS heap bytes allocated since start (garbage included). */
+  allocatedBytes: number;
+  gc: {
+    scavenges: number;
+    markCompacts: number;
+    survivedBytes: number;
+    promotedBytes: number;
+    pauseUs: number;
+  };
   rss: number;
   mem: NodeJS.MemoryUsage;
   delay: { p50: number; p99: number; max: number };
@@ -40,6 +50,14 @@ export interface CountRow {
   target: string;
   turns: number;
   serverCpuUs: number;
+  allocatedKb: number;
+  /** Bytes young-generation collections kept (copied or promoted), per turn. */
+  survivedKb: number;
+  /** Of it, moved to the old generation (lives until a full collection). */
+  promotedKb: number;
+  /** Young-generation and full (mark-compact) collections per 1,000 turns. */
+  scavengesPer1k: number;
+  markCompactsPer1k: number;
   redisCpuUs: number;
   pgCpuUs: number;
   pgStatements: number;
@@ -174,7 +192,9 @@ export async function countTurns(opts: {
         },
       );
     }
-    for (const t of targets) {
+    // BENCH_COUNT_TARGETS=ours+redis,base+redis counts only those targets.
+    const only = process.env.BENCH_COUNT_TARGETS?.split(',');
+    for (const t of targets.filter((x) => !only || only.includes(x.name))) {
       const file = join(tmpdir(), `bench-counts-${process.pid}-${t.name}.jsonl`);
       rmSync(file, { force: true });
       const child = await t.start(['--import', 'tsx', '--import', hook], {
@@ -211,6 +231,11 @@ export async function countTurns(opts: {
           target: t.name,
           turns: load.ok,
           serverCpuUs: (c1.cpuUs - c0.cpuUs) / n,
+          allocatedKb: (c1.allocatedBytes - c0.allocatedBytes) / 1024 / n,
+          survivedKb: (c1.gc.survivedBytes - c0.gc.survivedBytes) / 1024 / n,
+          promotedKb: (c1.gc.promotedBytes - c0.gc.promotedBytes) / 1024 / n,
+          scavengesPer1k: ((c1.gc.scavenges - c0.gc.scavenges) * 1000) / n,
+          markCompactsPer1k: ((c1.gc.markCompacts - c0.gc.markCompacts) * 1000) / n,
           redisCpuUs: t.redis ? ((s1.cpuS - s0.cpuS) * 1e6) / n : 0,
           pgCpuUs: ((pg1 - pg0) * 1e6) / n,
           pgStatements: (c1.pgQueries - c0.pgQueries) / n,
@@ -242,6 +267,11 @@ export function renderCounts(rows: CountRow[], render = table): string {
     [
       'target',
       'server CPU µs/turn',
+      'server KB allocated/turn',
+      'KB kept by scavenges/turn',
+      'KB promoted/turn',
+      'scavenges/1k turns',
+      'full GCs/1k turns',
       'Redis CPU µs/turn',
       'PG CPU µs/turn',
       'PG statements/turn',
@@ -254,6 +284,11 @@ export function renderCounts(rows: CountRow[], render = table): string {
     rows.map((r) => [
       r.target,
       fmt(r.serverCpuUs, 0),
+      fmt(r.allocatedKb, 1),
+      fmt(r.survivedKb, 1),
+      fmt(r.promotedKb, 1),
+      fmt(r.scavengesPer1k, 1),
+      fmt(r.markCompactsPer1k, 2),
       fmt(r.redisCpuUs, 0),
       fmt(r.pgCpuUs, 0),
       fmt(r.pgStatements, 2),

@@ -89,6 +89,10 @@ export function createAdmission(deps: AdmissionDeps): Admission {
   // EVALSHA with a fallback to EVAL: Redis runs the cached script without re-reading its text.
   client?.defineCommand('admitTurn', { numberOfKeys: 2, lua: ADMIT_SCRIPT });
   const shouldLog = throttle(10_000);
+  // Slot members: unique across instances (a random prefix per admission) and turns (a counter);
+  // cheaper than a UUID per turn, which Node builds from 20 string concatenations.
+  const slotPrefix = `${randomUUID()}:`;
+  let slotSeq = 0;
   const warn = (err: unknown) => {
     if (shouldLog())
       deps.log.warn(
@@ -148,7 +152,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
       let rejected: AppError | null = null;
       if (client && client.status === 'ready') {
         const runKey = `${deps.redis!.prefix}running:${req.userKey}`;
-        const slot = randomUUID();
+        const slot = slotPrefix + (++slotSeq).toString(36);
         try {
           const [current, ttlMs, state] = await client.admitTurn(
             req.rateKey ? limiter.keyOf(req.rateKey) : `${deps.redis!.prefix}rl:none`,

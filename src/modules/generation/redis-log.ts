@@ -3,7 +3,8 @@
 // Key layout (every key starts with the Redis prefix):
 //   <prefix>gen:<messageId>   STREAM of events; entry id = the SSE cursor `<offset>-<seq>`; field `e` = event JSON;
 //                             capped with MAXLEN ~ STREAM_LOG_MAXLEN; EXPIRE STREAM_LOG_TTL_S in the same MULTI as
-//                             every flush's XADDs, so a key re-created after a Redis restart expires too
+//                             a reply's first XADDs on each connection (again after half the TTL), so a key
+//                             re-created after a Redis restart (a new connection) expires too
 //   <prefix>gen:stop          pub/sub channel; message = messageId to stop
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -49,6 +50,12 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
   let removals: Array<[string, string]> = [];
   let scheduled = false;
   const shouldLog = throttle(10_000);
+  // When each live reply's key got its TTL, on the connection `ttlConn`. A key keeps its TTL across
+  // XADDs, so a reply's later flushes skip the EXPIRE; a new connection (Redis restarted or failed
+  // over, the key may be gone and re-created by the next XADD) or half the TTL elapsed sets it again.
+  const ttlSetAt = new Map<string, number>();
+  let ttlConn: unknown = null;
+  const renewAfterMs = (opts.ttlS * 1000) / 2;
 
   const removeNow = (list: Array<[string, string]>) => {
     if (list.length === 0) return;
@@ -62,10 +69,19 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
     removals = [];
     if (!redis.ready()) {
       // Redis is away: resume falls back to the stored row; a release waits for the reconnect.
+      for (const [messageId, q] of queues) if (q.end) ttlSetAt.delete(messageId);
       queues.clear();
       removeNow(removing);
       return;
     }
+    const conn = redis.client.stream;
+    if (conn !== ttlConn) {
+      ttlSetAt.clear();
+      ttlConn = conn;
+    }
+    const now = Date.now();
+    // Keys of this flush whose EXPIRE was skipped (their TTL was set by an earlier flush).
+    let skipped: string[] | null = null;
     // MULTI, not a bare pipeline: a connection lost mid-flush leaves no XADD without its EXPIRE.
     const pipe = redis.client.multi();
     for (const [key, member] of removing) pipe.zrem(key, member);
@@ -92,17 +108,37 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
         pipe.xadd(key, 'MAXLEN', '~', opts.maxLen, e.id, 'e', JSON.stringify(e.event));
       }
       addRun();
-      // Every flush renews the TTL: a key the XADDs just re-created (Redis restarted mid-reply) expires too.
-      pipe.expire(key, opts.ttlS);
+      const setAt = ttlSetAt.get(messageId);
+      if (setAt === undefined || now - setAt >= renewAfterMs) {
+        pipe.expire(key, opts.ttlS);
+        if (!q.end) ttlSetAt.set(messageId, now);
+      } else {
+        skipped ??= [];
+        skipped.push(key);
+      }
+      if (q.end) ttlSetAt.delete(messageId);
     }
     queues.clear();
-    pipe.exec().catch((err: Error) => {
-      // An aborted MULTI ran none of its commands (e.g. Redis refused an XADD for memory): the
-      // releases go again on their own, since a lost one would hold its slot until the slot TTL.
-      removeNow(removing);
-      if (shouldLog())
-        opts.log.warn({ err: err.message }, 'stream log mirror failed; resume falls back to the database');
-    });
+    pipe.exec().then(
+      () => {
+        // Sent again on a new connection after this one dropped (ioredis resends unanswered
+        // commands): the XADDs may have re-created keys on a restarted Redis, so they get the TTL.
+        if (skipped && redis.client.stream !== conn) {
+          const again = redis.client.pipeline();
+          for (const key of skipped) again.expire(key, opts.ttlS);
+          again.exec().catch(() => {});
+        }
+      },
+      (err: Error) => {
+        // An aborted MULTI ran none of its commands (e.g. Redis refused an XADD for memory): the
+        // releases go again on their own, since a lost one would hold its slot until the slot TTL;
+        // an EXPIRE it carried did not run either, so every key gets one with its next flush.
+        ttlSetAt.clear();
+        removeNow(removing);
+        if (shouldLog())
+          opts.log.warn({ err: err.message }, 'stream log mirror failed; resume falls back to the database');
+      },
+    );
   };
   const schedule = () => {
     if (scheduled) return;
@@ -124,6 +160,7 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
     end(messageId) {
       const q = queues.get(messageId);
       if (q) q.end = true;
+      else ttlSetAt.delete(messageId);
       schedule();
     },
     removeLater(key, member) {

@@ -1,0 +1,29 @@
+// Preloaded into a benchmarked server (`--import tsx --import ./bench/alloc-hook.ts`) by bench/allocs.ts:
+// the first SIGUSR2 starts V8's sampling heap profiler (objects later collected included, so it
+// samples allocation, not what is live), the second stops it and writes the profile to ALLOC_FILE.
+// ALLOC_LIVE=1 samples only what is still live when it stops (in-flight turns, retained state).
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+
+const session = new Session();
+session.connect();
+let sampling = false;
+
+process.on('SIGUSR2', () => {
+  if (!sampling) {
+    sampling = true;
+    session.post('HeapProfiler.startSampling', {
+      samplingInterval: Number(process.env.ALLOC_INTERVAL ?? 4096),
+      includeObjectsCollectedByMajorGC: process.env.ALLOC_LIVE !== '1',
+      includeObjectsCollectedByMinorGC: process.env.ALLOC_LIVE !== '1',
+    });
+    return;
+  }
+  sampling = false;
+  session.post('HeapProfiler.stopSampling', (err, res) => {
+    writeFileSync(
+      process.env.ALLOC_FILE!,
+      err ? JSON.stringify({ error: String(err) }) : JSON.stringify(res),
+    );
+  });
+});
