@@ -186,6 +186,7 @@ export function startGeneration(
       }
     };
     try {
+      let model: AsyncIterable<ModelEvent> | null = null;
       for await (const ev of deps.pipeline(input, controller.signal)) {
         if (ev.type === 'event') {
           prelude.push(ev.event);
@@ -198,11 +199,16 @@ export function startGeneration(
           state.completeExtra = { ...state.completeExtra, ...ev.fields };
         } else if (ev.type === 'model') {
           state.model = ev.model;
-          // A stream that is also synchronously iterable (the offline agent) is read without a promise per token.
-          if (Symbol.iterator in ev.stream) for (const m of ev.stream as Iterable<ModelEvent>) onModel(m);
-          else for await (const m of ev.stream) onModel(m);
+          model = ev.stream;
+          // The model's stream is the pipeline's last event: leaving the loop ends the pipeline's
+          // generator, which would otherwise stay suspended for the whole reply holding its locals
+          // (prompt, history, memory).
+          break;
         } else onModel(ev);
       }
+      // A stream that is also synchronously iterable (the offline agent) is read without a promise per token.
+      if (model && Symbol.iterator in model) for (const m of model as Iterable<ModelEvent>) onModel(m);
+      else if (model) for await (const m of model) onModel(m);
       if (controller.signal.aborted) throw controller.signal.reason;
     } catch (err) {
       if (abortReason) {

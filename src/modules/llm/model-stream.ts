@@ -1,7 +1,13 @@
 // One streamed completion over undici's dispatch: SSE parsed as the bytes arrive, events read through one async iterator.
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { estimateTokens, ModelError, type ModelEvent, type ModelRequest } from './provider.js';
+import {
+  type ChatTurnMessage,
+  estimateTokens,
+  ModelError,
+  type ModelEvent,
+  type ModelRequest,
+} from './provider.js';
 import { SseDecoder } from './sse-decoder.js';
 
 /** What every stream of one provider shares. */
@@ -178,10 +184,23 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
   private usage: { prompt?: number; completion?: number } = {};
   private chars = 0;
 
+  private readonly signal: AbortSignal;
+  /** What a retry sends again; dropped at the first token (no retry follows), with the prompt. */
+  private request: ModelRequest | null;
+  /** The prompt's token estimate, for a provider that reports no usage. */
+  private readonly promptEstimate: number;
+
   constructor(
     private readonly client: CompletionClient,
-    private readonly req: ModelRequest,
-  ) {}
+    req: ModelRequest,
+  ) {
+    this.signal = req.signal;
+    this.request = req;
+    this.promptEstimate = req.messages.reduce(
+      (n: number, m: ChatTurnMessage) => n + estimateTokens(m.content),
+      0,
+    );
+  }
 
   [Symbol.asyncIterator](): this {
     return this;
@@ -226,14 +245,14 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
     if (this.settled) return;
     this.drop();
     this.queue.length = 0;
-    this.settle(abortError(this.req.signal));
+    this.settle(abortError(this.signal));
   }
 
   clockFired(kind: Clock): void {
     this.timer = undefined;
     this.clock = null;
     if (kind === 'backoff') {
-      if (this.req.signal.aborted) this.settle(abortError(this.req.signal));
+      if (this.signal.aborted) this.settle(abortError(this.signal));
       else this.send();
       return;
     }
@@ -290,11 +309,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
     const n = this.tries;
     const { maxRetries, log } = this.client;
     const retry =
-      e instanceof ModelError &&
-      e.retryable &&
-      this.tokens === 0 &&
-      n < maxRetries &&
-      !this.req.signal.aborted;
+      e instanceof ModelError && e.retryable && this.tokens === 0 && n < maxRetries && !this.signal.aborted;
     if (!retry) {
       this.settle(e);
       return;
@@ -312,16 +327,17 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
   private begin(): void {
     this.started = true;
     // Checked here, not at creation: the request starts when the consumer first reads.
-    if (this.req.signal.aborted) {
-      this.settle(abortError(this.req.signal));
+    if (this.signal.aborted) {
+      this.settle(abortError(this.signal));
       return;
     }
-    this.req.signal.addEventListener('abort', this, { once: true });
+    this.signal.addEventListener('abort', this, { once: true });
     this.send();
   }
 
   private send(): void {
-    const { req, client } = this;
+    const { request: req, client } = this;
+    if (!req) return; // unreachable: retries stop at the first token, which drops the request
     const body: Record<string, unknown> = {
       model: req.model,
       messages: req.messages,
@@ -378,6 +394,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
     }
     if (content !== null) {
       this.tokens++;
+      this.request = null;
       this.deliver({ type: 'token', text: content });
     }
     return true;
@@ -414,7 +431,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
       type: 'done',
       finishReason: this.finishReason ?? 'stop',
       usage: {
-        prompt_tokens: prompt ?? this.req.messages.reduce((n, m) => n + estimateTokens(m.content), 0),
+        prompt_tokens: prompt ?? this.promptEstimate,
         completion_tokens: completion ?? (this.chars ? Math.max(1, Math.ceil(this.chars / 4)) : 0),
         estimated: prompt === undefined || completion === undefined,
       },
@@ -435,7 +452,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
 
   /** Whatever went wrong, said as a ModelError (or the caller's AbortError). */
   private describe(err: unknown, status: number): Error {
-    if (this.req.signal.aborted) return abortError(this.req.signal);
+    if (this.signal.aborted) return abortError(this.signal);
     const before = this.tokens === 0;
     const { timedOut } = this;
     if (timedOut) {
@@ -465,7 +482,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
   private settle(err: Error | null): void {
     this.settled = true;
     this.stopClock();
-    this.req.signal.removeEventListener('abort', this);
+    this.signal.removeEventListener('abort', this);
     const reject = this.rejectNext;
     const resolve = this.resolveNext;
     this.resolveNext = null;
