@@ -68,6 +68,90 @@ export interface RepliesDeps {
 const NEVER = new AbortController().signal;
 const UUID = /^[0-9a-f-]{36}$/i;
 
+type Batch = IteratorResult<readonly StreamEntry[]>;
+const END: Batch = { value: undefined, done: true };
+
+/**
+ * This instance's log of a reply, from a cursor: everything available at one wake-up comes as one
+ * batch; ends after the terminal event, or at once when `signal` fires (the subscriber went away),
+ * not at the reply's next event. A class rather than an async generator: a held subscriber is one
+ * object, not a generator, its registers and two closures.
+ */
+class LocalReplyStream implements AsyncIterableIterator<readonly StreamEntry[]> {
+  /** The next entry to send; placed at the first read, as a generator's body would start. */
+  private i = -1;
+  private finished = false;
+  private pending: ((r: Batch) => void) | null = null;
+  private readonly wake = () => this.settle();
+
+  constructor(
+    private readonly gen: Generation,
+    private readonly after: Cursor | null,
+    private readonly signal: AbortSignal,
+  ) {
+    if (signal !== NEVER) signal.addEventListener('abort', this, { once: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<Batch> {
+    const now = this.step();
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      this.pending = resolve;
+      this.gen.onChange(this.wake);
+    });
+  }
+
+  return(): Promise<Batch> {
+    const resolve = this.pending;
+    this.pending = null;
+    this.finish();
+    resolve?.(END);
+    return Promise.resolve(END);
+  }
+
+  /** The signal's abort listener (an object listener: no closure per subscriber). */
+  handleEvent(): void {
+    this.settle();
+  }
+
+  /** The next batch, the end, or null when it must wait for the reply's next event. */
+  private step(): Batch | null {
+    if (this.finished) return END;
+    const { entries } = this.gen;
+    if (this.i < 0) this.i = this.after ? Math.min(this.after.seq, entries.length) : 0;
+    if (this.i < entries.length) {
+      const batch = entries.slice(this.i);
+      this.i += batch.length;
+      return { value: batch, done: false };
+    }
+    if (!this.gen.ended && !this.signal.aborted) return null;
+    this.finish();
+    return END;
+  }
+
+  private settle(): void {
+    const resolve = this.pending;
+    if (!resolve) return;
+    const now = this.step();
+    if (!now) {
+      this.gen.onChange(this.wake);
+      return;
+    }
+    this.pending = null;
+    resolve(now);
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.signal !== NEVER) this.signal.removeEventListener('abort', this);
+  }
+}
+
 export function createReplies(deps: RepliesDeps) {
   const { db, registry } = deps;
 
@@ -84,34 +168,6 @@ export function createReplies(deps: RepliesDeps) {
   const closeDead = (messageId: string, status: 'stopped' | 'interrupted') =>
     closeOrphan(db, messageId, status, deps.remote?.recoverText ?? null, deps.staleAfterMs);
 
-  async function* local(gen: Generation, after: Cursor | null, signal: AbortSignal): ReplyStream {
-    let i = after ? Math.min(after.seq, gen.entries.length) : 0;
-    // One promise per wait, resolved by the next event or by the subscriber going away (which
-    // stops waiting at once, not at the reply's next event): no race and no second promise.
-    let release: (() => void) | null = null;
-    const onAbort = () => release?.();
-    if (signal !== NEVER) signal.addEventListener('abort', onAbort, { once: true });
-    const wait = (resolve: () => void) => {
-      release = resolve;
-      gen.onChange(resolve);
-    };
-    try {
-      for (;;) {
-        if (i < gen.entries.length) {
-          const batch = gen.entries.slice(i);
-          i += batch.length;
-          yield batch;
-          continue;
-        }
-        if (gen.ended || signal.aborted) return;
-        await new Promise<void>(wait);
-        release = null;
-      }
-    } finally {
-      if (signal !== NEVER) signal.removeEventListener('abort', onAbort);
-    }
-  }
-
   /**
    * The entries after `after`, wherever they are: this instance's log, the shared Redis log, or
    * rebuilt from the row. Throws MESSAGE_NOT_FOUND (before anything is streamed) when the
@@ -127,7 +183,7 @@ export function createReplies(deps: RepliesDeps) {
     const first = opts.verified ? undefined : await loadVisible(caller, messageId);
     const gen = registry.get(messageId);
     // This instance's log is the reply only while it runs or once its final write stored it.
-    if (gen && (!gen.ended || gen.stored)) return local(gen, after, signal);
+    if (gen && (!gen.ended || gen.stored)) return new LocalReplyStream(gen, after, signal);
     const row = first ?? (await loadVisible(caller, messageId));
     const stored = async function* (from: Cursor | null) {
       yield* storedEntries(row, from, () => getReply(db, messageId), {
