@@ -48,9 +48,13 @@ export interface ReplyCaller {
  */
 export type ReplyStream = AsyncIterable<readonly StreamEntry[]>;
 
+/** A subscriber's stream of a reply. */
+export interface Subscription extends ReplyStream {
+  /** The subscriber went away: the stream ends at once, not at the reply's next event. */
+  close(): void;
+}
+
 export interface SubscribeOptions {
-  /** Ends the stream early (the client went away). */
-  signal?: AbortSignal;
   /** The caller just started or attached to this turn: ownership is already established. */
   verified?: boolean;
 }
@@ -65,7 +69,6 @@ export interface RepliesDeps {
   staleAfterMs: number;
 }
 
-const NEVER = new AbortController().signal;
 const UUID = /^[0-9a-f-]{36}$/i;
 
 type Batch = IteratorResult<readonly StreamEntry[]>;
@@ -73,11 +76,11 @@ const END: Batch = { value: undefined, done: true };
 
 /**
  * This instance's log of a reply, from a cursor: everything available at one wake-up comes as one
- * batch; ends after the terminal event, or at once when `signal` fires (the subscriber went away),
- * not at the reply's next event. A class rather than an async generator: a held subscriber is one
- * object, not a generator, its registers and two closures.
+ * batch; ends after the terminal event, or at once on close(). A class rather than an async
+ * generator and an AbortController: a held subscriber is one object, not a generator, its
+ * registers, two closures and a signal with its listener maps.
  */
-class LocalReplyStream implements AsyncIterableIterator<readonly StreamEntry[]> {
+class LocalReplyStream implements Subscription, AsyncIterableIterator<readonly StreamEntry[]> {
   /** The next entry to send; placed at the first read, as a generator's body would start. */
   private i = -1;
   private finished = false;
@@ -87,10 +90,7 @@ class LocalReplyStream implements AsyncIterableIterator<readonly StreamEntry[]> 
   constructor(
     private readonly gen: Generation,
     private readonly after: Cursor | null,
-    private readonly signal: AbortSignal,
-  ) {
-    if (signal !== NEVER) signal.addEventListener('abort', this, { once: true });
-  }
+  ) {}
 
   [Symbol.asyncIterator](): this {
     return this;
@@ -106,16 +106,15 @@ class LocalReplyStream implements AsyncIterableIterator<readonly StreamEntry[]> 
   }
 
   return(): Promise<Batch> {
-    const resolve = this.pending;
-    this.pending = null;
-    this.finish();
-    resolve?.(END);
+    this.close();
     return Promise.resolve(END);
   }
 
-  /** The signal's abort listener (an object listener: no closure per subscriber). */
-  handleEvent(): void {
-    this.settle();
+  close(): void {
+    const resolve = this.pending;
+    this.pending = null;
+    this.finished = true;
+    resolve?.(END);
   }
 
   /** The next batch, the end, or null when it must wait for the reply's next event. */
@@ -128,8 +127,8 @@ class LocalReplyStream implements AsyncIterableIterator<readonly StreamEntry[]> 
       this.i += batch.length;
       return { value: batch, done: false };
     }
-    if (!this.gen.ended && !this.signal.aborted) return null;
-    this.finish();
+    if (!this.gen.ended) return null;
+    this.finished = true;
     return END;
   }
 
@@ -143,12 +142,6 @@ class LocalReplyStream implements AsyncIterableIterator<readonly StreamEntry[]> 
     }
     this.pending = null;
     resolve(now);
-  }
-
-  private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
-    if (this.signal !== NEVER) this.signal.removeEventListener('abort', this);
   }
 }
 
@@ -178,13 +171,14 @@ export function createReplies(deps: RepliesDeps) {
     after: Cursor | null,
     caller: ReplyCaller,
     opts: SubscribeOptions = {},
-  ): Promise<ReplyStream> {
-    const signal = opts.signal ?? NEVER;
+  ): Promise<Subscription> {
     const first = opts.verified ? undefined : await loadVisible(caller, messageId);
     const gen = registry.get(messageId);
     // This instance's log is the reply only while it runs or once its final write stored it.
-    if (gen && (!gen.ended || gen.stored)) return new LocalReplyStream(gen, after, signal);
+    if (gen && (!gen.ended || gen.stored)) return new LocalReplyStream(gen, after);
     const row = first ?? (await loadVisible(caller, messageId));
+    const gone = new AbortController();
+    const signal = gone.signal;
     const stored = async function* (from: Cursor | null) {
       yield* storedEntries(row, from, () => getReply(db, messageId), {
         pollMs: 250,
@@ -195,13 +189,16 @@ export function createReplies(deps: RepliesDeps) {
     };
     // The row is the truth of a finished reply (see replay.ts): once it is final, or its producer
     // is dead, the shared log (which may hold a dead producer's unstored tail) is not read at all.
-    if (row.status !== 'streaming' || isStale(row, deps.staleAfterMs)) return single(stored(after));
+    if (row.status !== 'streaming' || isStale(row, deps.staleAfterMs)) return single(stored(after), gone);
     const remote = await deps.remote?.entries(messageId, after, signal);
-    return single(remote ? withFallback(remote, after, stored) : stored(after));
+    return single(remote ? withFallback(remote, after, stored) : stored(after), gone);
   }
 
-  async function* single(source: AsyncIterable<StreamEntry>): ReplyStream {
-    for await (const e of source) yield [e];
+  function single(source: AsyncIterable<StreamEntry>, gone: AbortController): Subscription {
+    const batches = (async function* () {
+      for await (const e of source) yield [e];
+    })();
+    return Object.assign(batches, { close: () => gone.abort() });
   }
 
   return {
