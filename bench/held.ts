@@ -233,6 +233,12 @@ async function phase(kind: 'live' | 'followers' | 'floor', levels: number[]): Pr
   try {
     // Followers follow 100 live replies; the levels count followers.
     const targets: string[] = [];
+    // The idle server (after boot, nothing held): the base every per-reply figure sits on.
+    const idle: Totals = await snapshot(child, countFile);
+    const idleGc = idle.afterGc
+      ? `, heap after full GC ${fmt(idle.afterGc.mem.heapUsed / 1048576, 0)} MB`
+      : '';
+    console.log(`  idle: RSS ${fmt(idle.rss / 1048576, 0)} MB${idleGc}`);
     if (kind === 'followers') {
       await fill(100, () => reply());
       for (const s of streams) if (s.messageId) targets.push(s.messageId);

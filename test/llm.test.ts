@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { createServer as createH2cServer, type ServerHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { personas } from '../src/modules/agents/personas.js';
@@ -334,6 +335,44 @@ describe('OpenAI-compatible provider', () => {
       expect(hits).toBe(2);
     } finally {
       server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('streams over HTTP/2 (h2c), replies sharing one connection', async () => {
+    const sessions: ServerHttp2Session[] = [];
+    const bodies: string[] = [];
+    const server = createH2cServer();
+    server.on('session', (session) => sessions.push(session));
+    server.on('stream', (stream) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        bodies.push(Buffer.concat(chunks).toString('utf8'));
+        stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+        stream.write('data: {"choices":[{"delta":{"content":"olá "}}]}\n\n');
+        stream.end(
+          'data: {"choices":[{"delta":{"content":"mundo"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n',
+        );
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const p = provider({ baseUrl: `http://127.0.0.1:${port}/v1`, http2: true });
+      const first = await run(p);
+      expect(first.tokens).toEqual(['olá ', 'mundo']);
+      // Once a connection is up, concurrent replies are streams on it, each with its whole body.
+      const rest = await Promise.all(Array.from({ length: 20 }, () => run(p)));
+      expect(rest.map((r) => r.tokens.join(''))).toEqual(Array(20).fill('olá mundo'));
+      expect(rest.every((r) => r.done?.finishReason === 'stop')).toBe(true);
+      expect(sessions).toHaveLength(1);
+      expect(bodies.map((b) => (JSON.parse(b) as { messages: unknown }).messages)).toEqual(
+        Array(21).fill(messages),
+      );
+    } finally {
+      // The provider keeps its connection alive for the next reply: closed here, or close() waits.
+      for (const session of sessions) session.destroy();
       await new Promise((r) => server.close(r));
     }
   });

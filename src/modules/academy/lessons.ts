@@ -126,21 +126,12 @@ export function createLessons(deps: LessonDeps): LessonTurns {
 
     async stream(request, reply, userId, conversationId, body) {
       const { turn } = await start(request, reply, userId, conversationId, body);
-      const gone = new AbortController();
-      const stream = await deps.replies.subscribe(
-        turn.messageId,
-        null,
-        { userId },
-        {
-          signal: gone.signal,
-          verified: true,
-        },
-      );
+      const stream = await deps.replies.subscribe(turn.messageId, null, { userId }, { verified: true });
       await sendReply(request, reply, stream, {
         encoder: nativeSse,
         heartbeatMs: deps.heartbeatMs,
         onClientClose() {
-          gone.abort();
+          stream.close();
           if (deps.onDisconnect === 'cancel') turn.cancel();
         },
       });

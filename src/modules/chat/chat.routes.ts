@@ -91,16 +91,12 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
     async (request, reply) => {
       const caller = turnCallerOf(request, reply);
       const turn = await deps.turns.start(caller, request.body, idempotencyKeyOf(request));
-      const gone = new AbortController();
-      const replyStream = await deps.replies.subscribe(turn.messageId, null, caller, {
-        signal: gone.signal,
-        verified: true,
-      });
+      const replyStream = await deps.replies.subscribe(turn.messageId, null, caller, { verified: true });
       await sendReply(request, reply, replyStream, {
         encoder: nativeSse,
         heartbeatMs: deps.heartbeatMs,
         onClientClose() {
-          gone.abort();
+          replyStream.close();
           // A disconnect is not a stop: under `continue` the reply runs to the end and is stored.
           if (deps.onDisconnect === 'cancel') turn.cancel();
         },
@@ -153,14 +149,11 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
       const after = parseCursor(raw);
       if (raw && !after)
         throw new AppError('VALIDATION_ERROR', 'Last-Event-ID is not a cursor of this stream.');
-      const gone = new AbortController();
-      const replyStream = await deps.replies.subscribe(request.params.message_id, after, callerOf(request), {
-        signal: gone.signal,
-      });
+      const replyStream = await deps.replies.subscribe(request.params.message_id, after, callerOf(request));
       await sendReply(request, reply, replyStream, {
         encoder: nativeSse,
         heartbeatMs: deps.heartbeatMs,
-        onClientClose: () => gone.abort(),
+        onClientClose: () => replyStream.close(),
       });
     },
   );

@@ -21,16 +21,12 @@ export const uiRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, deps)
       const caller = turnCallerOf(request, reply);
       const body = toTurnBody(request.body, deps.maxMessageChars);
       const turn = await deps.turns.start(caller, body, idempotencyKeyOf(request));
-      const gone = new AbortController();
-      const replyStream = await deps.replies.subscribe(turn.messageId, null, caller, {
-        signal: gone.signal,
-        verified: true,
-      });
+      const replyStream = await deps.replies.subscribe(turn.messageId, null, caller, { verified: true });
       await sendReply(request, reply, replyStream, {
         encoder: aiSdkUi,
         heartbeatMs: deps.heartbeatMs,
         onClientClose() {
-          gone.abort();
+          replyStream.close();
           // A disconnect (chat.stop() included) is not a stop: under `continue` the reply runs on.
           if (deps.onDisconnect === 'cancel') turn.cancel();
         },
@@ -54,12 +50,11 @@ export const uiRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, deps)
       // No session can have a malformed id, so there is nothing to resume (204, like a new chat).
       const messageId = SESSION_ID.test(chatId) ? await deps.replies.activeIn(chatId, caller) : undefined;
       if (!messageId) return reply.code(204).send(null);
-      const gone = new AbortController();
-      const replyStream = await deps.replies.subscribe(messageId, null, caller, { signal: gone.signal });
+      const replyStream = await deps.replies.subscribe(messageId, null, caller);
       await sendReply(request, reply, replyStream, {
         encoder: aiSdkUi,
         heartbeatMs: deps.heartbeatMs,
-        onClientClose: () => gone.abort(),
+        onClientClose: () => replyStream.close(),
       });
     },
   );

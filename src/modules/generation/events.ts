@@ -191,22 +191,27 @@ export interface Chunker {
 
 const WS = /\s/;
 
+/** A class, not closures: one object per live reply instead of two functions and their context. */
+class WordChunker implements Chunker {
+  private pending = '';
+
+  push(text: string): string {
+    this.pending += text;
+    const pending = this.pending;
+    let cut = pending.length;
+    while (cut > 0 && !WS.test(pending[cut - 1]!)) cut--;
+    if (cut === 0) return '';
+    this.pending = pending.slice(cut);
+    return pending.slice(0, cut);
+  }
+
+  flush(): string {
+    const out = this.pending;
+    this.pending = '';
+    return out;
+  }
+}
+
 export function createChunker(): Chunker {
-  let pending = '';
-  return {
-    push(text) {
-      pending += text;
-      let cut = pending.length;
-      while (cut > 0 && !WS.test(pending[cut - 1]!)) cut--;
-      if (cut === 0) return '';
-      const out = pending.slice(0, cut);
-      pending = pending.slice(cut);
-      return out;
-    },
-    flush() {
-      const out = pending;
-      pending = '';
-      return out;
-    },
-  };
+  return new WordChunker();
 }

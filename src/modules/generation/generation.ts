@@ -19,9 +19,10 @@ import {
   startEvent,
   type Usage,
 } from './events.js';
-import type { FinalStatus, StreamMeta } from './generation.repo.js';
+import type { CheckpointAnswer, FinalStatus, StreamMeta } from './generation.repo.js';
 import type { FinalOutcome, Pipeline, ReplyOptions, RoutedTurn, TurnInput } from './turn.js';
-import type { ReplyWriter } from './writer.js';
+import type { LiveReply, ReplyWriter } from './writer.js';
+import type { CheckpointRow } from './writer.repo.js';
 
 export type AbortReason = 'stopped' | 'interrupted';
 
@@ -91,105 +92,154 @@ export function startGeneration(
   input: TurnInput,
   options: ReplyOptions = {},
 ): Generation {
-  const entries: StreamEntry[] = [];
-  const metrics = deps.metrics;
-  const startedAt = performance.now();
-  metrics?.turnStarted();
-  const prelude: PreludeEvent[] = [];
-  let waiters: Array<() => void> = [];
-  let ended = false;
-  let stored: boolean | null = null;
-  let offset = 0;
-  const controller = new AbortController();
-  let abortReason: AbortReason | null = null;
-  const { messageId } = ids;
+  return new LiveGeneration(deps, ids, input, options);
+}
 
-  const wake = () => {
-    if (waiters.length === 0) return;
-    const w = waiters;
-    waiters = [];
-    for (const fn of w) fn();
+/**
+ * One running reply. A class rather than closures over locals: a held reply costs one object and
+ * its fields, where the closure form kept ~15 functions, their contexts and a dictionary-mode
+ * result object (its getters) per reply. It is also the writer's view of the reply (LiveReply).
+ */
+class LiveGeneration implements Generation, LiveReply {
+  readonly messageId: string;
+  readonly sessionId: string;
+  readonly userId: string | null;
+  readonly entries: StreamEntry[] = [];
+  ended = false;
+  stored: boolean | null = null;
+  readonly done: Promise<GenerationOutcome>;
+  private readonly deps: ProducerDeps;
+  private readonly ids: ReplyIds;
+  private readonly input: TurnInput;
+  private readonly options: ReplyOptions;
+  private readonly startedAt = performance.now();
+  private readonly prelude: PreludeEvent[] = [];
+  private waiters: Array<() => void> = [];
+  private offset = 0;
+  private readonly controller = new AbortController();
+  private abortReason: AbortReason | null = null;
+  /** The reply's text so far. */
+  private text = '';
+  private readonly chunker = createChunker();
+  private finishReason = 'stop';
+  private usage: Usage | null = null;
+  // The producer's own view of the turn, folded from the pipeline's events.
+  private readonly state: Partial<RoutedTurn> & { model?: string; completeExtra: CompleteExtra } = {
+    completeExtra: {},
   };
-  const append = (event: ReplyEvent, addedChars = 0) => {
-    offset += addedChars;
+  private readonly untrack: () => Promise<void>;
+
+  constructor(deps: ProducerDeps, ids: ReplyIds, input: TurnInput, options: ReplyOptions) {
+    this.deps = deps;
+    this.ids = ids;
+    this.input = input;
+    this.options = options;
+    this.messageId = ids.messageId;
+    this.sessionId = input.sessionId;
+    this.userId = input.userId;
+    deps.metrics?.turnStarted();
+    // The start event is in the log before the model is called: the response can flush it at once.
+    this.append(
+      startEvent({
+        sessionId: input.sessionId,
+        messageId: ids.messageId,
+        userMessageId: ids.userMessageId,
+        startedAt: ids.startedAt,
+      }),
+    );
+    // Checkpoints are timer-driven (the writer's one timer for all replies), so database writes
+    // depend on elapsed time, never on chunk count.
+    this.untrack = deps.writer.track(this);
+    this.done = this.run();
+  }
+
+  /** Calls `fn` once, on the next appended event or the end (at once if it already ended). */
+  onChange(fn: () => void): void {
+    if (this.ended) fn();
+    else this.waiters.push(fn);
+  }
+
+  abort(reason: AbortReason): void {
+    if (this.ended || this.controller.signal.aborted) return;
+    this.abortReason = reason;
+    this.controller.abort(Object.assign(new Error(reason), { name: 'AbortError' }));
+  }
+
+  // LiveReply: what the writer checkpoints.
+  content(): string {
+    return this.text;
+  }
+
+  meta(): CheckpointRow['meta'] | undefined {
+    const agent = this.state.agent;
+    return agent ? { agentId: agent.id, agentName: agent.name, stream: this.streamMeta() } : undefined;
+  }
+
+  answered(row: CheckpointAnswer): void {
+    // A stop recorded in the row (its pub/sub message may have been lost), or a row a stop
+    // already closed because this producer looked dead: either way the reply stops here.
+    if (row.stopRequested || row.status === 'stopped') this.abort('stopped');
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
+    const w = this.waiters;
+    this.waiters = [];
+    for (const fn of w) fn();
+  }
+
+  private append(event: ReplyEvent, addedChars = 0): void {
+    this.offset += addedChars;
+    const { entries } = this;
     const entry: StreamEntry = {
-      id: cursorId(offset, entries.length + 1),
+      id: cursorId(this.offset, entries.length + 1),
       seq: entries.length + 1,
-      offset,
+      offset: this.offset,
       event,
     };
     entries.push(entry);
-    deps.mirror?.append(messageId, entry);
-    wake();
-  };
+    this.deps.mirror?.append(this.messageId, entry);
+    this.wake();
+  }
 
-  // The start event is in the log before the model is called: the response can flush it at once.
-  append(
-    startEvent({
-      sessionId: input.sessionId,
-      messageId,
-      userMessageId: ids.userMessageId,
-      startedAt: ids.startedAt,
-    }),
-  );
-
-  // The producer's own view of the turn, folded from the pipeline's events.
-  const state: Partial<RoutedTurn> & { model?: string; completeExtra: CompleteExtra } = { completeExtra: {} };
-  const streamMeta = (): StreamMeta => ({
-    agent_echo_id: state.agent?.echoId ?? state.agent?.id ?? 'abaporu',
-    prelude,
-    suggested_actions: state.suggestedActions ?? [],
-    complete_extra: { ...state.completeExtra, ...options.completeExtra },
-  });
-  let content = '';
-  const abortWith = (reason: AbortReason) => {
-    if (ended || controller.signal.aborted) return;
-    abortReason = reason;
-    controller.abort(Object.assign(new Error(reason), { name: 'AbortError' }));
-  };
-
-  // Checkpoints are timer-driven (the writer's one timer for all replies), so database writes
-  // depend on elapsed time, never on chunk count.
-  const untrack = deps.writer.track({
-    messageId,
-    content: () => content,
-    meta: () =>
-      state.agent
-        ? { agentId: state.agent.id, agentName: state.agent.name, stream: streamMeta() }
-        : undefined,
-    answered(row) {
-      // A stop recorded in the row (its pub/sub message may have been lost), or a row a stop
-      // already closed because this producer looked dead: either way the reply stops here.
-      if (row.stopRequested || row.status === 'stopped') abortWith('stopped');
-    },
-  });
-
-  const run = async (): Promise<GenerationOutcome> => {
-    const chunker = createChunker();
-    const emit = (raw: string) => {
-      // The chunker cuts after whitespace, so a surrogate pair is never split across two chunks.
-      const text = storableText(raw);
-      if (!text) return;
-      if (!content) metrics?.firstChunk((performance.now() - startedAt) / 1000);
-      content += text;
-      append(chunkEvent(text, state.agent?.echoId ?? 'abaporu'), text.length);
+  private streamMeta(): StreamMeta {
+    const { state } = this;
+    return {
+      agent_echo_id: state.agent?.echoId ?? state.agent?.id ?? 'abaporu',
+      prelude: this.prelude,
+      suggested_actions: state.suggestedActions ?? [],
+      complete_extra: { ...state.completeExtra, ...this.options.completeExtra },
     };
+  }
+
+  private emit(raw: string): void {
+    // The chunker cuts after whitespace, so a surrogate pair is never split across two chunks.
+    const text = storableText(raw);
+    if (!text) return;
+    if (!this.text) this.deps.metrics?.firstChunk((performance.now() - this.startedAt) / 1000);
+    this.text += text;
+    this.append(chunkEvent(text, this.state.agent?.echoId ?? 'abaporu'), text.length);
+  }
+
+  private onModel(ev: ModelEvent): void {
+    if (ev.type === 'token') this.emit(this.chunker.push(ev.text));
+    else {
+      this.finishReason = ev.finishReason;
+      this.usage = ev.usage;
+    }
+  }
+
+  private async run(): Promise<GenerationOutcome> {
+    const { deps, input, ids, state, messageId, controller } = this;
+    const metrics = deps.metrics;
     let status: FinalStatus = 'completed';
-    let finishReason = 'stop';
-    let usage: Usage | null = null;
     let errorCode: string | null = null;
-    const onModel = (ev: ModelEvent) => {
-      if (ev.type === 'token') emit(chunker.push(ev.text));
-      else {
-        finishReason = ev.finishReason;
-        usage = ev.usage;
-      }
-    };
     try {
+      let model: AsyncIterable<ModelEvent> | null = null;
       for await (const ev of deps.pipeline(input, controller.signal)) {
         if (ev.type === 'event') {
-          prelude.push(ev.event);
-          append(ev.event);
+          this.prelude.push(ev.event);
+          this.append(ev.event);
         } else if (ev.type === 'routed') {
           state.agent = ev.agent;
           state.intent = ev.intent;
@@ -198,26 +248,33 @@ export function startGeneration(
           state.completeExtra = { ...state.completeExtra, ...ev.fields };
         } else if (ev.type === 'model') {
           state.model = ev.model;
-          // A stream that is also synchronously iterable (the offline agent) is read without a promise per token.
-          if (Symbol.iterator in ev.stream) for (const m of ev.stream as Iterable<ModelEvent>) onModel(m);
-          else for await (const m of ev.stream) onModel(m);
-        } else onModel(ev);
+          model = ev.stream;
+          // The model's stream is the pipeline's last event: leaving the loop ends the pipeline's
+          // generator, which would otherwise stay suspended for the whole reply holding its locals
+          // (prompt, history, memory).
+          break;
+        } else this.onModel(ev);
       }
+      // A stream that is also synchronously iterable (the offline agent) is read without a promise per token.
+      if (model && Symbol.iterator in model) for (const m of model as Iterable<ModelEvent>) this.onModel(m);
+      else if (model) for await (const m of model) this.onModel(m);
       if (controller.signal.aborted) throw controller.signal.reason;
     } catch (err) {
-      if (abortReason) {
-        status = abortReason;
-        finishReason = abortReason;
+      if (this.abortReason) {
+        status = this.abortReason;
+        this.finishReason = this.abortReason;
       } else {
         status = 'failed';
-        finishReason = 'error';
+        this.finishReason = 'error';
         errorCode = (err as { code?: string }).code ?? 'GENERATION_FAILED';
         deps.log.warn({ err, messageId }, 'generation failed');
       }
     }
     // Whatever was held back at a word boundary is part of the reply, on every path.
-    emit(chunker.flush());
+    this.emit(this.chunker.flush());
 
+    const content = this.text;
+    const finishReason = this.finishReason;
     const outcome: FinalOutcome = {
       messageId,
       userMessageId: ids.userMessageId,
@@ -230,22 +287,22 @@ export function startGeneration(
       agentName: state.agent?.name ?? 'Abaporu',
       intent: state.intent?.intent ?? null,
       confidence: state.intent?.confidence ?? null,
-      usage: usage ?? {
+      usage: this.usage ?? {
         prompt_tokens: estimateTokens(input.message),
         completion_tokens: content ? estimateTokens(content) : 0,
         estimated: true,
       },
     };
-    const meta = streamMeta();
+    const meta = this.streamMeta();
     let persisted = false;
     let extra: CompleteExtra = {};
-    await untrack();
+    await this.untrack();
     const write = {
       ...outcome,
       model: state.model ?? 'unknown',
       metadata: { ...(errorCode ? { error_code: errorCode } : {}), stream: meta },
     };
-    const hook = options.onFinalize;
+    const hook = this.options.onFinalize;
     const finalizeOnce = async () => {
       try {
         return await deps.writer.finalize(write, hook ? (tx) => hook(tx, outcome) : undefined);
@@ -276,8 +333,8 @@ export function startGeneration(
       status = 'failed';
       errorCode = 'PERSIST_FAILED';
     }
-    stored = persisted;
-    append(
+    this.stored = persisted;
+    this.append(
       status === 'completed' || status === 'stopped'
         ? completeEvent({
             sessionId: input.sessionId,
@@ -291,10 +348,10 @@ export function startGeneration(
           })
         : errorEvent(status, errorCode ?? undefined),
     );
-    ended = true;
+    this.ended = true;
     metrics?.turnEnded(status);
     deps.mirror?.end(messageId);
-    wake();
+    this.wake();
 
     const result: GenerationOutcome = {
       ...outcome,
@@ -310,25 +367,5 @@ export function startGeneration(
       }
     }
     return result;
-  };
-
-  const done = run();
-  return {
-    messageId,
-    sessionId: input.sessionId,
-    userId: input.userId,
-    entries,
-    get ended() {
-      return ended;
-    },
-    get stored() {
-      return stored;
-    },
-    onChange(fn) {
-      if (ended) fn();
-      else waiters.push(fn);
-    },
-    abort: abortWith,
-    done,
-  };
+  }
 }

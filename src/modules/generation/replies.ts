@@ -48,9 +48,13 @@ export interface ReplyCaller {
  */
 export type ReplyStream = AsyncIterable<readonly StreamEntry[]>;
 
+/** A subscriber's stream of a reply. */
+export interface Subscription extends ReplyStream {
+  /** The subscriber went away: the stream ends at once, not at the reply's next event. */
+  close(): void;
+}
+
 export interface SubscribeOptions {
-  /** Ends the stream early (the client went away). */
-  signal?: AbortSignal;
   /** The caller just started or attached to this turn: ownership is already established. */
   verified?: boolean;
 }
@@ -65,8 +69,81 @@ export interface RepliesDeps {
   staleAfterMs: number;
 }
 
-const NEVER = new AbortController().signal;
 const UUID = /^[0-9a-f-]{36}$/i;
+
+type Batch = IteratorResult<readonly StreamEntry[]>;
+const END: Batch = { value: undefined, done: true };
+
+/**
+ * This instance's log of a reply, from a cursor: everything available at one wake-up comes as one
+ * batch; ends after the terminal event, or at once on close(). A class rather than an async
+ * generator and an AbortController: a held subscriber is one object, not a generator, its
+ * registers, two closures and a signal with its listener maps.
+ */
+class LocalReplyStream implements Subscription, AsyncIterableIterator<readonly StreamEntry[]> {
+  /** The next entry to send; placed at the first read, as a generator's body would start. */
+  private i = -1;
+  private finished = false;
+  private pending: ((r: Batch) => void) | null = null;
+  private readonly wake = () => this.settle();
+
+  constructor(
+    private readonly gen: Generation,
+    private readonly after: Cursor | null,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<Batch> {
+    const now = this.step();
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      this.pending = resolve;
+      this.gen.onChange(this.wake);
+    });
+  }
+
+  return(): Promise<Batch> {
+    this.close();
+    return Promise.resolve(END);
+  }
+
+  close(): void {
+    const resolve = this.pending;
+    this.pending = null;
+    this.finished = true;
+    resolve?.(END);
+  }
+
+  /** The next batch, the end, or null when it must wait for the reply's next event. */
+  private step(): Batch | null {
+    if (this.finished) return END;
+    const { entries } = this.gen;
+    if (this.i < 0) this.i = this.after ? Math.min(this.after.seq, entries.length) : 0;
+    if (this.i < entries.length) {
+      const batch = entries.slice(this.i);
+      this.i += batch.length;
+      return { value: batch, done: false };
+    }
+    if (!this.gen.ended) return null;
+    this.finished = true;
+    return END;
+  }
+
+  private settle(): void {
+    const resolve = this.pending;
+    if (!resolve) return;
+    const now = this.step();
+    if (!now) {
+      this.gen.onChange(this.wake);
+      return;
+    }
+    this.pending = null;
+    resolve(now);
+  }
+}
 
 export function createReplies(deps: RepliesDeps) {
   const { db, registry } = deps;
@@ -84,34 +161,6 @@ export function createReplies(deps: RepliesDeps) {
   const closeDead = (messageId: string, status: 'stopped' | 'interrupted') =>
     closeOrphan(db, messageId, status, deps.remote?.recoverText ?? null, deps.staleAfterMs);
 
-  async function* local(gen: Generation, after: Cursor | null, signal: AbortSignal): ReplyStream {
-    let i = after ? Math.min(after.seq, gen.entries.length) : 0;
-    // One promise per wait, resolved by the next event or by the subscriber going away (which
-    // stops waiting at once, not at the reply's next event): no race and no second promise.
-    let release: (() => void) | null = null;
-    const onAbort = () => release?.();
-    if (signal !== NEVER) signal.addEventListener('abort', onAbort, { once: true });
-    const wait = (resolve: () => void) => {
-      release = resolve;
-      gen.onChange(resolve);
-    };
-    try {
-      for (;;) {
-        if (i < gen.entries.length) {
-          const batch = gen.entries.slice(i);
-          i += batch.length;
-          yield batch;
-          continue;
-        }
-        if (gen.ended || signal.aborted) return;
-        await new Promise<void>(wait);
-        release = null;
-      }
-    } finally {
-      if (signal !== NEVER) signal.removeEventListener('abort', onAbort);
-    }
-  }
-
   /**
    * The entries after `after`, wherever they are: this instance's log, the shared Redis log, or
    * rebuilt from the row. Throws MESSAGE_NOT_FOUND (before anything is streamed) when the
@@ -122,13 +171,14 @@ export function createReplies(deps: RepliesDeps) {
     after: Cursor | null,
     caller: ReplyCaller,
     opts: SubscribeOptions = {},
-  ): Promise<ReplyStream> {
-    const signal = opts.signal ?? NEVER;
+  ): Promise<Subscription> {
     const first = opts.verified ? undefined : await loadVisible(caller, messageId);
     const gen = registry.get(messageId);
     // This instance's log is the reply only while it runs or once its final write stored it.
-    if (gen && (!gen.ended || gen.stored)) return local(gen, after, signal);
+    if (gen && (!gen.ended || gen.stored)) return new LocalReplyStream(gen, after);
     const row = first ?? (await loadVisible(caller, messageId));
+    const gone = new AbortController();
+    const signal = gone.signal;
     const stored = async function* (from: Cursor | null) {
       yield* storedEntries(row, from, () => getReply(db, messageId), {
         pollMs: 250,
@@ -139,13 +189,16 @@ export function createReplies(deps: RepliesDeps) {
     };
     // The row is the truth of a finished reply (see replay.ts): once it is final, or its producer
     // is dead, the shared log (which may hold a dead producer's unstored tail) is not read at all.
-    if (row.status !== 'streaming' || isStale(row, deps.staleAfterMs)) return single(stored(after));
+    if (row.status !== 'streaming' || isStale(row, deps.staleAfterMs)) return single(stored(after), gone);
     const remote = await deps.remote?.entries(messageId, after, signal);
-    return single(remote ? withFallback(remote, after, stored) : stored(after));
+    return single(remote ? withFallback(remote, after, stored) : stored(after), gone);
   }
 
-  async function* single(source: AsyncIterable<StreamEntry>): ReplyStream {
-    for await (const e of source) yield [e];
+  function single(source: AsyncIterable<StreamEntry>, gone: AbortController): Subscription {
+    const batches = (async function* () {
+      for await (const e of source) yield [e];
+    })();
+    return Object.assign(batches, { close: () => gone.abort() });
   }
 
   return {

@@ -1,6 +1,6 @@
 // GET /metrics (Prometheus text format, optionally behind METRICS_TOKEN) and the hooks that time requests.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
 import { errorBackend, type Metrics } from './metrics.js';
@@ -13,17 +13,27 @@ export interface MetricsRoutesOptions {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
+const kTiming = Symbol('requestTiming');
+type Timed = FastifyReply['raw'] & { [kTiming]?: { request: FastifyRequest; start: number } };
+
 /** Adds the timing and error hooks on the ROOT instance (call directly, not through register). */
 export function registerMetricsHooks(app: FastifyInstance, metrics: Metrics): void {
+  // 'close' fires for every response, including hijacked streams, which skip onResponse. One
+  // listener for all responses, the request and start time kept on the response itself: a held
+  // stream (minutes) keeps no closure, context or `once` wrapper of its own.
+  function observe(this: Timed) {
+    const timing = this[kTiming];
+    if (!timing) return;
+    this[kTiming] = undefined;
+    const { request, start } = timing;
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.observeRequest(request.method, route, this.statusCode, (performance.now() - start) / 1000);
+  }
   // Callback hooks, not async ones: a promise and a microtask per request each, for nothing.
   app.addHook('onRequest', (request, reply, done) => {
-    const start = process.hrtime.bigint();
-    // 'close' fires for every response, including hijacked streams, which skip onResponse.
-    reply.raw.once('close', () => {
-      const route = request.routeOptions.url ?? 'unmatched';
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      metrics.observeRequest(request.method, route, reply.raw.statusCode, seconds);
-    });
+    const raw = reply.raw as Timed;
+    raw[kTiming] = { request, start: performance.now() };
+    raw.on('close', observe);
     done();
   });
   app.addHook('onError', async (_request, _reply, error) => {

@@ -1,7 +1,6 @@
 // Where contracts come from: the Portal da Transparência, the bundled sample, or the caller's upload.
 
 import { describeSelection, objetoScore, resolveFilters } from '../../query/select.js';
-import { SAMPLE_CONTRACTS } from '../data/sample-contracts.js';
 import type { Contract } from '../types.js';
 import { contractMatcher } from './match.js';
 import type { ContractFilters, ContractSource } from './source.js';
@@ -21,13 +20,15 @@ const MEMORY_PAGE_SIZE = 500;
 function memorySource(
   kind: 'sample' | 'upload',
   describe: string,
-  contracts: readonly Contract[],
+  load: () => readonly Contract[] | Promise<readonly Contract[]>,
 ): ContractSource {
   return {
     kind,
     sample: kind === 'sample',
     describe,
     async *pages(filters, signal) {
+      signal.throwIfAborted();
+      const contracts = await load();
       signal.throwIfAborted();
       const match = contractMatcher(filters);
       const max = filters.max_records ?? Number.POSITIVE_INFINITY;
@@ -52,16 +53,17 @@ function memorySource(
 
 /** The bundled offline dataset (synthetic, `sample: true`), used when there is no Portal key. */
 export function createSampleSource(): ContractSource {
-  return memorySource(
-    'sample',
-    `bundled sample dataset (${SAMPLE_CONTRACTS.length} synthetic contracts, not real data)`,
-    SAMPLE_CONTRACTS,
-  );
+  return memorySource('sample', 'bundled sample dataset (synthetic contracts, not real data)', loadSample);
 }
+
+// Loaded on first use, not at boot: ~1.3 MB of heap (and its code) that an instance with a Portal
+// key never reads.
+let sample: Promise<readonly Contract[]> | null = null;
+const loadSample = () => (sample ??= import('../data/sample-contracts.js').then((m) => m.SAMPLE_CONTRACTS));
 
 /** Contracts the caller sent (already validated with contractSchema or parseContractsCsv). */
 export function createUploadSource(contracts: Contract[]): ContractSource {
-  return memorySource('upload', `uploaded contracts (${contracts.length})`, contracts);
+  return memorySource('upload', `uploaded contracts (${contracts.length})`, () => contracts);
 }
 
 /** How many contracts a chat search reads at most: a chat answer must come in seconds. */

@@ -1,0 +1,512 @@
+// One streamed completion over undici's dispatch: SSE parsed as the bytes arrive, events read through one async iterator.
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import {
+  type ChatTurnMessage,
+  estimateTokens,
+  ModelError,
+  type ModelEvent,
+  type ModelRequest,
+} from './provider.js';
+import { SseDecoder } from './sse-decoder.js';
+
+/** What every stream of one provider shares. */
+export interface CompletionClient {
+  dispatcher: Dispatcher;
+  origin: string;
+  path: string;
+  headers: Record<string, string>;
+  /** May share an HTTP/2 connection (see createModelDispatcher). */
+  idempotent: boolean;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxRetries: number;
+  maxTokens: number | undefined;
+  log: Pick<Logger, 'warn' | 'debug'>;
+}
+
+interface Chunk {
+  choices?: Array<{
+    delta?: { content?: unknown };
+    finish_reason?: unknown;
+  }>;
+  usage?: unknown;
+  x_groq?: { usage?: unknown };
+  error?: { message?: unknown; code?: unknown } | string;
+}
+
+/**
+ * The request body in memory of its own, exactly its size. `Buffer.from` would cut a small body
+ * out of Node's shared 8 KB pool, and undici keeps the body for the life of the response (a
+ * streaming reply: minutes), which keeps the whole 8 KB slab alive with it.
+ */
+export function ownBuffer(text: string): Buffer {
+  const buf = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+  buf.write(text);
+  return buf;
+}
+
+function reportedUsage(u: unknown): { prompt?: number; completion?: number } {
+  if (!u || typeof u !== 'object') return {};
+  const { prompt_tokens: p, completion_tokens: c } = u as Record<string, unknown>;
+  return {
+    prompt: typeof p === 'number' && p >= 0 ? p : undefined,
+    completion: typeof c === 'number' && c >= 0 ? c : undefined,
+  };
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error && reason.name === 'AbortError') return reason;
+  const err = new Error('model request aborted', { cause: reason });
+  err.name = 'AbortError';
+  return err;
+}
+
+function causeOf(err: unknown): string {
+  const e = err as { message?: string; cause?: { code?: string; message?: string } };
+  const own = (err as { code?: string })?.code;
+  return (
+    e?.cause?.code ??
+    e?.cause?.message ??
+    (own?.startsWith('E') ? own : undefined) ??
+    e?.message ??
+    String(err)
+  );
+}
+
+const isRetryableStatus = (s: number) => s === 408 || s === 429 || s >= 500;
+
+// Retry-After travels beside the error: ModelError's shape belongs to the provider interface.
+const retryAfter = new WeakMap<ModelError, number>();
+
+/** A non-2xx answer as a ModelError carrying the provider's own message and any Retry-After. */
+function httpError(status: number, text: string, retryAfterHeader: string | undefined): ModelError {
+  let detail = text;
+  try {
+    const e = (JSON.parse(text) as Chunk).error;
+    detail = typeof e === 'string' ? e : String(e?.message ?? text);
+  } catch {}
+  const err = new ModelError(
+    `model HTTP ${status}: ${detail.slice(0, 300)}`,
+    'MODEL_HTTP_ERROR',
+    isRetryableStatus(status),
+    status,
+  );
+  // Providers send delay-seconds; an HTTP date reads as NaN and is ignored.
+  const after = Number(retryAfterHeader ?? Number.NaN);
+  if (after >= 0) retryAfter.set(err, after * 1000);
+  return err;
+}
+
+/** A header of undici's raw list (name, value, name, value…), read without building the header object. */
+function rawHeader(raw: Buffer[] | string[] | null, name: string): string | undefined {
+  if (!raw) return undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (String(raw[i]).toLowerCase() === name) return String(raw[i + 1]);
+  }
+  return undefined;
+}
+
+/** Queued events (the consumer is behind) at which the response is paused until it catches up. */
+const HIGH_WATER = 64;
+
+type Clock = 'connect' | 'idle' | 'backoff';
+
+// One function for every stream's timers (a stream passes itself): no closure per timer.
+const onClock = (s: ModelStream, kind: Clock) => s.clockFired(kind);
+
+/**
+ * One HTTP request of a stream (a retry is another one). undici's legacy handler interface, as its
+ * own `request()` uses: the newer one wraps each handler in two more objects, one of which keeps
+ * the response's raw header Buffers for as long as the reply streams. Once superseded (failed,
+ * timed out, finished), its callbacks are ignored and a late connection is closed at once.
+ */
+class Attempt implements Dispatcher.DispatchHandler {
+  abort: ((err?: Error) => void) | null = null;
+  resume: (() => void) | null = null;
+  status = 0;
+  /** A non-2xx answer: its body (the provider's message) and Retry-After. */
+  errorBody: Buffer[] | null = null;
+  retryAfter: string | undefined;
+  readonly sse = new SseDecoder();
+
+  constructor(private readonly owner: ModelStream) {}
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.owner.attempt === this) this.abort = abort;
+    else abort();
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (status < 200 || this.owner.attempt !== this) return true;
+    return this.owner.responded(this, status, raw, resume);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.owner.attempt === this ? this.owner.received(this, chunk) : true;
+  }
+
+  onComplete(): void {
+    if (this.owner.attempt === this) this.owner.completed(this);
+  }
+
+  onError(err: Error): void {
+    if (this.owner.attempt === this) this.owner.failed(err);
+  }
+}
+
+/**
+ * A completion as an async iterator of token events and a last `done`. Retries before the first
+ * token; the connect clock runs until the headers, the idle clock only while the consumer waits
+ * (any bytes restart it). Aborting `req.signal`, a failure or the consumer leaving (`return()`)
+ * closes the upstream request, so the provider stops generating. One object per reply instead of
+ * two async generators, a Readable, its iterator and an AbortController.
+ */
+export class ModelStream implements AsyncIterableIterator<ModelEvent> {
+  /** The request in flight; null between attempts and once the stream is settled. */
+  attempt: Attempt | null = null;
+  private tries = 0;
+  private tokens = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private clock: Clock | null = null;
+  private timedOut: 'connect' | 'idle' | null = null;
+  private readonly queue: ModelEvent[] = [];
+  private paused = false;
+  private failure: Error | null = null;
+  private started = false;
+  /** The last event is queued or the failure is known: nothing more arrives. */
+  private settled = false;
+  private resolveNext: ((r: IteratorResult<ModelEvent>) => void) | null = null;
+  private rejectNext: ((err: Error) => void) | null = null;
+  // What the chunks said besides content (per attempt; a retry starts over).
+  private finishReason: string | null = null;
+  private usage: { prompt?: number; completion?: number } = {};
+  private chars = 0;
+
+  private readonly signal: AbortSignal;
+  /** What a retry sends again; dropped at the first token (no retry follows), with the prompt. */
+  private request: ModelRequest | null;
+  /** The prompt's token estimate, for a provider that reports no usage. */
+  private readonly promptEstimate: number;
+
+  constructor(
+    private readonly client: CompletionClient,
+    req: ModelRequest,
+  ) {
+    this.signal = req.signal;
+    this.request = req;
+    this.promptEstimate = req.messages.reduce(
+      (n: number, m: ChatTurnMessage) => n + estimateTokens(m.content),
+      0,
+    );
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<ModelEvent>> {
+    if (!this.started) this.begin();
+    const ev = this.queue.shift();
+    if (ev) {
+      if (this.paused && this.queue.length < HIGH_WATER / 2) {
+        this.paused = false;
+        this.attempt?.resume?.();
+      }
+      return Promise.resolve({ value: ev, done: false });
+    }
+    if (this.failure) {
+      const err = this.failure;
+      this.failure = null;
+      return Promise.reject(err);
+    }
+    if (this.settled) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => {
+      this.resolveNext = resolve;
+      this.rejectNext = reject;
+      if (this.attempt && this.attempt.status > 0) this.startIdleClock();
+    });
+  }
+
+  /** The consumer stopped iterating: the upstream request is closed (it stops billing). */
+  return(): Promise<IteratorResult<ModelEvent>> {
+    if (!this.settled) {
+      this.drop();
+      this.queue.length = 0;
+      this.settle(null);
+    }
+    this.failure = null;
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  /** `req.signal`'s abort listener (an object listener: no closure per reply). */
+  handleEvent(): void {
+    if (this.settled) return;
+    this.drop();
+    this.queue.length = 0;
+    this.settle(abortError(this.signal));
+  }
+
+  clockFired(kind: Clock): void {
+    this.timer = undefined;
+    this.clock = null;
+    if (kind === 'backoff') {
+      if (this.signal.aborted) this.settle(abortError(this.signal));
+      else this.send();
+      return;
+    }
+    // The idle clock counts only while the consumer waits; it starts over when it waits again.
+    if (kind === 'idle' && !this.resolveNext) return;
+    this.timedOut = kind;
+    this.failed(null);
+  }
+
+  responded(a: Attempt, status: number, raw: Buffer[], resume: () => void): boolean {
+    a.status = status;
+    a.resume = resume;
+    this.stopClock();
+    if (status > 299) {
+      a.errorBody = [];
+      a.retryAfter = rawHeader(raw, 'retry-after');
+    }
+    if (this.resolveNext) this.startIdleClock();
+    return true;
+  }
+
+  received(a: Attempt, chunk: Buffer): boolean {
+    if (this.clock === 'idle') this.timer?.refresh();
+    if (a.errorBody) {
+      a.errorBody.push(chunk);
+      return true;
+    }
+    for (const payload of a.sse.push(chunk)) if (!this.payload(payload)) return true;
+    if (this.queue.length < HIGH_WATER) return true;
+    this.paused = true;
+    return false;
+  }
+
+  completed(a: Attempt): void {
+    if (a.errorBody) {
+      this.failed(httpError(a.status, Buffer.concat(a.errorBody).toString('utf8'), a.retryAfter));
+      return;
+    }
+    for (const payload of a.sse.end()) if (!this.payload(payload)) return;
+    if (this.finishReason === null) {
+      this.failed(
+        new ModelError('model stream ended before completion', 'MODEL_STREAM_ERROR', this.tokens === 0),
+      );
+      return;
+    }
+    this.finish();
+  }
+
+  /** Ends the attempt with what went wrong (a ModelError, or the caller's AbortError), then retries or fails. */
+  failed(err: unknown): void {
+    const status = this.attempt?.status ?? 0;
+    this.drop();
+    const e = this.describe(err, status);
+    const n = this.tries;
+    const { maxRetries, log } = this.client;
+    const retry =
+      e instanceof ModelError && e.retryable && this.tokens === 0 && n < maxRetries && !this.signal.aborted;
+    if (!retry) {
+      this.settle(e);
+      return;
+    }
+    this.tries++;
+    const backoff = 250 * 3 ** n * (0.8 + Math.random() * 0.4);
+    const waitMs = Math.round(Math.min(5000, Math.max(backoff, retryAfter.get(e) ?? 0)));
+    log.warn(
+      { code: e.code, status: e.status, err: e.message, attempt: n + 1, waitMs },
+      'model request failed before the first token; retrying',
+    );
+    this.arm('backoff', waitMs);
+  }
+
+  private begin(): void {
+    this.started = true;
+    // Checked here, not at creation: the request starts when the consumer first reads.
+    if (this.signal.aborted) {
+      this.settle(abortError(this.signal));
+      return;
+    }
+    this.signal.addEventListener('abort', this, { once: true });
+    this.send();
+  }
+
+  private send(): void {
+    const { request: req, client } = this;
+    if (!req) return; // unreachable: retries stop at the first token, which drops the request
+    const body: Record<string, unknown> = {
+      model: req.model,
+      messages: req.messages,
+      stream: true,
+      stream_options: { include_usage: true },
+    };
+    const maxTokens = req.maxTokens ?? client.maxTokens;
+    if (maxTokens !== undefined) body.max_tokens = maxTokens;
+    if (req.temperature !== undefined) body.temperature = req.temperature;
+    this.timedOut = null;
+    this.finishReason = null;
+    this.usage = {};
+    this.chars = 0;
+    const a = new Attempt(this);
+    this.attempt = a;
+    this.arm('connect', client.connectTimeoutMs);
+    client.dispatcher.dispatch(
+      {
+        origin: client.origin,
+        path: client.path,
+        method: 'POST',
+        headers: client.headers,
+        // A Buffer: undici keeps the body for the life of the response, once (a string it would
+        // keep twice, as given and encoded), and not in a pooled slab (see ownBuffer).
+        body: ownBuffer(JSON.stringify(body)),
+        // May share an HTTP/2 connection (see createModelDispatcher). Said per request rather than
+        // by a composed dispatcher, whose wrappers would keep the response's raw header Buffers.
+        idempotent: client.idempotent,
+      },
+      a,
+    );
+  }
+
+  /** One SSE payload; false once the stream is over ([DONE], or an error in the stream). */
+  private payload(payload: string): boolean {
+    if (payload.trim() === '[DONE]') {
+      // Whatever follows [DONE] is read and dropped, so the connection returns to the pool.
+      this.finish();
+      return false;
+    }
+    let chunk: Chunk;
+    try {
+      chunk = JSON.parse(payload) as Chunk;
+    } catch {
+      this.client.log.debug({ payload: payload.slice(0, 200) }, 'model sent a non-JSON event; skipped');
+      return true;
+    }
+    let content: string | null;
+    try {
+      content = this.take(chunk);
+    } catch (err) {
+      this.failed(err);
+      return false;
+    }
+    if (content !== null) {
+      this.tokens++;
+      this.request = null;
+      this.deliver({ type: 'token', text: content });
+    }
+    return true;
+  }
+
+  /** The chunk's content delta (or null); throws the provider's in-stream error. */
+  private take(chunk: Chunk): string | null {
+    if (chunk.error) {
+      const e = chunk.error;
+      const code = typeof e === 'object' ? e.code : undefined;
+      const retryable = this.tokens === 0 && (typeof code !== 'number' || isRetryableStatus(code));
+      const message = typeof e === 'string' ? e : String(e.message ?? 'unknown error');
+      throw new ModelError(`model stream error: ${message}`, 'MODEL_STREAM_ERROR', retryable);
+    }
+    // Groq reports usage under x_groq; OpenAI sends it in a last chunk whose choices are empty.
+    const u = reportedUsage(chunk.usage ?? chunk.x_groq?.usage);
+    if (u.prompt !== undefined || u.completion !== undefined) this.usage = u;
+    for (const choice of chunk.choices ?? []) {
+      if (typeof choice.finish_reason === 'string' && choice.finish_reason)
+        this.finishReason = choice.finish_reason;
+    }
+    const content = chunk.choices?.[0]?.delta?.content;
+    if (typeof content !== 'string' || content.length === 0) return null;
+    // Only the length is kept (for the estimate when no usage comes): the producer holds the text.
+    this.chars += content.length;
+    return content;
+  }
+
+  private finish(): void {
+    this.attempt = null;
+    this.stopClock();
+    const { prompt, completion } = this.usage;
+    this.deliver({
+      type: 'done',
+      finishReason: this.finishReason ?? 'stop',
+      usage: {
+        prompt_tokens: prompt ?? this.promptEstimate,
+        completion_tokens: completion ?? (this.chars ? Math.max(1, Math.ceil(this.chars / 4)) : 0),
+        estimated: prompt === undefined || completion === undefined,
+      },
+    });
+    this.settle(null);
+  }
+
+  private deliver(ev: ModelEvent): void {
+    const resolve = this.resolveNext;
+    if (!resolve) {
+      this.queue.push(ev);
+      return;
+    }
+    this.resolveNext = null;
+    this.rejectNext = null;
+    resolve({ value: ev, done: false });
+  }
+
+  /** Whatever went wrong, said as a ModelError (or the caller's AbortError). */
+  private describe(err: unknown, status: number): Error {
+    if (this.signal.aborted) return abortError(this.signal);
+    const before = this.tokens === 0;
+    const { timedOut } = this;
+    if (timedOut) {
+      const ms = timedOut === 'connect' ? this.client.connectTimeoutMs : this.client.idleTimeoutMs;
+      // A connect timeout is a network failure (retried); a stalled stream is not worth waiting on twice.
+      return new ModelError(
+        `model ${timedOut} timeout after ${ms} ms`,
+        'MODEL_TIMEOUT',
+        before && timedOut === 'connect',
+      );
+    }
+    if (err instanceof ModelError) return err;
+    return status === 0
+      ? new ModelError(`model request failed: ${causeOf(err)}`, 'MODEL_HTTP_ERROR', before)
+      : new ModelError(`model stream broke: ${causeOf(err)}`, 'MODEL_STREAM_ERROR', before);
+  }
+
+  /** Closes the request in flight, if any; one not connected yet is closed when it connects. */
+  private drop(): void {
+    const a = this.attempt;
+    this.attempt = null;
+    this.stopClock();
+    this.paused = false;
+    a?.abort?.();
+  }
+
+  private settle(err: Error | null): void {
+    this.settled = true;
+    this.stopClock();
+    this.signal.removeEventListener('abort', this);
+    const reject = this.rejectNext;
+    const resolve = this.resolveNext;
+    this.resolveNext = null;
+    this.rejectNext = null;
+    if (err) {
+      if (reject) reject(err);
+      else this.failure = err;
+    } else resolve?.({ value: undefined, done: true });
+  }
+
+  private arm(kind: Clock, ms: number): void {
+    clearTimeout(this.timer);
+    this.clock = kind;
+    this.timer = setTimeout(onClock, ms, this, kind);
+  }
+
+  private startIdleClock(): void {
+    if (this.clock === 'idle' && this.timer) this.timer.refresh();
+    else this.arm('idle', this.client.idleTimeoutMs);
+  }
+
+  private stopClock(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.clock = null;
+  }
+}
