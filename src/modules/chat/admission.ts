@@ -39,9 +39,16 @@ export interface AdmitRequest {
   onHeaders?(headers: Record<string, string>): void;
 }
 
+/** Gives a turn's concurrency slot back (see `Admission.admit`). */
+export type Release = (now?: boolean) => void;
+
 export interface Admission {
-  /** Throws a 429 AppError when the caller may not start a turn; else returns the slot's release. */
-  admit(req: AdmitRequest): Promise<() => void>;
+  /**
+   * Throws a 429 AppError when the caller may not start a turn; else returns the slot's release.
+   * `release(true)` sends it at once instead of with the next stream-log flush: for a request that
+   * started no reply (attached to a running one, or failed), whose client may post again at once.
+   */
+  admit(req: AdmitRequest): Promise<Release>;
 }
 
 /**
@@ -111,8 +118,8 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     for (const [key, slot] of batch) pipe.zrem(key, slot);
     pipe.exec().catch(() => {});
   };
-  const release = (key: string, slot: string) => {
-    if (deps.removeLater) return deps.removeLater(key, slot);
+  const release = (key: string, slot: string, now = false) => {
+    if (deps.removeLater && !now) return deps.removeLater(key, slot);
     if (releases.length === 0) setImmediate(flushReleases);
     releases.push([key, slot]);
   };
@@ -148,7 +155,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
             )
           : null;
       let step: RateStep | null = null;
-      let done: () => void = () => {};
+      let done: Release = () => {};
       let rejected: AppError | null = null;
       if (client && client.status === 'ready') {
         const runKey = `${deps.redis!.prefix}running:${req.userKey}`;
@@ -166,7 +173,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
           if (req.rateKey) step = { current, ttlMs };
           if (state === -1) rejected = limiter.exceeded(step!);
           else if (state > 0) rejected = tooMany();
-          else done = () => release(runKey, slot);
+          else done = (now) => release(runKey, slot, now);
         } catch (err) {
           warn(err); // fails open, as the route hook does (skipOnError)
         }
@@ -179,7 +186,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
       if (!rejected && step && step.current > limiter.max) rejected = limiter.exceeded(step);
       const budgetErr = budget ? await budget : null;
       if (rejected || budgetErr) {
-        done();
+        done(true);
         throw rejected ?? budgetErr;
       }
       if (step) req.onHeaders?.(limiter.headers(step));

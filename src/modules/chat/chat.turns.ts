@@ -7,6 +7,7 @@ import { agentIds, resolveAgent } from '../agents/roster.js';
 import type { ReplyOptions } from '../generation/generation.js';
 import { DEDUPE_KEY_PREFIX } from '../generation/generation.repo.js';
 import type { Replies } from '../generation/replies.js';
+import type { Release } from './admission.js';
 import * as repo from './chat.repo.js';
 import { type ChatBody, deriveTitle } from './chat.schemas.js';
 import type { Caller } from './chat.service.js';
@@ -14,7 +15,7 @@ import type { Caller } from './chat.service.js';
 /** Admission beyond validation: concurrency caps and budgets (rate limits run as a route hook). */
 export interface TurnAdmission {
   /** Throws when the turn may not start; else returns the release of the slot it took. */
-  admit(caller: Caller, sessionId: string): Promise<() => void>;
+  admit(caller: Caller, sessionId: string): Promise<Release>;
 }
 
 export interface TurnServiceDeps {
@@ -98,11 +99,13 @@ export function createTurnService(deps: TurnServiceDeps) {
     try {
       const t = { caller, body, sessionId, scope, hash, idempotencyKey, options };
       const started = await insertAndStart({ ...t, agentId: options.fixedAgentId ?? agent?.id ?? null });
-      if (started.kind === 'new') started.done.finally(release);
-      else release();
+      // A reply's slot goes back with its last log flush; a request that started none gives it
+      // back at once, since its client may post again right away.
+      if (started.kind === 'new') started.done.finally(() => release());
+      else release(true);
       return started.turn;
     } catch (err) {
-      release();
+      release(true);
       throw err;
     }
   }
