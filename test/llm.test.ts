@@ -3,11 +3,7 @@ import { createServer as createH2cServer, type ServerHttp2Session } from 'node:h
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { personas } from '../src/modules/agents/personas.js';
-import {
-  createOpenAIProvider,
-  createSseDecoder,
-  type OpenAIProviderOptions,
-} from '../src/modules/llm/openai.js';
+import { createOpenAIProvider, type OpenAIProviderOptions } from '../src/modules/llm/openai.js';
 import { buildPrompt } from '../src/modules/llm/prompt.js';
 import {
   type ChatTurnMessage,
@@ -16,6 +12,7 @@ import {
   type ModelEvent,
   type ModelProvider,
 } from '../src/modules/llm/provider.js';
+import { SseDecoder } from '../src/modules/llm/sse-decoder.js';
 import { DEFAULT_TOKENS, FAKE_PROMPT_TOKENS, type FakeModel, startFakeModel } from './support/fake-model.js';
 
 const warnings: unknown[] = [];
@@ -84,7 +81,7 @@ describe('SSE decoding', () => {
     ];
     for (let cut = 0; cut <= bytes.length; cut++) {
       for (const second of [cut, Math.min(bytes.length, cut + 1), Math.min(bytes.length, cut + 7)]) {
-        const d = createSseDecoder();
+        const d = new SseDecoder();
         const out = [
           ...d.push(bytes.subarray(0, cut)),
           ...d.push(bytes.subarray(cut, second)),
@@ -97,7 +94,7 @@ describe('SSE decoding', () => {
   });
 
   it('delivers a final event that lacks its blank line at end of stream', () => {
-    const d = createSseDecoder();
+    const d = new SseDecoder();
     expect(d.push(Buffer.from('data: {"x":1}'))).toEqual([]);
     expect(d.end()).toEqual(['{"x":1}']);
   });

@@ -40,7 +40,7 @@ interface Chunk {
  * out of Node's shared 8 KB pool, and undici keeps the body for the life of the response (a
  * streaming reply: minutes), which keeps the whole 8 KB slab alive with it.
  */
-export function ownBuffer(text: string): Buffer {
+function ownBuffer(text: string): Buffer {
   const buf = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
   buf.write(text);
   return buf;

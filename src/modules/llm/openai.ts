@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { type CompletionClient, ModelStream } from './model-stream.js';
 import type { ModelProvider } from './provider.js';
-import { SseDecoder } from './sse-decoder.js';
 
 export interface OpenAIProviderOptions {
   baseUrl: string;
@@ -46,11 +45,6 @@ export function createModelDispatcher(http2: boolean, https: boolean): Dispatche
     headersTimeout: 0,
     bodyTimeout: 0,
   });
-}
-
-/** An incremental SSE decoder (see SseDecoder): bytes in, the `data` of each complete event out. */
-export function createSseDecoder(): SseDecoder {
-  return new SseDecoder();
 }
 
 export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider {
