@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { Db, Tx } from '../../db/client.js';
 import { AppError } from '../../errors.js';
-import { idempotencyKeyOf, sendReply, turnCallerOf } from '../chat/chat.routes.js';
+import { idempotencyKeyOf, sendTurn, turnCallerOf } from '../chat/chat.routes.js';
 import type { ChatService } from '../chat/chat.service.js';
 import type { TurnOptions, TurnService } from '../chat/chat.turns.js';
 import { nativeSse } from '../chat/encoders/native.js';
@@ -126,15 +126,7 @@ export function createLessons(deps: LessonDeps): LessonTurns {
 
     async stream(request, reply, userId, conversationId, body) {
       const { turn } = await start(request, reply, userId, conversationId, body);
-      const stream = await deps.replies.subscribe(turn.messageId, null, { userId }, { verified: true });
-      await sendReply(request, reply, stream, {
-        encoder: nativeSse,
-        heartbeatMs: deps.heartbeatMs,
-        onClientClose() {
-          stream.close();
-          if (deps.onDisconnect === 'cancel') turn.cancel();
-        },
-      });
+      await sendTurn(request, reply, turn, { userId }, deps, nativeSse);
     },
 
     async message(request, reply, userId, conversationId, body) {

@@ -9,7 +9,7 @@ import { pipeSse } from '../../plugins/sse.js';
 import { listAgents } from '../agents/roster.js';
 import { parseCursor } from '../generation/events.js';
 import { streamMetaOf, toMessage } from '../generation/generation.repo.js';
-import type { Replies, ReplyStream } from '../generation/replies.js';
+import type { Replies, ReplyCaller, Subscription } from '../generation/replies.js';
 import {
   agentListSchema,
   chatBodySchema,
@@ -28,7 +28,7 @@ import {
   turnAnswerSchema,
 } from './chat.schemas.js';
 import type { Caller, ChatService } from './chat.service.js';
-import type { TurnService } from './chat.turns.js';
+import type { TurnService, TurnStart } from './chat.turns.js';
 import type { Encoder } from './encoders/encoder.js';
 import { nativeSse } from './encoders/native.js';
 
@@ -63,18 +63,47 @@ export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   return key;
 }
 
-/** Writes a reply to the client in one protocol; the route's whole streaming part. */
+/**
+ * Writes a reply to the client in one protocol; the route's whole streaming part. The client
+ * leaving closes the subscription at once (and runs `onClientClose`, if given).
+ */
 export function sendReply(
   request: FastifyRequest,
   reply: FastifyReply,
-  stream: ReplyStream,
-  opts: { encoder: Encoder; heartbeatMs: number; onClientClose(): void },
+  stream: Subscription,
+  opts: { encoder: Encoder; heartbeatMs: number; onClientClose?(): void },
 ): Promise<void> {
   const frames = opts.encoder.encode(stream, (err) => request.log.error({ err }, 'stream subscriber failed'));
+  const { onClientClose } = opts;
   return pipeSse(request, reply, frames, {
     heartbeatMs: opts.heartbeatMs,
     headers: opts.encoder.headers,
-    onClientClose: opts.onClientClose,
+    onClientClose: onClientClose
+      ? () => {
+          stream.close();
+          onClientClose();
+        }
+      : () => stream.close(),
+  });
+}
+
+/**
+ * Streams the reply of a turn this request started or attached to. A disconnect is not a stop:
+ * under `continue` the reply runs to the end and is stored; under `cancel` it stops.
+ */
+export async function sendTurn(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  turn: TurnStart,
+  caller: ReplyCaller,
+  deps: Pick<ChatRoutesDeps, 'replies' | 'heartbeatMs' | 'onDisconnect'>,
+  encoder: Encoder,
+): Promise<void> {
+  const stream = await deps.replies.subscribe(turn.messageId, null, caller, { verified: true });
+  await sendReply(request, reply, stream, {
+    encoder,
+    heartbeatMs: deps.heartbeatMs,
+    onClientClose: deps.onDisconnect === 'cancel' ? () => turn.cancel() : undefined,
   });
 }
 
@@ -91,16 +120,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
     async (request, reply) => {
       const caller = turnCallerOf(request, reply);
       const turn = await deps.turns.start(caller, request.body, idempotencyKeyOf(request));
-      const replyStream = await deps.replies.subscribe(turn.messageId, null, caller, { verified: true });
-      await sendReply(request, reply, replyStream, {
-        encoder: nativeSse,
-        heartbeatMs: deps.heartbeatMs,
-        onClientClose() {
-          replyStream.close();
-          // A disconnect is not a stop: under `continue` the reply runs to the end and is stored.
-          if (deps.onDisconnect === 'cancel') turn.cancel();
-        },
-      });
+      await sendTurn(request, reply, turn, caller, deps, nativeSse);
     },
   );
 
@@ -150,11 +170,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
       if (raw && !after)
         throw new AppError('VALIDATION_ERROR', 'Last-Event-ID is not a cursor of this stream.');
       const replyStream = await deps.replies.subscribe(request.params.message_id, after, callerOf(request));
-      await sendReply(request, reply, replyStream, {
-        encoder: nativeSse,
-        heartbeatMs: deps.heartbeatMs,
-        onClientClose: () => replyStream.close(),
-      });
+      await sendReply(request, reply, replyStream, { encoder: nativeSse, heartbeatMs: deps.heartbeatMs });
     },
   );
 

@@ -1,7 +1,14 @@
 // The AI SDK routes (AI-SDK.md §2): the native turn and resume, through the AI SDK encoder.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { type ChatRoutesDeps, callerOf, idempotencyKeyOf, sendReply, turnCallerOf } from './chat.routes.js';
+import {
+  type ChatRoutesDeps,
+  callerOf,
+  idempotencyKeyOf,
+  sendReply,
+  sendTurn,
+  turnCallerOf,
+} from './chat.routes.js';
 import { eventStreamSchema, noContentSchema, SESSION_ID } from './chat.schemas.js';
 import { aiSdkUi } from './encoders/ai-sdk.js';
 import { checkUiEnvelope, toTurnBody, uiBodySchema, uiStreamParamsSchema } from './ui.schemas.js';
@@ -21,16 +28,8 @@ export const uiRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, deps)
       const caller = turnCallerOf(request, reply);
       const body = toTurnBody(request.body, deps.maxMessageChars);
       const turn = await deps.turns.start(caller, body, idempotencyKeyOf(request));
-      const replyStream = await deps.replies.subscribe(turn.messageId, null, caller, { verified: true });
-      await sendReply(request, reply, replyStream, {
-        encoder: aiSdkUi,
-        heartbeatMs: deps.heartbeatMs,
-        onClientClose() {
-          replyStream.close();
-          // A disconnect (chat.stop() included) is not a stop: under `continue` the reply runs on.
-          if (deps.onDisconnect === 'cancel') turn.cancel();
-        },
-      });
+      // A disconnect (chat.stop() included) is not a stop: under `continue` the reply runs on.
+      await sendTurn(request, reply, turn, caller, deps, aiSdkUi);
     },
   );
 
@@ -51,11 +50,7 @@ export const uiRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, deps)
       const messageId = SESSION_ID.test(chatId) ? await deps.replies.activeIn(chatId, caller) : undefined;
       if (!messageId) return reply.code(204).send(null);
       const replyStream = await deps.replies.subscribe(messageId, null, caller);
-      await sendReply(request, reply, replyStream, {
-        encoder: aiSdkUi,
-        heartbeatMs: deps.heartbeatMs,
-        onClientClose: () => replyStream.close(),
-      });
+      await sendReply(request, reply, replyStream, { encoder: aiSdkUi, heartbeatMs: deps.heartbeatMs });
     },
   );
 };
