@@ -12,7 +12,7 @@ import {
   type ModelEvent,
   type ModelProvider,
 } from '../src/modules/llm/provider.js';
-import { SseDecoder } from '../src/modules/llm/sse-decoder.js';
+import { MAX_SSE_EVENT_BYTES, SseDecoder, SseTooLarge } from '../src/modules/llm/sse-decoder.js';
 import { DEFAULT_TOKENS, FAKE_PROMPT_TOKENS, type FakeModel, startFakeModel } from './support/fake-model.js';
 
 const warnings: unknown[] = [];
@@ -97,6 +97,19 @@ describe('SSE decoding', () => {
     const d = new SseDecoder();
     expect(d.push(Buffer.from('data: {"x":1}'))).toEqual([]);
     expect(d.end()).toEqual(['{"x":1}']);
+  });
+
+  it('refuses a line or an event past its bound instead of holding it', () => {
+    const line = new SseDecoder(64);
+    expect(line.push(Buffer.from(`data: ${'a'.repeat(50)}`))).toEqual([]);
+    expect(() => line.push(Buffer.from('b'.repeat(20)))).toThrow(SseTooLarge);
+    // Many short data lines of one event, never a blank line to end it.
+    const event = new SseDecoder(64);
+    expect(event.push(Buffer.from('data: 0123456789\n'.repeat(5)))).toEqual([]);
+    expect(() => event.push(Buffer.from('data: 0123456789\n'.repeat(2)))).toThrow(SseTooLarge);
+    // At the bound exactly, an event still passes.
+    const fits = new SseDecoder(64);
+    expect(fits.push(Buffer.from(`data: ${'c'.repeat(64)}\n\n`))).toEqual(['c'.repeat(64)]);
   });
 });
 
@@ -370,6 +383,56 @@ describe('OpenAI-compatible provider', () => {
     } finally {
       // The provider keeps its connection alive for the next reply: closed here, or close() waits.
       for (const session of sessions) session.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('fails an endless error body at a bounded size, and closes that request', async () => {
+    let closed = 0;
+    const server = createServer((_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.write('{"error":{"message":"overloaded, and then some"}}');
+      // A broken provider: the body never ends.
+      const pump = setInterval(() => res.write(' '.repeat(4096)), 2);
+      res.on('close', () => {
+        clearInterval(pump);
+        closed++;
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const r = await run(provider({ baseUrl: `http://127.0.0.1:${port}/v1/`, maxRetries: 0 }));
+      expect(r.error).toMatchObject({ code: 'MODEL_HTTP_ERROR', status: 500 });
+      expect((r.error as Error).message).toContain('overloaded, and then some');
+      await waitFor(() => closed === 1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('fails a stream whose line never ends, and closes that request', async () => {
+    let closed = 0;
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"choices":[{"delta":{"content":"');
+      const pump = setInterval(() => res.write('x'.repeat(64 * 1024)), 1);
+      res.on('close', () => {
+        clearInterval(pump);
+        closed++;
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const r = await run(provider({ baseUrl: `http://127.0.0.1:${port}/v1/`, maxRetries: 0 }));
+      expect(r.error).toMatchObject({ code: 'MODEL_STREAM_ERROR' });
+      expect((r.error as Error).message).toContain(`a line longer than ${MAX_SSE_EVENT_BYTES} bytes`);
+      expect(r.tokens).toEqual([]);
+      await waitFor(() => closed === 1);
+    } finally {
+      server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
   });

@@ -8,7 +8,7 @@ import {
   type ModelEvent,
   type ModelRequest,
 } from './provider.js';
-import { SseDecoder } from './sse-decoder.js';
+import { SseDecoder, SseTooLarge } from './sse-decoder.js';
 
 /** What every stream of one provider shares. */
 export interface CompletionClient {
@@ -108,6 +108,13 @@ function rawHeader(raw: Buffer[] | string[] | null, name: string): string | unde
   return undefined;
 }
 
+/**
+ * How much of an error answer's body is kept: the provider's message is at its start. An answer
+ * longer than this fails the attempt at once (closing it), so a broken provider's endless body
+ * costs neither memory nor the wait for its end.
+ */
+const MAX_ERROR_BODY = 16 * 1024;
+
 /** Queued events (the consumer is behind) at which the response is paused until it catches up. */
 const HIGH_WATER = 64;
 
@@ -126,8 +133,9 @@ class Attempt implements Dispatcher.DispatchHandler {
   abort: ((err?: Error) => void) | null = null;
   resume: (() => void) | null = null;
   status = 0;
-  /** A non-2xx answer: its body (the provider's message) and Retry-After. */
+  /** A non-2xx answer: its body (the provider's message, up to MAX_ERROR_BODY bytes) and Retry-After. */
   errorBody: Buffer[] | null = null;
+  errorBytes = 0;
   retryAfter: string | undefined;
   readonly sse = new SseDecoder();
 
@@ -278,9 +286,13 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
     if (this.clock === 'idle') this.timer?.refresh();
     if (a.errorBody) {
       a.errorBody.push(chunk);
+      a.errorBytes += chunk.length;
+      if (a.errorBytes >= MAX_ERROR_BODY) this.completed(a);
       return true;
     }
-    for (const payload of a.sse.push(chunk)) if (!this.payload(payload)) return true;
+    const payloads = this.decode(a, chunk);
+    if (!payloads) return true;
+    for (const payload of payloads) if (!this.payload(payload)) return true;
     if (this.queue.length < HIGH_WATER) return true;
     this.paused = true;
     return false;
@@ -288,10 +300,13 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
 
   completed(a: Attempt): void {
     if (a.errorBody) {
-      this.failed(httpError(a.status, Buffer.concat(a.errorBody).toString('utf8'), a.retryAfter));
+      const body = Buffer.concat(a.errorBody).subarray(0, MAX_ERROR_BODY).toString('utf8');
+      this.failed(httpError(a.status, body, a.retryAfter));
       return;
     }
-    for (const payload of a.sse.end()) if (!this.payload(payload)) return;
+    const payloads = this.decode(a, null);
+    if (!payloads) return;
+    for (const payload of payloads) if (!this.payload(payload)) return;
     if (this.finishReason === null) {
       this.failed(
         new ModelError('model stream ended before completion', 'MODEL_STREAM_ERROR', this.tokens === 0),
@@ -369,6 +384,19 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
       },
       a,
     );
+  }
+
+  /** The payloads a chunk completes (null: the end); null when the stream broke the decoder's bounds. */
+  private decode(a: Attempt, chunk: Buffer | null): string[] | null {
+    try {
+      return chunk ? a.sse.push(chunk) : a.sse.end();
+    } catch (err) {
+      if (!(err instanceof SseTooLarge)) throw err;
+      this.failed(
+        new ModelError(`model stream sent ${err.message}`, 'MODEL_STREAM_ERROR', this.tokens === 0),
+      );
+      return null;
+    }
   }
 
   /** One SSE payload; false once the stream is over ([DONE], or an error in the stream). */

@@ -1,5 +1,13 @@
 // Incremental Server-Sent Events decoder for model streams: bytes in, the `data` of each complete event out.
 
+/** A model's events are a few hundred bytes; a line or an event past this is a broken stream. */
+export const MAX_SSE_EVENT_BYTES = 1 << 20;
+
+/** The stream sent a line or an event larger than the decoder holds. */
+export class SseTooLarge extends Error {
+  override name = 'SseTooLarge';
+}
+
 /**
  * Bytes may be split anywhere, even inside a UTF-8 sequence or a CRLF. Lines are cut on bytes (a
  * CR or LF byte is never part of a multi-byte character) and decoded whole, so no per-stream text
@@ -13,6 +21,9 @@ export class SseDecoder {
   private afterCr = false;
   /** The event's data lines so far, joined by LF; null while it has none. */
   private data: string | null = null;
+
+  /** `maxBytes` bounds a line and an event's data; past it `push` throws SseTooLarge. */
+  constructor(private readonly maxBytes = MAX_SSE_EVENT_BYTES) {}
 
   push(chunk: Uint8Array): string[] {
     const out: string[] = [];
@@ -57,6 +68,7 @@ export class SseDecoder {
 
   private keep(tail: Buffer): void {
     const size = (this.rest?.length ?? 0) + tail.length;
+    if (size > this.maxBytes) throw new SseTooLarge(`a line longer than ${this.maxBytes} bytes`);
     const own = Buffer.allocUnsafeSlow(size);
     if (this.rest) this.rest.copy(own);
     tail.copy(own, size - tail.length);
@@ -75,5 +87,8 @@ export class SseDecoder {
     let value = colon < 0 ? '' : text.slice(colon + 1);
     if (value.charCodeAt(0) === 32) value = value.slice(1);
     this.data = this.data === null ? value : `${this.data}\n${value}`;
+    // Characters, not bytes: a cheap bound that is never below the byte count's.
+    if (this.data.length > this.maxBytes)
+      throw new SseTooLarge(`an event larger than ${this.maxBytes} bytes`);
   }
 }
