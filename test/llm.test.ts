@@ -387,6 +387,62 @@ describe('OpenAI-compatible provider', () => {
     }
   });
 
+  it('stops one HTTP/2 reply (before and during its stream) without failing the others on its connection', async () => {
+    const sessions: ServerHttp2Session[] = [];
+    const server = createH2cServer();
+    server.on('session', (session) => sessions.push(session));
+    server.on('stream', (stream) => {
+      stream.resume();
+      stream.on('end', () => {
+        stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+        let sent = 0;
+        const pump = setInterval(() => {
+          if (++sent <= 10) stream.write(`data: {"choices":[{"delta":{"content":"t${sent} "}}]}\n\n`);
+          else {
+            clearInterval(pump);
+            stream.end('data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
+          }
+        }, 20);
+        stream.on('close', () => clearInterval(pump));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const p = provider({ baseUrl: `http://127.0.0.1:${port}/v1`, http2: true });
+      expect((await run(p)).tokens).toHaveLength(10); // the connection is up
+      const before = new AbortController();
+      const during = new AbortController();
+      const early = run(p, before.signal);
+      // The other one is stopped once its stream is under way: at its second token.
+      const mid = (async () => {
+        const tokens: string[] = [];
+        let error: unknown;
+        try {
+          for await (const ev of p.stream({ model: 'base-model', messages, signal: during.signal })) {
+            if (ev.type !== 'token') continue;
+            tokens.push(ev.text);
+            if (tokens.length === 2) during.abort();
+          }
+        } catch (err) {
+          error = err;
+        }
+        return { tokens, error };
+      })();
+      const others = Array.from({ length: 4 }, () => run(p));
+      before.abort(); // its request was just sent: no token yet
+      expect(await early).toMatchObject({ tokens: [], error: { name: 'AbortError' } });
+      expect(await mid).toMatchObject({ tokens: ['t1 ', 't2 '], error: { name: 'AbortError' } });
+      const rest = await Promise.all(others);
+      expect(rest.map((r) => r.tokens.length)).toEqual([10, 10, 10, 10]);
+      expect(rest.every((r) => r.error === undefined && r.done?.finishReason === 'stop')).toBe(true);
+      expect(sessions).toHaveLength(1);
+    } finally {
+      for (const session of sessions) session.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('fails an endless error body at a bounded size, and closes that request', async () => {
     let closed = 0;
     const server = createServer((_req, res) => {
