@@ -321,7 +321,9 @@ async function main() {
   if (followers > 0) rows.push(...(await phase('followers', [followers])));
   if (floor > 0) rows.push(...(await phase('floor', [floor])));
   const render = process.argv.includes('--md') ? markdownTable : table;
-  console.log(`\nload average: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+  console.log(
+    `\nload average: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; Node ${process.version}`,
+  );
   console.log(
     render(
       [

@@ -169,7 +169,8 @@ async function main() {
     eventsFile = probe.file;
     console.log(
       `recorded turn: ${probe.events} events, ${probe.chars} chars of reply; targets: ${targets.map((t) => t.key).join(', ')}` +
-        (wantRedis ? ` (Redis ${REDIS_URL}, prefix ${redisPrefix})` : ' (no Redis)'),
+        (wantRedis ? ` (Redis ${REDIS_URL}, prefix ${redisPrefix})` : ' (no Redis)') +
+        `; Node ${process.version} (the servers run the bench's node)`,
     );
 
     // One server at a time (20 pooled connections each; the shared Postgres allows 100), in an
