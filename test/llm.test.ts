@@ -387,6 +387,38 @@ describe('OpenAI-compatible provider', () => {
     }
   });
 
+  it('opens one HTTP/2 connection for a burst of replies that start before any connection is up', async () => {
+    const sessions: ServerHttp2Session[] = [];
+    const server = createH2cServer();
+    server.on('session', (session) => sessions.push(session));
+    server.on('stream', (stream) => {
+      stream.resume();
+      stream.on('end', () => {
+        stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+        stream.end(
+          'data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n',
+        );
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const p = provider({ baseUrl: `http://127.0.0.1:${port}/v1`, http2: true });
+      const replies = await Promise.all(Array.from({ length: 50 }, () => run(p)));
+      expect(replies.map((r) => r.tokens.join(''))).toEqual(Array(50).fill('ok'));
+      expect(sessions).toHaveLength(1);
+    } finally {
+      for (const session of sessions) session.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('does not hold a burst of HTTP/2 replies when the provider refuses the connection', async () => {
+    const p = provider({ baseUrl: 'http://127.0.0.1:1/v1', http2: true, maxRetries: 1 });
+    const replies = await Promise.all(Array.from({ length: 5 }, () => run(p)));
+    for (const r of replies) expect(r.error).toMatchObject({ code: 'MODEL_HTTP_ERROR' });
+  });
+
   it('stops one HTTP/2 reply (before and during its stream) without failing the others on its connection', async () => {
     const sessions: ServerHttp2Session[] = [];
     const server = createH2cServer();

@@ -12,7 +12,8 @@ import { SseDecoder, SseTooLarge } from './sse-decoder.js';
 
 /** What every stream of one provider shares. */
 export interface CompletionClient {
-  dispatcher: Dispatcher;
+  /** undici's Agent, or a FirstConnectionGate in front of it. */
+  dispatcher: Pick<Dispatcher, 'dispatch'>;
   origin: string;
   path: string;
   headers: Record<string, string>;

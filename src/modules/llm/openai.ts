@@ -1,6 +1,7 @@
 // The OpenAI-compatible streaming client (Maritaca, Groq, OpenAI, OpenRouter, Ollama, vLLM) over undici + SSE.
 import type { Logger } from 'pino';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { FirstConnectionGate } from './h2-gate.js';
 import { type CompletionClient, ModelStream } from './model-stream.js';
 import type { ModelProvider } from './provider.js';
 
@@ -52,7 +53,9 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
   const url = new URL(endpoint);
   const maxRetries = opts.maxRetries ?? 2;
   const http2 = opts.http2 ?? false;
-  const dispatcher = createModelDispatcher(http2, endpoint.startsWith('https:'));
+  const pool = createModelDispatcher(http2, endpoint.startsWith('https:'));
+  // Over HTTP/2 a cold start's burst of replies waits for one connection (see FirstConnectionGate).
+  const dispatcher = http2 ? new FirstConnectionGate(pool) : pool;
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     accept: 'text/event-stream',
