@@ -1,4 +1,5 @@
 // The durable job runner (pg-boss on our database): once-only delivery, retries, dead letters, shutdown hand-back.
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type DbHandle } from '../src/db/client.js';
 import {
@@ -151,6 +152,69 @@ describe('job runner', () => {
       expect(events).toEqual(['a:start:1', 'a:stopped:shutdown', 'b:start:1', 'b:done']);
     } finally {
       await b.stop();
+    }
+  });
+
+  it('at shutdown, hands back a job its poll fetched while stopping, before the database closes', async (ctx) => {
+    if (!tdb.url) ctx.skip(); // holds a table lock from a connection of its own
+    queueSeq++;
+    const queue = `test-q${queueSeq}`;
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown) => void unhandled.push(err);
+    process.on('unhandledRejection', onUnhandled);
+    // The instance that stops has a pool of its own, closed right after stop() as app.close() does.
+    const own = await createDb({ databaseUrl: tdb.url!, poolMax: 4 });
+    const starts: string[] = [];
+    const sender = runner(async () => {}, { concurrency: 0 });
+    const stopping = runner(async (job) => void starts.push(job.data.key), { db: own, concurrency: 1 });
+    const locker = new pg.Client({ connectionString: tdb.url! });
+    await locker.connect();
+    try {
+      await sender.start();
+      await sender.send({ key: 'late' });
+      // Its worker's first poll waits on this lock, so the job arrives while stop() runs.
+      await locker.query('begin');
+      await locker.query('lock table pgboss.job in exclusive mode');
+      await stopping.start();
+      const waiting = async () =>
+        (
+          await locker.query<{ n: number }>(
+            `select count(*)::int as n from pg_stat_activity
+             where wait_event_type = 'Lock' and query ilike '%pgboss.job%' and pid <> pg_backend_pid()`,
+          )
+        ).rows[0]!.n;
+      const deadline = Date.now() + 10_000;
+      while ((await waiting()) === 0) {
+        if (Date.now() > deadline) throw new Error('the poll never waited on the lock');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const stopped = stopping.stop();
+      await locker.query('rollback');
+      await stopped;
+      await own.close();
+      const states = async () =>
+        (
+          await locker.query<{ state: string }>(
+            `select state from pgboss.job where name = $1 order by created_on`,
+            [queue],
+          )
+        ).rows.map((r) => r.state);
+      // The fetched job is handed back and completed before the close, or pg-boss's late query
+      // meets the closed pool and rejects unhandled.
+      let seen = await states();
+      while (unhandled.length === 0 && !seen.includes('completed')) {
+        if (Date.now() > deadline + 10_000) break;
+        await new Promise((r) => setTimeout(r, 20));
+        seen = await states();
+      }
+      expect(unhandled).toEqual([]);
+      expect(starts).toEqual([]); // fetched while stopping: never started here
+      // The fetched job completed as handed back, and a fresh one waits for the next instance.
+      expect(seen).toEqual(['completed', 'created']);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await locker.end();
+      await sender.stop();
     }
   });
 

@@ -136,9 +136,14 @@ export function createJobRunner<T extends object>(opts: JobRunnerOptions<T>): Jo
   // Queries still in flight when we stop (pg-boss completes jobs without awaiting) are awaited
   // before the database closes under them.
   const inflight = new Set<Promise<unknown>>();
+  let stopped = false;
   const boss = new PgBoss({
     db: {
       executeSql: (text, values) => {
+        // Once stopped, the database may be closed: pg-boss neither awaits nor catches some of its
+        // queries (a job's completion), so one sent there would reject unhandled. It gets no rows;
+        // a job it concerned stays active and is retried when its lease expires, as after a crash.
+        if (stopped) return Promise.resolve({ rows: [] });
         const p = execute(text, values);
         inflight.add(p);
         void p.then(
@@ -287,7 +292,14 @@ export function createJobRunner<T extends object>(opts: JobRunnerOptions<T>): Jo
       for (const controller of running.values()) controller.abort(new JobAborted('shutdown'));
       await Promise.allSettled([...settled]);
       await boss.stop({ graceful: true, wait: true, timeout: 1000 });
-      await Promise.allSettled([...inflight]);
+      // pg-boss's offWork does not wait for a poll in flight: jobs it fetched now arrive after the
+      // stop, go to runOne (which hands them back, since we are stopping) and pg-boss completes
+      // them. Waits until that chain is quiet (each hop is a query or a run we track), then closes.
+      while (inflight.size > 0 || settled.size > 0) {
+        await Promise.allSettled([...inflight, ...settled]);
+        await new Promise((r) => setImmediate(r));
+      }
+      stopped = true;
     },
   };
 }
