@@ -4,6 +4,8 @@
 // BENCH_SERVER_JS=<dir>/dist/src/server.js profiles another build. Sampled, so ±10% per row;
 // bench/counts.ts gives the exact total (server KB allocated/turn). ALLOC_LIVE=1: only what was
 // allocated during the turns and is still live at the end (per turn: divide by turns, not meaningful).
+// ALLOC_SURVIVORS=1: only what survived a scavenge (promoted, or live at the stop): what the young
+// generation copies, by the function that allocated it.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +32,11 @@ try {
     serverJs,
     redisPrefix: prefix,
     nodeFlags: ['--import', 'tsx', '--import', join(ROOT, 'bench/alloc-hook.ts')],
-    env: { ALLOC_FILE: file, ALLOC_LIVE: process.env.ALLOC_LIVE ?? '0' },
+    env: {
+      ALLOC_FILE: file,
+      ALLOC_LIVE: process.env.ALLOC_LIVE ?? '0',
+      ALLOC_SURVIVORS: process.env.ALLOC_SURVIVORS ?? '0',
+    },
   });
   try {
     await checkTurn(child.base);
