@@ -36,14 +36,35 @@ interface Chunk {
 }
 
 /**
- * The request body in memory of its own, exactly its size. `Buffer.from` would cut a small body
- * out of Node's shared 8 KB pool, and undici keeps the body for the life of the response (a
- * streaming reply: minutes), which keeps the whole 8 KB slab alive with it.
+ * The request body, handed over once and then let go. undici keeps the body it was given for the
+ * life of the response (on its request object and in the closures of the HTTP/2 stream), which for
+ * a streaming reply is minutes: a Buffer kept the whole prompt (≈ 2 KB) per live reply. A Blob-like
+ * object (undici's `isBlobLike`: tagged `Blob`, with `size` and `arrayBuffer()`) is kept instead,
+ * and it gives its bytes away when undici reads them. Not an iterable: undici would neither
+ * multiplex it on an HTTP/2 connection nor know its length. The body is read once: a retry (ours,
+ * see `failed`) is a new request with a body of its own. The bytes are in memory of their own,
+ * exactly their size, so the ArrayBuffer is the body and nothing else.
  */
-function ownBuffer(text: string): Buffer {
-  const buf = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
-  buf.write(text);
-  return buf;
+class OnceBody {
+  readonly size: number;
+  private bytes: ArrayBuffer | null;
+
+  constructor(text: string) {
+    this.size = Buffer.byteLength(text);
+    const buf = Buffer.allocUnsafeSlow(this.size);
+    buf.write(text);
+    this.bytes = buf.buffer as ArrayBuffer;
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'Blob';
+  }
+
+  arrayBuffer(): Promise<ArrayBuffer> {
+    const bytes = this.bytes;
+    this.bytes = null;
+    return bytes ? Promise.resolve(bytes) : Promise.reject(new Error('request body already sent'));
+  }
 }
 
 function reportedUsage(u: unknown): { prompt?: number; completion?: number } {
@@ -360,9 +381,9 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
         path: client.path,
         method: 'POST',
         headers: client.headers,
-        // A Buffer: undici keeps the body for the life of the response, once (a string it would
-        // keep twice, as given and encoded), and not in a pooled slab (see ownBuffer).
-        body: ownBuffer(JSON.stringify(body)),
+        // Not a Buffer or a string: undici would keep it for the life of the response (see OnceBody).
+        // (undici's types list no Blob, though its dispatch takes one.)
+        body: new OnceBody(JSON.stringify(body)) as unknown as Dispatcher.DispatchOptions['body'],
         // May share an HTTP/2 connection (see createModelDispatcher). Said per request rather than
         // by a composed dispatcher, whose wrappers would keep the response's raw header Buffers.
         idempotent: client.idempotent,
