@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { retryWithin } from '../../lib/async.js';
 import { isOutage } from '../../lib/outage.js';
 import { storableText } from '../../lib/text.js';
-import { estimateTokens, type ModelEvent } from '../llm/provider.js';
+import { estimateTokens, isPushing, type ModelEvent, type ModelSink } from '../llm/provider.js';
 import type { TurnMetrics } from '../metrics/metrics.js';
 import {
   type CompleteExtra,
@@ -100,7 +100,7 @@ export function startGeneration(
  * its fields, where the closure form kept ~15 functions, their contexts and a dictionary-mode
  * result object (its getters) per reply. It is also the writer's view of the reply (LiveReply).
  */
-class LiveGeneration implements Generation, LiveReply {
+class LiveGeneration implements Generation, LiveReply, ModelSink {
   readonly messageId: string;
   readonly sessionId: string;
   readonly userId: string | null;
@@ -128,6 +128,10 @@ class LiveGeneration implements Generation, LiveReply {
     completeExtra: {},
   };
   private readonly untrack: () => Promise<void>;
+  private resolveDone!: (outcome: GenerationOutcome) => void;
+  private rejectDone!: (err: unknown) => void;
+  /** What went wrong inside modelEvent, if anything did. */
+  private pushFailure: { err: unknown } | null = null;
 
   constructor(deps: ProducerDeps, ids: ReplyIds, input: TurnInput, options: ReplyOptions) {
     this.deps = deps;
@@ -150,7 +154,11 @@ class LiveGeneration implements Generation, LiveReply {
     // Checkpoints are timer-driven (the writer's one timer for all replies), so database writes
     // depend on elapsed time, never on chunk count.
     this.untrack = deps.writer.track(this);
-    this.done = this.run();
+    this.done = new Promise((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    void this.run();
   }
 
   /** Calls `fn` once, on the next appended event or the end (at once if it already ended). */
@@ -229,11 +237,13 @@ class LiveGeneration implements Generation, LiveReply {
     }
   }
 
-  private async run(): Promise<GenerationOutcome> {
-    const { deps, input, ids, state, messageId, controller } = this;
-    const metrics = deps.metrics;
-    let status: FinalStatus = 'completed';
-    let errorCode: string | null = null;
+  /**
+   * The pipeline, then the model's stream. A stream that pushes (the HTTP client) is handed this
+   * reply as its sink and run() returns: a reply waiting minutes for its tokens holds no suspended
+   * function. Either way the reply ends in finish().
+   */
+  private async run(): Promise<void> {
+    const { deps, input, state, controller } = this;
     try {
       let model: AsyncIterable<ModelEvent> | null = null;
       for await (const ev of deps.pipeline(input, controller.signal)) {
@@ -255,11 +265,49 @@ class LiveGeneration implements Generation, LiveReply {
           break;
         } else this.onModel(ev);
       }
+      if (model && isPushing(model)) {
+        model.pipe(this);
+        return;
+      }
       // A stream that is also synchronously iterable (the offline agent) is read without a promise per token.
       if (model && Symbol.iterator in model) for (const m of model as Iterable<ModelEvent>) this.onModel(m);
       else if (model) for await (const m of model) this.onModel(m);
-      if (controller.signal.aborted) throw controller.signal.reason;
+      this.modelDone(null);
     } catch (err) {
+      this.modelDone({ err });
+    }
+  }
+
+  // ModelSink: a pushing stream's events, called from the HTTP client's callbacks.
+  modelEvent(ev: ModelEvent): void {
+    try {
+      this.onModel(ev);
+    } catch (err) {
+      // Not thrown into the HTTP client: the model request is closed and the reply fails with it.
+      this.pushFailure ??= { err };
+      this.controller.abort(err);
+    }
+  }
+
+  modelEnded(err: Error | null): void {
+    this.modelDone(err ? { err } : null);
+  }
+
+  /** The model is done (or never started): an abort that ended it quietly still counts as one. */
+  private modelDone(failure: { err: unknown } | null): void {
+    const { signal } = this.controller;
+    const f = this.pushFailure ?? failure ?? (signal.aborted ? { err: signal.reason as unknown } : null);
+    this.finish(f).then(this.resolveDone, this.rejectDone);
+  }
+
+  /** Everything after the model: the status, the final write, the terminal event, the hook. */
+  private async finish(failure: { err: unknown } | null): Promise<GenerationOutcome> {
+    const { deps, input, ids, state, messageId } = this;
+    const metrics = deps.metrics;
+    let status: FinalStatus = 'completed';
+    let errorCode: string | null = null;
+    if (failure) {
+      const { err } = failure;
       if (this.abortReason) {
         status = this.abortReason;
         this.finishReason = this.abortReason;

@@ -7,6 +7,8 @@ import {
   ModelError,
   type ModelEvent,
   type ModelRequest,
+  type ModelSink,
+  type PushingModelStream,
 } from './provider.js';
 import { SseDecoder } from './sse-decoder.js';
 
@@ -184,7 +186,7 @@ class Attempt implements Dispatcher.DispatchHandler {
  * closes the upstream request, so the provider stops generating. One object per reply instead of
  * two async generators, a Readable, its iterator and an AbortController.
  */
-export class ModelStream implements AsyncIterableIterator<ModelEvent> {
+export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingModelStream {
   /** The request in flight; null between attempts and once the stream is settled. */
   attempt: Attempt | null = null;
   private tries = 0;
@@ -198,6 +200,8 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
   private started = false;
   /** The last event is queued or the failure is known: nothing more arrives. */
   private settled = false;
+  /** Piped (see pipe): events go here as they arrive; the consumer is always waiting. */
+  private sink: ModelSink | null = null;
   private resolveNext: ((r: IteratorResult<ModelEvent>) => void) | null = null;
   private rejectNext: ((err: Error) => void) | null = null;
   // What the chunks said besides content (per attempt; a retry starts over).
@@ -250,6 +254,12 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
     });
   }
 
+  /** Delivers the events to `sink` as they arrive instead of being iterated (one or the other). */
+  pipe(sink: ModelSink): void {
+    this.sink = sink;
+    this.begin();
+  }
+
   /** The consumer stopped iterating: the upstream request is closed (it stops billing). */
   return(): Promise<IteratorResult<ModelEvent>> {
     if (!this.settled) {
@@ -278,7 +288,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
       return;
     }
     // The idle clock counts only while the consumer waits; it starts over when it waits again.
-    if (kind === 'idle' && !this.resolveNext) return;
+    if (kind === 'idle' && !this.resolveNext && !this.sink) return;
     this.timedOut = kind;
     this.failed(null);
   }
@@ -291,7 +301,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
       a.errorBody = [];
       a.retryAfter = rawHeader(raw, 'retry-after');
     }
-    if (this.resolveNext) this.startIdleClock();
+    if (this.resolveNext || this.sink) this.startIdleClock();
     return true;
   }
 
@@ -461,6 +471,10 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
   }
 
   private deliver(ev: ModelEvent): void {
+    if (this.sink) {
+      this.sink.modelEvent(ev);
+      return;
+    }
     const resolve = this.resolveNext;
     if (!resolve) {
       this.queue.push(ev);
@@ -504,6 +518,12 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
     this.settled = true;
     this.stopClock();
     this.signal.removeEventListener('abort', this);
+    const sink = this.sink;
+    if (sink) {
+      this.sink = null;
+      sink.modelEnded(err);
+      return;
+    }
     const reject = this.rejectNext;
     const resolve = this.resolveNext;
     this.resolveNext = null;
