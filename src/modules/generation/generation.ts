@@ -86,11 +86,15 @@ export interface ReplyIds {
   startedAt: Date | string;
 }
 
+// Shared defaults: an empty object of its own per reply is ~56 bytes held for the reply's life.
+const NO_OPTIONS: ReplyOptions = Object.freeze({});
+const NO_EXTRA: CompleteExtra = Object.freeze({});
+
 export function startGeneration(
   deps: ProducerDeps,
   ids: ReplyIds,
   input: TurnInput,
-  options: ReplyOptions = {},
+  options: ReplyOptions = NO_OPTIONS,
 ): Generation {
   return new LiveGeneration(deps, ids, input, options);
 }
@@ -109,7 +113,7 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
   stored: boolean | null = null;
   readonly done: Promise<GenerationOutcome>;
   private readonly deps: ProducerDeps;
-  private readonly ids: ReplyIds;
+  private readonly userMessageId: string;
   private readonly input: TurnInput;
   private readonly options: ReplyOptions;
   private readonly startedAt = performance.now();
@@ -125,9 +129,8 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
   private usage: Usage | null = null;
   // The producer's own view of the turn, folded from the pipeline's events.
   private readonly state: Partial<RoutedTurn> & { model?: string; completeExtra: CompleteExtra } = {
-    completeExtra: {},
+    completeExtra: NO_EXTRA,
   };
-  private readonly untrack: () => Promise<void>;
   private resolveDone!: (outcome: GenerationOutcome) => void;
   private rejectDone!: (err: unknown) => void;
   /** What went wrong inside modelEvent, if anything did. */
@@ -135,7 +138,8 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
 
   constructor(deps: ProducerDeps, ids: ReplyIds, input: TurnInput, options: ReplyOptions) {
     this.deps = deps;
-    this.ids = ids;
+    // Only this id is needed after the start event (which carries the rest).
+    this.userMessageId = ids.userMessageId;
     this.input = input;
     this.options = options;
     this.messageId = ids.messageId;
@@ -153,7 +157,7 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
     );
     // Checkpoints are timer-driven (the writer's one timer for all replies), so database writes
     // depend on elapsed time, never on chunk count.
-    this.untrack = deps.writer.track(this);
+    deps.writer.track(this);
     this.done = new Promise((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
@@ -302,7 +306,7 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
 
   /** Everything after the model: the status, the final write, the terminal event, the hook. */
   private async finish(failure: { err: unknown } | null): Promise<GenerationOutcome> {
-    const { deps, input, ids, state, messageId } = this;
+    const { deps, input, state, messageId, userMessageId } = this;
     const metrics = deps.metrics;
     let status: FinalStatus = 'completed';
     let errorCode: string | null = null;
@@ -325,7 +329,7 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
     const finishReason = this.finishReason;
     const outcome: FinalOutcome = {
       messageId,
-      userMessageId: ids.userMessageId,
+      userMessageId,
       sessionId: input.sessionId,
       userId: input.userId,
       content,
@@ -344,7 +348,7 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
     const meta = this.streamMeta();
     let persisted = false;
     let extra: CompleteExtra = {};
-    await this.untrack();
+    await deps.writer.untrack(this);
     const write = {
       ...outcome,
       model: state.model ?? 'unknown',

@@ -246,6 +246,8 @@ class IteratedReplyStream implements Subscription {
 
 export function createReplies(deps: RepliesDeps) {
   const { db, registry } = deps;
+  // One object for every reply (each producer keeps it for its life).
+  const producerDeps: ProducerDeps = { ...deps.producer, log: deps.log };
 
   async function loadVisible(caller: ReplyCaller, messageId: string): Promise<ReplyRow> {
     if (!UUID.test(messageId)) throw new AppError('MESSAGE_NOT_FOUND');
@@ -303,7 +305,7 @@ export function createReplies(deps: RepliesDeps) {
   return {
     /** Starts the producer of a persisted turn (the assistant row exists, `streaming`). */
     start(ids: ReplyIds, input: TurnInput, options?: ReplyOptions): Generation {
-      const gen = startGeneration({ ...deps.producer, log: deps.log }, ids, input, options);
+      const gen = startGeneration(producerDeps, ids, input, options);
       registry.add(gen);
       return gen;
     },

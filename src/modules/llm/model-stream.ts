@@ -69,8 +69,12 @@ class OnceBody {
   }
 }
 
-function reportedUsage(u: unknown): { prompt?: number; completion?: number } {
-  if (!u || typeof u !== 'object') return {};
+type ReportedUsage = { prompt?: number; completion?: number };
+/** Shared: a stream whose provider reports no usage keeps no object of its own for it. */
+const NO_USAGE: ReportedUsage = Object.freeze({});
+
+function reportedUsage(u: unknown): ReportedUsage {
+  if (!u || typeof u !== 'object') return NO_USAGE;
   const { prompt_tokens: p, completion_tokens: c } = u as Record<string, unknown>;
   return {
     prompt: typeof p === 'number' && p >= 0 ? p : undefined,
@@ -206,7 +210,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
   private rejectNext: ((err: Error) => void) | null = null;
   // What the chunks said besides content (per attempt; a retry starts over).
   private finishReason: string | null = null;
-  private usage: { prompt?: number; completion?: number } = {};
+  private usage: ReportedUsage = NO_USAGE;
   private chars = 0;
 
   private readonly signal: AbortSignal;
@@ -380,7 +384,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
     if (req.temperature !== undefined) body.temperature = req.temperature;
     this.timedOut = null;
     this.finishReason = null;
-    this.usage = {};
+    this.usage = NO_USAGE;
     this.chars = 0;
     const a = new Attempt(this);
     this.attempt = a;
