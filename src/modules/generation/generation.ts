@@ -117,8 +117,13 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
   private readonly input: TurnInput;
   private readonly options: ReplyOptions;
   private readonly startedAt = performance.now();
-  private readonly prelude: PreludeEvent[] = [];
-  private waiters: Array<() => void> = [];
+  private prelude: PreludeEvent[] = [];
+  /**
+   * Who waits for the next event: almost always one subscriber, so one slot, and an array only
+   * for more (an array's first push reserves room for 17).
+   */
+  private waiter: (() => void) | null = null;
+  private moreWaiters: Array<() => void> | null = null;
   private offset = 0;
   private readonly controller = new AbortController();
   private abortReason: AbortReason | null = null;
@@ -168,7 +173,9 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
   /** Calls `fn` once, on the next appended event or the end (at once if it already ended). */
   onChange(fn: () => void): void {
     if (this.ended) fn();
-    else this.waiters.push(fn);
+    else if (!this.waiter) this.waiter = fn;
+    else if (this.moreWaiters) this.moreWaiters.push(fn);
+    else this.moreWaiters = [fn];
   }
 
   abort(reason: AbortReason): void {
@@ -194,10 +201,12 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
   }
 
   private wake(): void {
-    if (this.waiters.length === 0) return;
-    const w = this.waiters;
-    this.waiters = [];
-    for (const fn of w) fn();
+    const first = this.waiter;
+    const more = this.moreWaiters;
+    this.waiter = null;
+    this.moreWaiters = null;
+    first?.();
+    if (more) for (const fn of more) fn();
   }
 
   private append(event: ReplyEvent, addedChars = 0): void {
@@ -269,6 +278,8 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
           break;
         } else this.onModel(ev);
       }
+      // Kept for the reply's life (its metadata): at its size, not the room its pushes reserved.
+      this.prelude = this.prelude.slice();
       if (model && isPushing(model)) {
         model.pipe(this);
         return;

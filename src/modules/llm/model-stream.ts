@@ -140,8 +140,9 @@ const HIGH_WATER = 64;
 
 type Clock = 'connect' | 'idle' | 'backoff';
 
-// One function for every stream's timers (a stream passes itself): no closure per timer.
-const onClock = (s: ModelStream, kind: Clock) => s.clockFired(kind);
+// One function for every stream's timers (a stream passes itself; the clock is its `clock`): no
+// closure, and no argument array beyond the stream, per timer.
+const onClock = (s: ModelStream) => s.clockFired();
 
 /**
  * One HTTP request of a stream (a retry is another one). undici's legacy handler interface, as its
@@ -283,9 +284,11 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
     this.settle(abortError(this.signal));
   }
 
-  clockFired(kind: Clock): void {
+  clockFired(): void {
+    const kind = this.clock;
     this.timer = undefined;
     this.clock = null;
+    if (!kind) return; // stopped (clearTimeout): unreachable, but never a timeout of nothing
     if (kind === 'backoff') {
       if (this.signal.aborted) this.settle(abortError(this.signal));
       else this.send();
@@ -541,7 +544,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
   private arm(kind: Clock, ms: number): void {
     clearTimeout(this.timer);
     this.clock = kind;
-    this.timer = setTimeout(onClock, ms, this, kind);
+    this.timer = setTimeout(onClock, ms, this);
   }
 
   private startIdleClock(): void {
