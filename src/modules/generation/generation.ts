@@ -4,7 +4,13 @@ import type { Logger } from 'pino';
 import { retryWithin } from '../../lib/async.js';
 import { isOutage } from '../../lib/outage.js';
 import { storableText } from '../../lib/text.js';
-import { estimateTokens, isPushing, type ModelEvent, type ModelSink } from '../llm/provider.js';
+import {
+  estimateTokens,
+  isPushing,
+  type ModelEvent,
+  type ModelSink,
+  type PushingModelStream,
+} from '../llm/provider.js';
 import type { TurnMetrics } from '../metrics/metrics.js';
 import {
   type CompleteExtra,
@@ -125,7 +131,10 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
   private waiter: (() => void) | null = null;
   private moreWaiters: Array<() => void> | null = null;
   private offset = 0;
-  private readonly controller = new AbortController();
+  /** Aborts the pipeline and the model; dropped once a pushing model stream takes over (see run). */
+  private controller: AbortController | null = new AbortController();
+  /** The model stream piped into this reply: aborted directly. */
+  private model: PushingModelStream | null = null;
   private abortReason: AbortReason | null = null;
   /** The reply's text so far. */
   private text = '';
@@ -179,9 +188,14 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
   }
 
   abort(reason: AbortReason): void {
-    if (this.ended || this.controller.signal.aborted) return;
+    if (this.ended || this.abortReason || this.pushFailure) return;
     this.abortReason = reason;
-    this.controller.abort(Object.assign(new Error(reason), { name: 'AbortError' }));
+    this.abortWith(Object.assign(new Error(reason), { name: 'AbortError' }));
+  }
+
+  private abortWith(err: Error | unknown): void {
+    if (this.model) this.model.abort(err instanceof Error ? err : new Error(String(err)));
+    else this.controller?.abort(err);
   }
 
   // LiveReply: what the writer checkpoints.
@@ -256,10 +270,11 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
    * function. Either way the reply ends in finish().
    */
   private async run(): Promise<void> {
-    const { deps, input, state, controller } = this;
+    const { deps, input, state } = this;
+    const signal = this.controller!.signal;
     try {
       let model: AsyncIterable<ModelEvent> | null = null;
-      for await (const ev of deps.pipeline(input, controller.signal)) {
+      for await (const ev of deps.pipeline(input, signal)) {
         if (ev.type === 'event') {
           this.prelude.push(ev.event);
           this.append(ev.event);
@@ -281,7 +296,11 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
       // Kept for the reply's life (its metadata): at its size, not the room its pushes reserved.
       this.prelude = this.prelude.slice();
       if (model && isPushing(model)) {
+        // An abort until now is in the signal, which the stream reads when it starts.
+        this.model = model;
         model.pipe(this);
+        // A reply that waits minutes for tokens holds no AbortController (two listener maps).
+        this.controller = null;
         return;
       }
       // A stream that is also synchronously iterable (the offline agent) is read without a promise per token.
@@ -300,7 +319,7 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
     } catch (err) {
       // Not thrown into the HTTP client: the model request is closed and the reply fails with it.
       this.pushFailure ??= { err };
-      this.controller.abort(err);
+      this.abortWith(err);
     }
   }
 
@@ -310,8 +329,8 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
 
   /** The model is done (or never started): an abort that ended it quietly still counts as one. */
   private modelDone(failure: { err: unknown } | null): void {
-    const { signal } = this.controller;
-    const f = this.pushFailure ?? failure ?? (signal.aborted ? { err: signal.reason as unknown } : null);
+    const signal = this.controller?.signal;
+    const f = this.pushFailure ?? failure ?? (signal?.aborted ? { err: signal.reason as unknown } : null);
     this.finish(f).then(this.resolveDone, this.rejectDone);
   }
 

@@ -214,7 +214,10 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
   private usage: ReportedUsage = NO_USAGE;
   private chars = 0;
 
-  private readonly signal: AbortSignal;
+  /** The request's signal; a piped stream lets go of it and is aborted through abort() (see pipe). */
+  private signal: AbortSignal | null;
+  /** Why a piped stream was aborted through abort(). */
+  private abortedWith: Error | null = null;
   /** What a retry sends again; dropped at the first token (no retry follows), with the prompt. */
   private request: ModelRequest | null;
   /** The prompt's token estimate, for a provider that reports no usage. */
@@ -259,10 +262,23 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
     });
   }
 
-  /** Delivers the events to `sink` as they arrive instead of being iterated (one or the other). */
+  /**
+   * Delivers the events to `sink` as they arrive instead of being iterated (one or the other).
+   * From here the stream is aborted through abort(), not the request's signal: it lets go of the
+   * signal, so a reply holds no AbortController (with its two listener maps) while it streams.
+   */
   pipe(sink: ModelSink): void {
     this.sink = sink;
     this.begin();
+    this.signal?.removeEventListener('abort', this);
+    this.signal = null;
+  }
+
+  /** Aborts a piped stream: the upstream request is closed and the sink ends with `err`. */
+  abort(err: Error): void {
+    if (this.settled) return;
+    this.abortedWith = err;
+    this.handleEvent();
   }
 
   /** The consumer stopped iterating: the upstream request is closed (it stops billing). */
@@ -281,7 +297,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
     if (this.settled) return;
     this.drop();
     this.queue.length = 0;
-    this.settle(abortError(this.signal));
+    this.settle(this.abortReason()!);
   }
 
   clockFired(): void {
@@ -290,7 +306,8 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
     this.clock = null;
     if (!kind) return; // stopped (clearTimeout): unreachable, but never a timeout of nothing
     if (kind === 'backoff') {
-      if (this.signal.aborted) this.settle(abortError(this.signal));
+      const aborted = this.abortReason();
+      if (aborted) this.settle(aborted);
       else this.send();
       return;
     }
@@ -347,7 +364,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
     const n = this.tries;
     const { maxRetries, log } = this.client;
     const retry =
-      e instanceof ModelError && e.retryable && this.tokens === 0 && n < maxRetries && !this.signal.aborted;
+      e instanceof ModelError && e.retryable && this.tokens === 0 && n < maxRetries && !this.abortReason();
     if (!retry) {
       this.settle(e);
       return;
@@ -365,11 +382,12 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
   private begin(): void {
     this.started = true;
     // Checked here, not at creation: the request starts when the consumer first reads.
-    if (this.signal.aborted) {
-      this.settle(abortError(this.signal));
+    const aborted = this.abortReason();
+    if (aborted) {
+      this.settle(aborted);
       return;
     }
-    this.signal.addEventListener('abort', this, { once: true });
+    this.signal?.addEventListener('abort', this, { once: true });
     this.send();
   }
 
@@ -493,8 +511,15 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
   }
 
   /** Whatever went wrong, said as a ModelError (or the caller's AbortError). */
+  /** Why the stream was aborted (the request's signal, or abort()), or null. */
+  private abortReason(): Error | null {
+    if (this.abortedWith) return this.abortedWith;
+    return this.signal?.aborted ? abortError(this.signal) : null;
+  }
+
   private describe(err: unknown, status: number): Error {
-    if (this.signal.aborted) return abortError(this.signal);
+    const aborted = this.abortReason();
+    if (aborted) return aborted;
     const before = this.tokens === 0;
     const { timedOut } = this;
     if (timedOut) {
@@ -524,7 +549,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
   private settle(err: Error | null): void {
     this.settled = true;
     this.stopClock();
-    this.signal.removeEventListener('abort', this);
+    this.signal?.removeEventListener('abort', this);
     const sink = this.sink;
     if (sink) {
       this.sink = null;

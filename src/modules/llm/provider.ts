@@ -40,7 +40,10 @@ export interface ModelSink {
  * that waits minutes for its tokens then holds no suspended reader and no pending promise.
  */
 export interface PushingModelStream extends AsyncIterable<ModelEvent> {
+  /** From here the stream no longer watches the request's signal: it is aborted through abort(). */
   pipe(sink: ModelSink): void;
+  /** Closes the request; the sink's modelEnded gets `err`. */
+  abort(err: Error): void;
 }
 
 export function isPushing(stream: AsyncIterable<ModelEvent>): stream is PushingModelStream {
