@@ -88,6 +88,9 @@ const UUID = /^[0-9a-f-]{36}$/i;
 type Batch = IteratorResult<readonly StreamEntry[]>;
 const END: Batch = { value: undefined, done: true };
 
+// One function for every stream's deferred delivery (a stream passes itself): no closure per stream.
+const deliverDue = (s: LocalReplyStream) => s.deliverDue();
+
 /**
  * This instance's log of a reply, from a cursor: everything available at one wake-up comes as one
  * batch; ends after the terminal event, or at once on close(). A class rather than an async
@@ -102,6 +105,8 @@ class LocalReplyStream implements Subscription, AsyncIterableIterator<readonly S
   /** Piped: where batches go, called from the reply's wake-up (no promise per wait). */
   private sink: ReplySink | null = null;
   private paused = false;
+  /** A piped delivery is due on the next tick: a burst of events (a whole offline answer) is one batch. */
+  private due = false;
   private readonly wake = () => this.settle();
 
   constructor(
@@ -184,9 +189,20 @@ class LocalReplyStream implements Subscription, AsyncIterableIterator<readonly S
     return END;
   }
 
+  /** The deferred delivery of a piped stream (see settle). */
+  deliverDue(): void {
+    this.due = false;
+    if (this.sink && !this.paused) this.deliver(this.sink);
+  }
+
   private settle(): void {
     if (this.sink) {
-      if (!this.paused) this.deliver(this.sink);
+      // Woken from inside the producer's append: what it appends in the same burst goes out with
+      // this event, as one batch (one framing, one write), not one batch per event.
+      if (!this.due) {
+        this.due = true;
+        process.nextTick(deliverDue, this);
+      }
       return;
     }
     const resolve = this.pending;
