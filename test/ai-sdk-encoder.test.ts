@@ -203,13 +203,8 @@ describe('createUiEncoder', () => {
       offset: 0,
       event,
     }));
-    async function* batches() {
-      yield entries.slice(0, 1);
-      yield entries.slice(1);
-    }
-    const pieces: string[] = [];
-    for await (const piece of aiSdkUi.encode(batches(), () => {})) pieces.push(piece);
-    expect(pieces).toHaveLength(3);
+    const framer = aiSdkUi.open();
+    const pieces = [framer.batch(entries.slice(0, 1)), framer.batch(entries.slice(1)), framer.end(false)];
     expect(pieces[0]).toBe(uiFrames(encodeAll([start])));
     expect(pieces.at(-1)).toBe('data: [DONE]\n\n');
     expect(pieces.join('')).toBe(`${uiFrames(encodeAll(events))}data: [DONE]\n\n`);
@@ -217,15 +212,9 @@ describe('createUiEncoder', () => {
   });
 
   it('as an Encoder: a stream that fails midway ends with an error chunk and [DONE]', async () => {
-    const failure = new Error('redis went away');
-    async function* failing() {
-      yield [{ id: '0-1', seq: 1, offset: 0, event: start } as StreamEntry];
-      throw failure;
-    }
-    const seen: unknown[] = [];
-    let text = '';
-    for await (const piece of aiSdkUi.encode(failing(), (err) => seen.push(err))) text += piece;
-    expect(seen).toEqual([failure]);
+    const framer = aiSdkUi.open();
+    const text =
+      framer.batch([{ id: '0-1', seq: 1, offset: 0, event: start } as StreamEntry]) + framer.end(true);
     const chunks = text
       .split('\n\n')
       .filter((b) => b.startsWith('data: {'))

@@ -6,12 +6,8 @@ import { chunkEvent, completeEvent, type StreamEntry, startEvent } from '../src/
 import { frame } from '../src/plugins/sse.js';
 
 async function encodeAll(batches: StreamEntry[][]): Promise<string> {
-  async function* stream() {
-    for (const b of batches) yield b;
-  }
-  let out = '';
-  for await (const text of nativeSse.encode(stream(), () => {})) out += text;
-  return out;
+  const framer = nativeSse.open();
+  return batches.map((b) => framer.batch(b)).join('') + framer.end(false);
 }
 
 const entry = (seq: number, offset: number, event: StreamEntry['event']): StreamEntry => ({

@@ -91,6 +91,13 @@ function wheelFor(heartbeatMs: number): HeartbeatWheel {
 // One function for every stream's batch timer (a stream passes itself): no closure per stream.
 const flushStream = (s: Stream) => s.flush();
 
+// One 'close' listener for every response, which finds its stream on the response itself.
+const kStream = Symbol('sseStream');
+type StreamResponse = FastifyReply['raw'] & { [kStream]?: Stream };
+function onResponseClose(this: StreamResponse): void {
+  this[kStream]?.clientClosed();
+}
+
 /**
  * One open event stream. A class, not closures over locals: a held stream costs one object and
  * its fields, where the closure form kept a dozen functions and their context per stream.
@@ -110,7 +117,8 @@ class Stream implements SseStream {
     private readonly wheel: HeartbeatWheel,
   ) {
     this.slot = wheel.add(this);
-    raw.on('close', () => this.clientClosed());
+    (raw as StreamResponse)[kStream] = this;
+    raw.on('close', onResponseClose);
     // The client sees the headers right away, together with the first events when they are ready.
     this.schedule();
   }
@@ -196,7 +204,8 @@ class Stream implements SseStream {
     this.wroteOnce = true;
   }
 
-  private clientClosed(): void {
+  /** The response closed (the client left, or after end()). */
+  clientClosed(): void {
     if (this.done) return;
     this.done = true;
     this.wheel.remove(this, this.slot);

@@ -1,15 +1,15 @@
 // Chat routes (API.md sections 1–3): thin — parse, call one service function, shape the answer.
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
 import { callerId } from '../../plugins/auth.js';
 import { callerKey } from '../../plugins/rate-limit.js';
-import { pipeSse } from '../../plugins/sse.js';
+import { openSse, type SseStream } from '../../plugins/sse.js';
 import { listAgents } from '../agents/roster.js';
-import { parseCursor } from '../generation/events.js';
+import { parseCursor, type StreamEntry } from '../generation/events.js';
 import { streamMetaOf, toMessage } from '../generation/generation.repo.js';
-import type { Replies, ReplyCaller, Subscription } from '../generation/replies.js';
+import type { Replies, ReplyCaller, ReplySink, Subscription } from '../generation/replies.js';
 import {
   agentListSchema,
   chatBodySchema,
@@ -29,7 +29,7 @@ import {
 } from './chat.schemas.js';
 import type { Caller, ChatService } from './chat.service.js';
 import type { TurnService, TurnStart } from './chat.turns.js';
-import type { Encoder } from './encoders/encoder.js';
+import type { Encoder, Framer } from './encoders/encoder.js';
 import { nativeSse } from './encoders/native.js';
 
 export interface ChatRoutesDeps {
@@ -63,28 +63,62 @@ export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   return key;
 }
 
+/** A reply piped into an open event stream: each batch framed and written as it comes. */
+class SseReplySink implements ReplySink {
+  constructor(
+    private readonly sse: SseStream,
+    private readonly framer: Framer,
+    private readonly stream: Subscription,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  push(batch: readonly StreamEntry[]): boolean {
+    if (this.sse.closed) return true;
+    if (this.sse.write(this.framer.batch(batch))) return true;
+    // The client is behind: the reply waits in its log until the socket drains (or closes).
+    void this.sse.drained().then(() => this.stream.resume());
+    return false;
+  }
+
+  end(): void {
+    this.finish(false);
+  }
+
+  fail(err: unknown): void {
+    this.log.error({ err }, 'stream subscriber failed');
+    this.finish(true);
+  }
+
+  private finish(failed: boolean): void {
+    const last = this.framer.end(failed);
+    if (last) this.sse.write(last);
+    this.sse.end();
+  }
+}
+
 /**
- * Writes a reply to the client in one protocol; the route's whole streaming part. The client
- * leaving closes the subscription at once (and runs `onClientClose`, if given).
+ * Writes a reply to the client in one protocol; the route's whole streaming part. Returns once the
+ * stream is open: the reply is pushed to the response as it comes, so a held stream keeps no
+ * suspended route handler or loop. The client leaving closes the subscription at once (and runs
+ * `onClientClose`, if given).
  */
 export function sendReply(
   request: FastifyRequest,
   reply: FastifyReply,
   stream: Subscription,
   opts: { encoder: Encoder; heartbeatMs: number; onClientClose?(): void },
-): Promise<void> {
-  const frames = opts.encoder.encode(stream, (err) => request.log.error({ err }, 'stream subscriber failed'));
+): void {
+  const sse = openSse(request, reply, { heartbeatMs: opts.heartbeatMs, headers: opts.encoder.headers });
   const { onClientClose } = opts;
-  return pipeSse(request, reply, frames, {
-    heartbeatMs: opts.heartbeatMs,
-    headers: opts.encoder.headers,
-    onClientClose: onClientClose
+  sse.onClientClose(
+    onClientClose
       ? () => {
           stream.close();
           onClientClose();
         }
       : () => stream.close(),
-  });
+  );
+  stream.pipe(new SseReplySink(sse, opts.encoder.open(), stream, request.log));
 }
 
 /**
@@ -100,7 +134,7 @@ export async function sendTurn(
   encoder: Encoder,
 ): Promise<void> {
   const stream = await deps.replies.subscribe(turn.messageId, null, caller, { verified: true });
-  await sendReply(request, reply, stream, {
+  sendReply(request, reply, stream, {
     encoder,
     heartbeatMs: deps.heartbeatMs,
     onClientClose: deps.onDisconnect === 'cancel' ? () => turn.cancel() : undefined,
@@ -170,7 +204,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, dep
       if (raw && !after)
         throw new AppError('VALIDATION_ERROR', 'Last-Event-ID is not a cursor of this stream.');
       const replyStream = await deps.replies.subscribe(request.params.message_id, after, callerOf(request));
-      await sendReply(request, reply, replyStream, { encoder: nativeSse, heartbeatMs: deps.heartbeatMs });
+      sendReply(request, reply, replyStream, { encoder: nativeSse, heartbeatMs: deps.heartbeatMs });
     },
   );
 

@@ -58,6 +58,9 @@ const attached = (messageId: string, sessionId: string): TurnStart => ({
   cancel: () => {},
 });
 
+// Shared: the reply keeps its options for its life; an empty object each would be ~56 bytes.
+const NO_OPTIONS: TurnOptions = Object.freeze({});
+
 export function createTurnService(deps: TurnServiceDeps) {
   const { db } = deps;
 
@@ -72,7 +75,7 @@ export function createTurnService(deps: TurnServiceDeps) {
     caller: Caller,
     body: ChatBody,
     idempotencyKey: string | undefined,
-    options: TurnOptions = {},
+    options: TurnOptions = NO_OPTIONS,
   ): Promise<TurnStart> {
     if (deps.isDraining()) {
       throw new AppError('SHUTTING_DOWN', undefined, undefined, { 'retry-after': '5' });
@@ -101,8 +104,11 @@ export function createTurnService(deps: TurnServiceDeps) {
       const started = await insertAndStart({ ...t, agentId: options.fixedAgentId ?? agent?.id ?? null });
       // A reply's slot goes back with its last log flush; a request that started none gives it
       // back at once, since its client may post again right away.
-      if (started.kind === 'new') started.done.finally(() => release());
-      else release(true);
+      // then() with one function, not finally(): a held reply keeps one closure, not three.
+      if (started.kind === 'new') {
+        const releaseSlot = () => release();
+        started.done.then(releaseSlot, releaseSlot);
+      } else release(true);
       return started.turn;
     } catch (err) {
       release(true);

@@ -50,7 +50,7 @@ export const uiRoutes: FastifyPluginAsyncZod<ChatRoutesDeps> = async (app, deps)
       const messageId = SESSION_ID.test(chatId) ? await deps.replies.activeIn(chatId, caller) : undefined;
       if (!messageId) return reply.code(204).send(null);
       const replyStream = await deps.replies.subscribe(messageId, null, caller);
-      await sendReply(request, reply, replyStream, { encoder: aiSdkUi, heartbeatMs: deps.heartbeatMs });
+      sendReply(request, reply, replyStream, { encoder: aiSdkUi, heartbeatMs: deps.heartbeatMs });
     },
   );
 };

@@ -4,7 +4,13 @@ import type { Logger } from 'pino';
 import { retryWithin } from '../../lib/async.js';
 import { isOutage } from '../../lib/outage.js';
 import { storableText } from '../../lib/text.js';
-import { estimateTokens, type ModelEvent } from '../llm/provider.js';
+import {
+  estimateTokens,
+  isPushing,
+  type ModelEvent,
+  type ModelSink,
+  type PushingModelStream,
+} from '../llm/provider.js';
 import type { TurnMetrics } from '../metrics/metrics.js';
 import {
   type CompleteExtra,
@@ -86,11 +92,15 @@ export interface ReplyIds {
   startedAt: Date | string;
 }
 
+// Shared defaults: an empty object of its own per reply is ~56 bytes held for the reply's life.
+const NO_OPTIONS: ReplyOptions = Object.freeze({});
+const NO_EXTRA: CompleteExtra = Object.freeze({});
+
 export function startGeneration(
   deps: ProducerDeps,
   ids: ReplyIds,
   input: TurnInput,
-  options: ReplyOptions = {},
+  options: ReplyOptions = NO_OPTIONS,
 ): Generation {
   return new LiveGeneration(deps, ids, input, options);
 }
@@ -100,7 +110,7 @@ export function startGeneration(
  * its fields, where the closure form kept ~15 functions, their contexts and a dictionary-mode
  * result object (its getters) per reply. It is also the writer's view of the reply (LiveReply).
  */
-class LiveGeneration implements Generation, LiveReply {
+class LiveGeneration implements Generation, LiveReply, ModelSink {
   readonly messageId: string;
   readonly sessionId: string;
   readonly userId: string | null;
@@ -109,14 +119,22 @@ class LiveGeneration implements Generation, LiveReply {
   stored: boolean | null = null;
   readonly done: Promise<GenerationOutcome>;
   private readonly deps: ProducerDeps;
-  private readonly ids: ReplyIds;
+  private readonly userMessageId: string;
   private readonly input: TurnInput;
   private readonly options: ReplyOptions;
   private readonly startedAt = performance.now();
-  private readonly prelude: PreludeEvent[] = [];
-  private waiters: Array<() => void> = [];
+  private prelude: PreludeEvent[] = [];
+  /**
+   * Who waits for the next event: almost always one subscriber, so one slot, and an array only
+   * for more (an array's first push reserves room for 17).
+   */
+  private waiter: (() => void) | null = null;
+  private moreWaiters: Array<() => void> | null = null;
   private offset = 0;
-  private readonly controller = new AbortController();
+  /** Aborts the pipeline and the model; dropped once a pushing model stream takes over (see run). */
+  private controller: AbortController | null = new AbortController();
+  /** The model stream piped into this reply: aborted directly. */
+  private model: PushingModelStream | null = null;
   private abortReason: AbortReason | null = null;
   /** The reply's text so far. */
   private text = '';
@@ -125,13 +143,17 @@ class LiveGeneration implements Generation, LiveReply {
   private usage: Usage | null = null;
   // The producer's own view of the turn, folded from the pipeline's events.
   private readonly state: Partial<RoutedTurn> & { model?: string; completeExtra: CompleteExtra } = {
-    completeExtra: {},
+    completeExtra: NO_EXTRA,
   };
-  private readonly untrack: () => Promise<void>;
+  private resolveDone!: (outcome: GenerationOutcome) => void;
+  private rejectDone!: (err: unknown) => void;
+  /** What went wrong inside modelEvent, if anything did. */
+  private pushFailure: { err: unknown } | null = null;
 
   constructor(deps: ProducerDeps, ids: ReplyIds, input: TurnInput, options: ReplyOptions) {
     this.deps = deps;
-    this.ids = ids;
+    // Only this id is needed after the start event (which carries the rest).
+    this.userMessageId = ids.userMessageId;
     this.input = input;
     this.options = options;
     this.messageId = ids.messageId;
@@ -149,20 +171,31 @@ class LiveGeneration implements Generation, LiveReply {
     );
     // Checkpoints are timer-driven (the writer's one timer for all replies), so database writes
     // depend on elapsed time, never on chunk count.
-    this.untrack = deps.writer.track(this);
-    this.done = this.run();
+    deps.writer.track(this);
+    this.done = new Promise((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    void this.run();
   }
 
   /** Calls `fn` once, on the next appended event or the end (at once if it already ended). */
   onChange(fn: () => void): void {
     if (this.ended) fn();
-    else this.waiters.push(fn);
+    else if (!this.waiter) this.waiter = fn;
+    else if (this.moreWaiters) this.moreWaiters.push(fn);
+    else this.moreWaiters = [fn];
   }
 
   abort(reason: AbortReason): void {
-    if (this.ended || this.controller.signal.aborted) return;
+    if (this.ended || this.abortReason || this.pushFailure) return;
     this.abortReason = reason;
-    this.controller.abort(Object.assign(new Error(reason), { name: 'AbortError' }));
+    this.abortWith(Object.assign(new Error(reason), { name: 'AbortError' }));
+  }
+
+  private abortWith(err: Error | unknown): void {
+    if (this.model) this.model.abort(err instanceof Error ? err : new Error(String(err)));
+    else this.controller?.abort(err);
   }
 
   // LiveReply: what the writer checkpoints.
@@ -182,10 +215,12 @@ class LiveGeneration implements Generation, LiveReply {
   }
 
   private wake(): void {
-    if (this.waiters.length === 0) return;
-    const w = this.waiters;
-    this.waiters = [];
-    for (const fn of w) fn();
+    const first = this.waiter;
+    const more = this.moreWaiters;
+    this.waiter = null;
+    this.moreWaiters = null;
+    first?.();
+    if (more) for (const fn of more) fn();
   }
 
   private append(event: ReplyEvent, addedChars = 0): void {
@@ -229,14 +264,17 @@ class LiveGeneration implements Generation, LiveReply {
     }
   }
 
-  private async run(): Promise<GenerationOutcome> {
-    const { deps, input, ids, state, messageId, controller } = this;
-    const metrics = deps.metrics;
-    let status: FinalStatus = 'completed';
-    let errorCode: string | null = null;
+  /**
+   * The pipeline, then the model's stream. A stream that pushes (the HTTP client) is handed this
+   * reply as its sink and run() returns: a reply waiting minutes for its tokens holds no suspended
+   * function. Either way the reply ends in finish().
+   */
+  private async run(): Promise<void> {
+    const { deps, input, state } = this;
+    const signal = this.controller!.signal;
     try {
       let model: AsyncIterable<ModelEvent> | null = null;
-      for await (const ev of deps.pipeline(input, controller.signal)) {
+      for await (const ev of deps.pipeline(input, signal)) {
         if (ev.type === 'event') {
           this.prelude.push(ev.event);
           this.append(ev.event);
@@ -255,11 +293,55 @@ class LiveGeneration implements Generation, LiveReply {
           break;
         } else this.onModel(ev);
       }
+      // Kept for the reply's life (its metadata): at its size, not the room its pushes reserved.
+      this.prelude = this.prelude.slice();
+      if (model && isPushing(model)) {
+        // An abort until now is in the signal, which the stream reads when it starts.
+        this.model = model;
+        model.pipe(this);
+        // A reply that waits minutes for tokens holds no AbortController (two listener maps).
+        this.controller = null;
+        return;
+      }
       // A stream that is also synchronously iterable (the offline agent) is read without a promise per token.
       if (model && Symbol.iterator in model) for (const m of model as Iterable<ModelEvent>) this.onModel(m);
       else if (model) for await (const m of model) this.onModel(m);
-      if (controller.signal.aborted) throw controller.signal.reason;
+      this.modelDone(null);
     } catch (err) {
+      this.modelDone({ err });
+    }
+  }
+
+  // ModelSink: a pushing stream's events, called from the HTTP client's callbacks.
+  modelEvent(ev: ModelEvent): void {
+    try {
+      this.onModel(ev);
+    } catch (err) {
+      // Not thrown into the HTTP client: the model request is closed and the reply fails with it.
+      this.pushFailure ??= { err };
+      this.abortWith(err);
+    }
+  }
+
+  modelEnded(err: Error | null): void {
+    this.modelDone(err ? { err } : null);
+  }
+
+  /** The model is done (or never started): an abort that ended it quietly still counts as one. */
+  private modelDone(failure: { err: unknown } | null): void {
+    const signal = this.controller?.signal;
+    const f = this.pushFailure ?? failure ?? (signal?.aborted ? { err: signal.reason as unknown } : null);
+    this.finish(f).then(this.resolveDone, this.rejectDone);
+  }
+
+  /** Everything after the model: the status, the final write, the terminal event, the hook. */
+  private async finish(failure: { err: unknown } | null): Promise<GenerationOutcome> {
+    const { deps, input, state, messageId, userMessageId } = this;
+    const metrics = deps.metrics;
+    let status: FinalStatus = 'completed';
+    let errorCode: string | null = null;
+    if (failure) {
+      const { err } = failure;
       if (this.abortReason) {
         status = this.abortReason;
         this.finishReason = this.abortReason;
@@ -277,7 +359,7 @@ class LiveGeneration implements Generation, LiveReply {
     const finishReason = this.finishReason;
     const outcome: FinalOutcome = {
       messageId,
-      userMessageId: ids.userMessageId,
+      userMessageId,
       sessionId: input.sessionId,
       userId: input.userId,
       content,
@@ -296,7 +378,7 @@ class LiveGeneration implements Generation, LiveReply {
     const meta = this.streamMeta();
     let persisted = false;
     let extra: CompleteExtra = {};
-    await this.untrack();
+    await deps.writer.untrack(this);
     const write = {
       ...outcome,
       model: state.model ?? 'unknown',

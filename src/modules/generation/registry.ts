@@ -43,10 +43,8 @@ export function createRegistry(opts: RegistryOptions): GenerationRegistry {
       live.set(gen.messageId, gen);
       const key = opts.userKey(gen);
       perUser.set(key, (perUser.get(key) ?? 0) + 1);
-      gen.done.then(
-        () => retire(gen),
-        () => retire(gen),
-      );
+      const retireThis = () => retire(gen);
+      gen.done.then(retireThis, retireThis);
     },
     get(id) {
       const done = finished.get(id);

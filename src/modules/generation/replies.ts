@@ -48,10 +48,24 @@ export interface ReplyCaller {
  */
 export type ReplyStream = AsyncIterable<readonly StreamEntry[]>;
 
-/** A subscriber's stream of a reply. */
+/** Where a piped subscription delivers the reply (see Subscription.pipe). */
+export interface ReplySink {
+  /** One batch; false when the client is behind: nothing more comes until the subscription's `resume()`. */
+  push(batch: readonly StreamEntry[]): boolean;
+  /** The stream ended: after the reply's terminal event, or at close(). */
+  end(): void;
+  /** Reading the reply failed midway; the stream ends. */
+  fail(err: unknown): void;
+}
+
+/** A subscriber's stream of a reply: iterated, or piped to a sink (one or the other). */
 export interface Subscription extends ReplyStream {
   /** The subscriber went away: the stream ends at once, not at the reply's next event. */
   close(): void;
+  /** Delivers the reply to `sink` as it comes. */
+  pipe(sink: ReplySink): void;
+  /** The sink caught up after a `push` that returned false. */
+  resume(): void;
 }
 
 export interface SubscribeOptions {
@@ -74,6 +88,9 @@ const UUID = /^[0-9a-f-]{36}$/i;
 type Batch = IteratorResult<readonly StreamEntry[]>;
 const END: Batch = { value: undefined, done: true };
 
+// One function for every stream's deferred delivery (a stream passes itself): no closure per stream.
+const deliverDue = (s: LocalReplyStream) => s.deliverDue();
+
 /**
  * This instance's log of a reply, from a cursor: everything available at one wake-up comes as one
  * batch; ends after the terminal event, or at once on close(). A class rather than an async
@@ -85,6 +102,11 @@ class LocalReplyStream implements Subscription, AsyncIterableIterator<readonly S
   private i = -1;
   private finished = false;
   private pending: ((r: Batch) => void) | null = null;
+  /** Piped: where batches go, called from the reply's wake-up (no promise per wait). */
+  private sink: ReplySink | null = null;
+  private paused = false;
+  /** A piped delivery is due on the next tick: a burst of events (a whole offline answer) is one batch. */
+  private due = false;
   private readonly wake = () => this.settle();
 
   constructor(
@@ -112,9 +134,44 @@ class LocalReplyStream implements Subscription, AsyncIterableIterator<readonly S
 
   close(): void {
     const resolve = this.pending;
+    const sink = this.sink;
     this.pending = null;
+    this.sink = null;
     this.finished = true;
     resolve?.(END);
+    sink?.end();
+  }
+
+  pipe(sink: ReplySink): void {
+    this.sink = sink;
+    this.deliver(sink);
+  }
+
+  resume(): void {
+    if (!this.paused || !this.sink) return;
+    this.paused = false;
+    this.deliver(this.sink);
+  }
+
+  /** Pushes what there is; then waits for the reply's next event, the sink to catch up, or ends. */
+  private deliver(sink: ReplySink): void {
+    for (;;) {
+      const now = this.step();
+      if (!now) {
+        this.gen.onChange(this.wake);
+        return;
+      }
+      if (now.done) {
+        this.sink = null;
+        sink.end();
+        return;
+      }
+      if (!sink.push(now.value)) {
+        // The sink may have closed this stream while taking the batch.
+        if (this.sink) this.paused = true;
+        return;
+      }
+    }
   }
 
   /** The next batch, the end, or null when it must wait for the reply's next event. */
@@ -132,7 +189,22 @@ class LocalReplyStream implements Subscription, AsyncIterableIterator<readonly S
     return END;
   }
 
+  /** The deferred delivery of a piped stream (see settle). */
+  deliverDue(): void {
+    this.due = false;
+    if (this.sink && !this.paused) this.deliver(this.sink);
+  }
+
   private settle(): void {
+    if (this.sink) {
+      // Woken from inside the producer's append: what it appends in the same burst goes out with
+      // this event, as one batch (one framing, one write), not one batch per event.
+      if (!this.due) {
+        this.due = true;
+        process.nextTick(deliverDue, this);
+      }
+      return;
+    }
     const resolve = this.pending;
     if (!resolve) return;
     const now = this.step();
@@ -145,8 +217,53 @@ class LocalReplyStream implements Subscription, AsyncIterableIterator<readonly S
   }
 }
 
+/**
+ * A reply read from the shared log or the row (another instance's, or a finished one): iterated,
+ * or piped by a loop of its own. Rarer than a live local reply, so its few promises are fine.
+ */
+class IteratedReplyStream implements Subscription {
+  private waiting: (() => void) | null = null;
+
+  constructor(
+    private readonly source: AsyncGenerator<readonly StreamEntry[]>,
+    private readonly gone: AbortController,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<readonly StreamEntry[]> {
+    return this.source;
+  }
+
+  close(): void {
+    this.gone.abort();
+  }
+
+  pipe(sink: ReplySink): void {
+    void this.pump(sink);
+  }
+
+  resume(): void {
+    const w = this.waiting;
+    this.waiting = null;
+    w?.();
+  }
+
+  private async pump(sink: ReplySink): Promise<void> {
+    try {
+      for await (const batch of this.source) {
+        if (!sink.push(batch)) await new Promise<void>((resolve) => (this.waiting = resolve));
+      }
+    } catch (err) {
+      sink.fail(err);
+      return;
+    }
+    sink.end();
+  }
+}
+
 export function createReplies(deps: RepliesDeps) {
   const { db, registry } = deps;
+  // One object for every reply (each producer keeps it for its life).
+  const producerDeps: ProducerDeps = { ...deps.producer, log: deps.log };
 
   async function loadVisible(caller: ReplyCaller, messageId: string): Promise<ReplyRow> {
     if (!UUID.test(messageId)) throw new AppError('MESSAGE_NOT_FOUND');
@@ -198,13 +315,13 @@ export function createReplies(deps: RepliesDeps) {
     const batches = (async function* () {
       for await (const e of source) yield [e];
     })();
-    return Object.assign(batches, { close: () => gone.abort() });
+    return new IteratedReplyStream(batches, gone);
   }
 
   return {
     /** Starts the producer of a persisted turn (the assistant row exists, `streaming`). */
     start(ids: ReplyIds, input: TurnInput, options?: ReplyOptions): Generation {
-      const gen = startGeneration({ ...deps.producer, log: deps.log }, ids, input, options);
+      const gen = startGeneration(producerDeps, ids, input, options);
       registry.add(gen);
       return gen;
     },

@@ -42,8 +42,10 @@ export interface WriterMetrics {
 }
 
 export interface ReplyWriter {
-  /** Checkpoints `reply` from now on; the returned function stops that and waits for its write in flight. */
-  track(reply: LiveReply): () => Promise<void>;
+  /** Checkpoints `reply` from now on. */
+  track(reply: LiveReply): void;
+  /** Stops checkpointing `reply`; resolves once its checkpoint in flight (if any) is written. */
+  untrack(reply: LiveReply): Promise<void>;
   /** Queues a final write; resolves once it committed (or rejects with the statement's error). */
   finalize(write: FinalWrite, hook?: FinalizeTx): Promise<FinalResult>;
   /** Final writes waiting for a lane. */
@@ -261,11 +263,14 @@ export function createReplyWriter(opts: WriterOptions): ReplyWriter {
       };
       live.set(reply.messageId, slot);
       startTimer();
-      return async () => {
-        if (live.get(reply.messageId) === slot) live.delete(reply.messageId);
-        // The final write must not be overtaken by a checkpoint of the same row still on the wire.
-        await slot.inFlight;
-      };
+    },
+    // A method, not a closure returned by track(): a held reply keeps nothing of its own here.
+    async untrack(reply) {
+      const slot = live.get(reply.messageId);
+      if (slot?.reply !== reply) return;
+      live.delete(reply.messageId);
+      // The final write must not be overtaken by a checkpoint of the same row still on the wire.
+      await slot.inFlight;
     },
     finalize(write, hook) {
       return new Promise<FinalResult>((resolve, reject) => {

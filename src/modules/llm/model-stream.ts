@@ -7,6 +7,8 @@ import {
   ModelError,
   type ModelEvent,
   type ModelRequest,
+  type ModelSink,
+  type PushingModelStream,
 } from './provider.js';
 import { SseDecoder, SseTooLarge } from './sse-decoder.js';
 
@@ -37,18 +39,43 @@ interface Chunk {
 }
 
 /**
- * The request body in memory of its own, exactly its size. `Buffer.from` would cut a small body
- * out of Node's shared 8 KB pool, and undici keeps the body for the life of the response (a
- * streaming reply: minutes), which keeps the whole 8 KB slab alive with it.
+ * The request body, handed over once and then let go. undici keeps the body it was given for the
+ * life of the response (on its request object and in the closures of the HTTP/2 stream), which for
+ * a streaming reply is minutes: a Buffer kept the whole prompt (≈ 2 KB) per live reply. A Blob-like
+ * object (undici's `isBlobLike`: tagged `Blob`, with `size` and `arrayBuffer()`) is kept instead,
+ * and it gives its bytes away when undici reads them. Not an iterable: undici would neither
+ * multiplex it on an HTTP/2 connection nor know its length. The body is read once: a retry (ours,
+ * see `failed`) is a new request with a body of its own. The bytes are in memory of their own,
+ * exactly their size, so the ArrayBuffer is the body and nothing else.
  */
-function ownBuffer(text: string): Buffer {
-  const buf = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
-  buf.write(text);
-  return buf;
+class OnceBody {
+  readonly size: number;
+  private bytes: ArrayBuffer | null;
+
+  constructor(text: string) {
+    this.size = Buffer.byteLength(text);
+    const buf = Buffer.allocUnsafeSlow(this.size);
+    buf.write(text);
+    this.bytes = buf.buffer as ArrayBuffer;
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'Blob';
+  }
+
+  arrayBuffer(): Promise<ArrayBuffer> {
+    const bytes = this.bytes;
+    this.bytes = null;
+    return bytes ? Promise.resolve(bytes) : Promise.reject(new Error('request body already sent'));
+  }
 }
 
-function reportedUsage(u: unknown): { prompt?: number; completion?: number } {
-  if (!u || typeof u !== 'object') return {};
+type ReportedUsage = { prompt?: number; completion?: number };
+/** Shared: a stream whose provider reports no usage keeps no object of its own for it. */
+const NO_USAGE: ReportedUsage = Object.freeze({});
+
+function reportedUsage(u: unknown): ReportedUsage {
+  if (!u || typeof u !== 'object') return NO_USAGE;
   const { prompt_tokens: p, completion_tokens: c } = u as Record<string, unknown>;
   return {
     prompt: typeof p === 'number' && p >= 0 ? p : undefined,
@@ -121,8 +148,9 @@ const HIGH_WATER = 64;
 
 type Clock = 'connect' | 'idle' | 'backoff';
 
-// One function for every stream's timers (a stream passes itself): no closure per timer.
-const onClock = (s: ModelStream, kind: Clock) => s.clockFired(kind);
+// One function for every stream's timers (a stream passes itself; the clock is its `clock`): no
+// closure, and no argument array beyond the stream, per timer.
+const onClock = (s: ModelStream) => s.clockFired();
 
 /**
  * One HTTP request of a stream (a retry is another one). undici's legacy handler interface, as its
@@ -172,7 +200,7 @@ class Attempt implements Dispatcher.DispatchHandler {
  * closes the upstream request, so the provider stops generating. One object per reply instead of
  * two async generators, a Readable, its iterator and an AbortController.
  */
-export class ModelStream implements AsyncIterableIterator<ModelEvent> {
+export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingModelStream {
   /** The request in flight; null between attempts and once the stream is settled. */
   attempt: Attempt | null = null;
   private tries = 0;
@@ -186,14 +214,19 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
   private started = false;
   /** The last event is queued or the failure is known: nothing more arrives. */
   private settled = false;
+  /** Piped (see pipe): events go here as they arrive; the consumer is always waiting. */
+  private sink: ModelSink | null = null;
   private resolveNext: ((r: IteratorResult<ModelEvent>) => void) | null = null;
   private rejectNext: ((err: Error) => void) | null = null;
   // What the chunks said besides content (per attempt; a retry starts over).
   private finishReason: string | null = null;
-  private usage: { prompt?: number; completion?: number } = {};
+  private usage: ReportedUsage = NO_USAGE;
   private chars = 0;
 
-  private readonly signal: AbortSignal;
+  /** The request's signal; a piped stream lets go of it and is aborted through abort() (see pipe). */
+  private signal: AbortSignal | null;
+  /** Why a piped stream was aborted through abort(). */
+  private abortedWith: Error | null = null;
   /** What a retry sends again; dropped at the first token (no retry follows), with the prompt. */
   private request: ModelRequest | null;
   /** The prompt's token estimate, for a provider that reports no usage. */
@@ -238,6 +271,25 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
     });
   }
 
+  /**
+   * Delivers the events to `sink` as they arrive instead of being iterated (one or the other).
+   * From here the stream is aborted through abort(), not the request's signal: it lets go of the
+   * signal, so a reply holds no AbortController (with its two listener maps) while it streams.
+   */
+  pipe(sink: ModelSink): void {
+    this.sink = sink;
+    this.begin();
+    this.signal?.removeEventListener('abort', this);
+    this.signal = null;
+  }
+
+  /** Aborts a piped stream: the upstream request is closed and the sink ends with `err`. */
+  abort(err: Error): void {
+    if (this.settled) return;
+    this.abortedWith = err;
+    this.handleEvent();
+  }
+
   /** The consumer stopped iterating: the upstream request is closed (it stops billing). */
   return(): Promise<IteratorResult<ModelEvent>> {
     if (!this.settled) {
@@ -254,19 +306,22 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
     if (this.settled) return;
     this.drop();
     this.queue.length = 0;
-    this.settle(abortError(this.signal));
+    this.settle(this.abortReason()!);
   }
 
-  clockFired(kind: Clock): void {
+  clockFired(): void {
+    const kind = this.clock;
     this.timer = undefined;
     this.clock = null;
+    if (!kind) return; // stopped (clearTimeout): unreachable, but never a timeout of nothing
     if (kind === 'backoff') {
-      if (this.signal.aborted) this.settle(abortError(this.signal));
+      const aborted = this.abortReason();
+      if (aborted) this.settle(aborted);
       else this.send();
       return;
     }
     // The idle clock counts only while the consumer waits; it starts over when it waits again.
-    if (kind === 'idle' && !this.resolveNext) return;
+    if (kind === 'idle' && !this.resolveNext && !this.sink) return;
     this.timedOut = kind;
     this.failed(null);
   }
@@ -279,7 +334,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
       a.errorBody = [];
       a.retryAfter = rawHeader(raw, 'retry-after');
     }
-    if (this.resolveNext) this.startIdleClock();
+    if (this.resolveNext || this.sink) this.startIdleClock();
     return true;
   }
 
@@ -325,7 +380,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
     const n = this.tries;
     const { maxRetries, log } = this.client;
     const retry =
-      e instanceof ModelError && e.retryable && this.tokens === 0 && n < maxRetries && !this.signal.aborted;
+      e instanceof ModelError && e.retryable && this.tokens === 0 && n < maxRetries && !this.abortReason();
     if (!retry) {
       this.settle(e);
       return;
@@ -343,11 +398,12 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
   private begin(): void {
     this.started = true;
     // Checked here, not at creation: the request starts when the consumer first reads.
-    if (this.signal.aborted) {
-      this.settle(abortError(this.signal));
+    const aborted = this.abortReason();
+    if (aborted) {
+      this.settle(aborted);
       return;
     }
-    this.signal.addEventListener('abort', this, { once: true });
+    this.signal?.addEventListener('abort', this, { once: true });
     this.send();
   }
 
@@ -365,7 +421,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
     if (req.temperature !== undefined) body.temperature = req.temperature;
     this.timedOut = null;
     this.finishReason = null;
-    this.usage = {};
+    this.usage = NO_USAGE;
     this.chars = 0;
     const a = new Attempt(this);
     this.attempt = a;
@@ -376,9 +432,9 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
         path: client.path,
         method: 'POST',
         headers: client.headers,
-        // A Buffer: undici keeps the body for the life of the response, once (a string it would
-        // keep twice, as given and encoded), and not in a pooled slab (see ownBuffer).
-        body: ownBuffer(JSON.stringify(body)),
+        // Not a Buffer or a string: undici would keep it for the life of the response (see OnceBody).
+        // (undici's types list no Blob, though its dispatch takes one.)
+        body: new OnceBody(JSON.stringify(body)) as unknown as Dispatcher.DispatchOptions['body'],
         // May share an HTTP/2 connection (see createModelDispatcher). Said per request rather than
         // by a composed dispatcher, whose wrappers would keep the response's raw header Buffers.
         idempotent: client.idempotent,
@@ -469,6 +525,10 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
   }
 
   private deliver(ev: ModelEvent): void {
+    if (this.sink) {
+      this.sink.modelEvent(ev);
+      return;
+    }
     const resolve = this.resolveNext;
     if (!resolve) {
       this.queue.push(ev);
@@ -480,8 +540,15 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
   }
 
   /** Whatever went wrong, said as a ModelError (or the caller's AbortError). */
+  /** Why the stream was aborted (the request's signal, or abort()), or null. */
+  private abortReason(): Error | null {
+    if (this.abortedWith) return this.abortedWith;
+    return this.signal?.aborted ? abortError(this.signal) : null;
+  }
+
   private describe(err: unknown, status: number): Error {
-    if (this.signal.aborted) return abortError(this.signal);
+    const aborted = this.abortReason();
+    if (aborted) return aborted;
     const before = this.tokens === 0;
     const { timedOut } = this;
     if (timedOut) {
@@ -511,7 +578,13 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
   private settle(err: Error | null): void {
     this.settled = true;
     this.stopClock();
-    this.signal.removeEventListener('abort', this);
+    this.signal?.removeEventListener('abort', this);
+    const sink = this.sink;
+    if (sink) {
+      this.sink = null;
+      sink.modelEnded(err);
+      return;
+    }
     const reject = this.rejectNext;
     const resolve = this.resolveNext;
     this.resolveNext = null;
@@ -525,7 +598,7 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent> {
   private arm(kind: Clock, ms: number): void {
     clearTimeout(this.timer);
     this.clock = kind;
-    this.timer = setTimeout(onClock, ms, this, kind);
+    this.timer = setTimeout(onClock, ms, this);
   }
 
   private startIdleClock(): void {

@@ -1,6 +1,10 @@
 // The OpenAI-compatible streaming client (Maritaca, Groq, OpenAI, OpenRouter, Ollama, vLLM) over undici + SSE.
 import type { Logger } from 'pino';
-import { Agent, buildConnector, type Dispatcher } from 'undici';
+import type { buildConnector as BuildConnector, Dispatcher } from 'undici';
+// The pool and the connector alone: undici's index loads all of it (fetch, WebSocket, caches,
+// mocks), ≈ 100 modules and several MB of every instance's memory this client never uses.
+import buildConnector from 'undici/lib/core/connect.js';
+import Agent from 'undici/lib/dispatcher/agent.js';
 import { FirstConnectionGate } from './h2-gate.js';
 import { type CompletionClient, ModelStream } from './model-stream.js';
 import type { ModelProvider } from './provider.js';
@@ -38,7 +42,7 @@ export function createModelDispatcher(http2: boolean, https: boolean): Dispatche
     // The pool builds its own connector and would drop `useH2c`: given here, it is used as is.
     ...(https
       ? {}
-      : { connect: buildConnector({ allowH2: true, useH2c: true } as buildConnector.BuildOptions) }),
+      : { connect: buildConnector({ allowH2: true, useH2c: true } as BuildConnector.BuildOptions) }),
     maxConcurrentStreams: streams,
     pipelining: streams,
     keepAliveTimeout: 10_000,

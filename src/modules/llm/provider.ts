@@ -28,6 +28,28 @@ export type ModelEvent =
   /** The last event of a successful stream. */
   | { type: 'done'; finishReason: string; usage: ModelUsage };
 
+/** Where a pushing model stream delivers its events (see PushingModelStream). */
+export interface ModelSink {
+  modelEvent(ev: ModelEvent): void;
+  /** The stream is over: null after its `done` event, else what went wrong (as iteration would throw it). */
+  modelEnded(err: Error | null): void;
+}
+
+/**
+ * A model stream that can also push its events as they arrive, instead of being iterated: a reply
+ * that waits minutes for its tokens then holds no suspended reader and no pending promise.
+ */
+export interface PushingModelStream extends AsyncIterable<ModelEvent> {
+  /** From here the stream no longer watches the request's signal: it is aborted through abort(). */
+  pipe(sink: ModelSink): void;
+  /** Closes the request; the sink's modelEnded gets `err`. */
+  abort(err: Error): void;
+}
+
+export function isPushing(stream: AsyncIterable<ModelEvent>): stream is PushingModelStream {
+  return typeof (stream as Partial<PushingModelStream>).pipe === 'function';
+}
+
 export interface ModelProvider {
   kind: 'openai-compatible';
   /** One line for the boot log: what serves the model. */

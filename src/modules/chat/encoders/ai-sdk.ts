@@ -116,23 +116,22 @@ export function uiFrames(chunks: readonly UiChunk[]): string {
  */
 export const aiSdkUi: Encoder = {
   headers: { 'x-vercel-ai-ui-message-stream': 'v1' },
-  async *encode(stream, onError) {
+  open() {
     const encode = createUiEncoder();
     let ended = false;
-    try {
-      for await (const batch of stream) {
+    return {
+      batch(entries) {
         let text = '';
-        for (const entry of batch) {
+        for (const entry of entries) {
+          // Nothing follows the terminal event (the stream ends with it).
+          if (ended) break;
           text += uiFrames(encode(entry.event));
           if (entry.event.type === 'complete' || entry.event.type === 'error') ended = true;
         }
-        yield text;
-        if (ended) break;
-      }
-    } catch (err) {
-      onError(err);
-    }
-    // A stream that stopped short of the reply's end (reading it failed) still ends as the client expects.
-    yield (ended ? '' : uiFrames(encode(streamFailedEvent()))) + UI_DONE_FRAME;
+        return text;
+      },
+      // A stream that stopped short of the reply's end (reading it failed) still ends as the client expects.
+      end: () => (ended ? '' : uiFrames(encode(streamFailedEvent()))) + UI_DONE_FRAME,
+    };
   },
 };

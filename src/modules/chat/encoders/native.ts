@@ -1,7 +1,7 @@
 // The native SSE protocol of API.md §1.1: `id: <cursor>` + one compact `data:` line per event.
 import { frame } from '../../../plugins/sse.js';
 import { type ChunkEvent, streamFailedEvent } from '../../generation/events.js';
-import type { Encoder } from './encoder.js';
+import type { Encoder, Framer } from './encoder.js';
 
 // The agent id of the last chunk framed, as JSON: a reply's chunks all carry the same one.
 let lastAgentId = '';
@@ -20,20 +20,17 @@ function chunkFrame(id: string, e: ChunkEvent): string {
   return `id: ${id}\ndata: {"type":"chunk","content":${JSON.stringify(e.content)},"agent_id":${lastAgentJson}}\n\n`;
 }
 
-export const nativeSse: Encoder = {
-  async *encode(stream, onError) {
-    try {
-      for await (const batch of stream) {
-        let text = '';
-        for (const entry of batch) {
-          const e = entry.event;
-          text += e.type === 'chunk' ? chunkFrame(entry.id, e) : frame(entry.id, e);
-        }
-        yield text;
-      }
-    } catch (err) {
-      onError(err);
-      yield frame('0-0', streamFailedEvent());
+// Stateless: every stream shares one framer.
+const framer: Framer = {
+  batch(entries) {
+    let text = '';
+    for (const entry of entries) {
+      const e = entry.event;
+      text += e.type === 'chunk' ? chunkFrame(entry.id, e) : frame(entry.id, e);
     }
+    return text;
   },
+  end: (failed) => (failed ? frame('0-0', streamFailedEvent()) : ''),
 };
+
+export const nativeSse: Encoder = { open: () => framer };
