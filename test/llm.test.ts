@@ -426,7 +426,13 @@ describe('OpenAI-compatible provider', () => {
     server.on('stream', (stream) => {
       stream.resume();
       stream.on('end', () => {
-        stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+        // The reply stopped before its stream started is reset by the client by now.
+        if (stream.destroyed || stream.closed) return;
+        try {
+          stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+        } catch {
+          return; // reset in between (ERR_HTTP2_INVALID_STREAM)
+        }
         let sent = 0;
         const pump = setInterval(() => {
           if (++sent <= 10) stream.write(`data: {"choices":[{"delta":{"content":"t${sent} "}}]}\n\n`);
