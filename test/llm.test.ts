@@ -1,5 +1,5 @@
-import { createServer } from 'node:http';
-import { createServer as createH2cServer, type ServerHttp2Session } from 'node:http2';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createH2cServer, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { personas } from '../src/modules/agents/personas.js';
@@ -112,6 +112,41 @@ describe('SSE decoding', () => {
     expect(fits.push(Buffer.from(`data: ${'c'.repeat(64)}\n\n`))).toEqual(['c'.repeat(64)]);
   });
 });
+
+/** A provider of the test's own over HTTP/1.1: `handle` answers each request. */
+async function h1Provider(handle: (req: IncomingMessage, res: ServerResponse) => void) {
+  const server = createServer(handle);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** A provider over HTTP/2 without TLS (h2c): `answer` gets each stream once its request body ended. */
+async function h2cProvider(answer: (stream: ServerHttp2Stream, body: string) => void) {
+  const sessions: ServerHttp2Session[] = [];
+  const server = createH2cServer();
+  server.on('session', (session) => sessions.push(session));
+  server.on('stream', (stream) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => answer(stream, Buffer.concat(chunks).toString('utf8')));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+    sessions,
+    async close() {
+      // The provider keeps its connection alive for the next reply: closed here, or close() waits.
+      for (const session of sessions) session.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
 
 describe('OpenAI-compatible provider', () => {
   it('forwards each token as it arrives, before the server has sent the last one', async () => {
@@ -331,88 +366,60 @@ describe('OpenAI-compatible provider', () => {
 
   it('treats an error event inside the stream as a model failure, retried before the first token', async () => {
     let hits = 0;
-    const server = createServer((_req, res) => {
+    const h1 = await h1Provider((_req, res) => {
       hits++;
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.end('data: {"error":{"message":"upstream overloaded","code":502}}\n\n');
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
-      const port = (server.address() as AddressInfo).port;
-      const r = await run(provider({ baseUrl: `http://127.0.0.1:${port}/v1/`, maxRetries: 1 }));
+      const r = await run(provider({ baseUrl: h1.url, maxRetries: 1 }));
       expect(r.error).toMatchObject({ code: 'MODEL_STREAM_ERROR' });
       expect((r.error as Error).message).toContain('upstream overloaded');
       expect(hits).toBe(2);
     } finally {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      await h1.close();
     }
   });
-
   it('streams over HTTP/2 (h2c), replies sharing one connection', async () => {
-    const sessions: ServerHttp2Session[] = [];
     const bodies: string[] = [];
-    const server = createH2cServer();
-    server.on('session', (session) => sessions.push(session));
-    server.on('stream', (stream) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        bodies.push(Buffer.concat(chunks).toString('utf8'));
-        stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
-        stream.write('data: {"choices":[{"delta":{"content":"olá "}}]}\n\n');
-        stream.end(
-          'data: {"choices":[{"delta":{"content":"mundo"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n',
-        );
-      });
+    const h2 = await h2cProvider((stream, body) => {
+      bodies.push(body);
+      stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+      stream.write('data: {"choices":[{"delta":{"content":"olá "}}]}\n\n');
+      stream.end(
+        'data: {"choices":[{"delta":{"content":"mundo"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n',
+      );
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
-      const port = (server.address() as AddressInfo).port;
-      const p = provider({ baseUrl: `http://127.0.0.1:${port}/v1`, http2: true });
+      const p = provider({ baseUrl: h2.url, http2: true });
       const first = await run(p);
       expect(first.tokens).toEqual(['olá ', 'mundo']);
       // Once a connection is up, concurrent replies are streams on it, each with its whole body.
       const rest = await Promise.all(Array.from({ length: 20 }, () => run(p)));
       expect(rest.map((r) => r.tokens.join(''))).toEqual(Array(20).fill('olá mundo'));
       expect(rest.every((r) => r.done?.finishReason === 'stop')).toBe(true);
-      expect(sessions).toHaveLength(1);
+      expect(h2.sessions).toHaveLength(1);
       expect(bodies.map((b) => (JSON.parse(b) as { messages: unknown }).messages)).toEqual(
         Array(21).fill(messages),
       );
     } finally {
-      // The provider keeps its connection alive for the next reply: closed here, or close() waits.
-      for (const session of sessions) session.destroy();
-      await new Promise((r) => server.close(r));
+      await h2.close();
     }
   });
-
   it('opens one HTTP/2 connection for a burst of replies that start before any connection is up', async () => {
-    const sessions: ServerHttp2Session[] = [];
-    const server = createH2cServer();
-    server.on('session', (session) => sessions.push(session));
-    server.on('stream', (stream) => {
-      stream.resume();
-      stream.on('end', () => {
-        stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
-        stream.end(
-          'data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n',
-        );
-      });
+    const h2 = await h2cProvider((stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+      stream.end('data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
-      const port = (server.address() as AddressInfo).port;
-      const p = provider({ baseUrl: `http://127.0.0.1:${port}/v1`, http2: true });
+      const p = provider({ baseUrl: h2.url, http2: true });
       const replies = await Promise.all(Array.from({ length: 50 }, () => run(p)));
       expect(replies.map((r) => r.tokens.join(''))).toEqual(Array(50).fill('ok'));
-      expect(sessions).toHaveLength(1);
+      expect(h2.sessions).toHaveLength(1);
     } finally {
-      for (const session of sessions) session.destroy();
-      await new Promise((r) => server.close(r));
+      await h2.close();
     }
   });
-
   it('does not hold a burst of HTTP/2 replies when the provider refuses the connection', async () => {
     const p = provider({ baseUrl: 'http://127.0.0.1:1/v1', http2: true, maxRetries: 1 });
     const replies = await Promise.all(Array.from({ length: 5 }, () => run(p)));
@@ -420,34 +427,26 @@ describe('OpenAI-compatible provider', () => {
   });
 
   it('stops one HTTP/2 reply (before and during its stream) without failing the others on its connection', async () => {
-    const sessions: ServerHttp2Session[] = [];
-    const server = createH2cServer();
-    server.on('session', (session) => sessions.push(session));
-    server.on('stream', (stream) => {
-      stream.resume();
-      stream.on('end', () => {
-        // The reply stopped before its stream started is reset by the client by now.
-        if (stream.destroyed || stream.closed) return;
-        try {
-          stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
-        } catch {
-          return; // reset in between (ERR_HTTP2_INVALID_STREAM)
+    const h2 = await h2cProvider((stream) => {
+      // The reply stopped before its stream started is reset by the client by now.
+      if (stream.destroyed || stream.closed) return;
+      try {
+        stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+      } catch {
+        return; // reset in between (ERR_HTTP2_INVALID_STREAM)
+      }
+      let sent = 0;
+      const pump = setInterval(() => {
+        if (++sent <= 10) stream.write(`data: {"choices":[{"delta":{"content":"t${sent} "}}]}\n\n`);
+        else {
+          clearInterval(pump);
+          stream.end('data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
         }
-        let sent = 0;
-        const pump = setInterval(() => {
-          if (++sent <= 10) stream.write(`data: {"choices":[{"delta":{"content":"t${sent} "}}]}\n\n`);
-          else {
-            clearInterval(pump);
-            stream.end('data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
-          }
-        }, 20);
-        stream.on('close', () => clearInterval(pump));
-      });
+      }, 20);
+      stream.on('close', () => clearInterval(pump));
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
-      const port = (server.address() as AddressInfo).port;
-      const p = provider({ baseUrl: `http://127.0.0.1:${port}/v1`, http2: true });
+      const p = provider({ baseUrl: h2.url, http2: true });
       expect((await run(p)).tokens).toHaveLength(10); // the connection is up
       const before = new AbortController();
       const during = new AbortController();
@@ -474,16 +473,15 @@ describe('OpenAI-compatible provider', () => {
       const rest = await Promise.all(others);
       expect(rest.map((r) => r.tokens.length)).toEqual([10, 10, 10, 10]);
       expect(rest.every((r) => r.error === undefined && r.done?.finishReason === 'stop')).toBe(true);
-      expect(sessions).toHaveLength(1);
+      expect(h2.sessions).toHaveLength(1);
     } finally {
-      for (const session of sessions) session.destroy();
-      await new Promise((r) => server.close(r));
+      await h2.close();
     }
   });
 
   it('fails an endless error body at a bounded size, and closes that request', async () => {
     let closed = 0;
-    const server = createServer((_req, res) => {
+    const h1 = await h1Provider((_req, res) => {
       res.writeHead(500, { 'content-type': 'application/json' });
       res.write('{"error":{"message":"overloaded, and then some"}}');
       // A broken provider: the body never ends.
@@ -493,22 +491,18 @@ describe('OpenAI-compatible provider', () => {
         closed++;
       });
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
-      const port = (server.address() as AddressInfo).port;
-      const r = await run(provider({ baseUrl: `http://127.0.0.1:${port}/v1/`, maxRetries: 0 }));
+      const r = await run(provider({ baseUrl: h1.url, maxRetries: 0 }));
       expect(r.error).toMatchObject({ code: 'MODEL_HTTP_ERROR', status: 500 });
       expect((r.error as Error).message).toContain('overloaded, and then some');
       await waitFor(() => closed === 1);
     } finally {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      await h1.close();
     }
   });
-
   it('fails a stream whose line never ends, and closes that request', async () => {
     let closed = 0;
-    const server = createServer((_req, res) => {
+    const h1 = await h1Provider((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write('data: {"choices":[{"delta":{"content":"');
       const pump = setInterval(() => res.write('x'.repeat(64 * 1024)), 1);
@@ -517,20 +511,16 @@ describe('OpenAI-compatible provider', () => {
         closed++;
       });
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
-      const port = (server.address() as AddressInfo).port;
-      const r = await run(provider({ baseUrl: `http://127.0.0.1:${port}/v1/`, maxRetries: 0 }));
+      const r = await run(provider({ baseUrl: h1.url, maxRetries: 0 }));
       expect(r.error).toMatchObject({ code: 'MODEL_STREAM_ERROR' });
       expect((r.error as Error).message).toContain(`a line longer than ${MAX_SSE_EVENT_BYTES} bytes`);
       expect(r.tokens).toEqual([]);
       await waitFor(() => closed === 1);
     } finally {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      await h1.close();
     }
   });
-
   it('reports a refused connection as a retryable HTTP error after the retries', async () => {
     const r = await run(provider({ baseUrl: 'http://127.0.0.1:1/v1', maxRetries: 1 }));
     expect(r.error).toMatchObject({ code: 'MODEL_HTTP_ERROR' });
