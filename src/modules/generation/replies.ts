@@ -235,6 +235,8 @@ class IteratedReplyStream implements Subscription {
 
   close(): void {
     this.gone.abort();
+    // A pump waiting for the sink to catch up goes on, finds the source ended, and ends the sink.
+    this.resume();
   }
 
   pipe(sink: ReplySink): void {

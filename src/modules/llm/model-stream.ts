@@ -539,13 +539,13 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
     resolve({ value: ev, done: false });
   }
 
-  /** Whatever went wrong, said as a ModelError (or the caller's AbortError). */
   /** Why the stream was aborted (the request's signal, or abort()), or null. */
   private abortReason(): Error | null {
     if (this.abortedWith) return this.abortedWith;
     return this.signal?.aborted ? abortError(this.signal) : null;
   }
 
+  /** Whatever went wrong, said as a ModelError (or the caller's AbortError). */
   private describe(err: unknown, status: number): Error {
     const aborted = this.abortReason();
     if (aborted) return aborted;
