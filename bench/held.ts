@@ -20,7 +20,7 @@ import { snapshot, startPrivateRedis, type Totals } from './counts.js';
 import { ADMIN_URL, createBenchDb } from './pgadmin.js';
 import { type Child, cpuSeconds, freePort, spawnServer } from './procs.js';
 import { fmt, markdownTable, percentile, sleep, table } from './stats.js';
-import { BENCH_JWT_SECRET, ROOT } from './targets.js';
+import { BENCH_JWT_SECRET, productionNodeFlags, ROOT } from './targets.js';
 
 const HEARTBEAT_MS = 5000;
 const WINDOW_MS = Number(process.env.HELD_WINDOW_MS ?? 20_000);
@@ -95,6 +95,8 @@ async function phase(kind: 'live' | 'followers' | 'floor', levels: number[]): Pr
     name: 'held',
     args: [
       '--expose-gc',
+      // Our server starts as production starts it (the Dockerfile's CMD flags); the bare floor on Node's defaults.
+      ...(kind === 'floor' ? [] : productionNodeFlags()),
       // Experiments: V8 flags (e.g. --max-semi-space-size=4) for the measured server.
       ...(process.env.HELD_NODE_FLAGS ?? '').split(' ').filter(Boolean),
       ...(SNAPSHOT_DIR ? ['--heapsnapshot-signal=SIGPWR', `--diagnostic-dir=${SNAPSHOT_DIR}`] : []),
@@ -126,6 +128,13 @@ async function phase(kind: 'live' | 'followers' | 'floor', levels: number[]): Pr
       SHUTDOWN_GRACE_MS: '0',
       // glibc's malloc arenas, as the start script would set them (bench: pass it through).
       ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
+      // Experiments: environment for the measured server only, e.g. HELD_SERVER_ENV='LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'.
+      ...Object.fromEntries(
+        (process.env.HELD_SERVER_ENV ?? '')
+          .split(' ')
+          .filter(Boolean)
+          .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      ),
       REDIS_URL: redis.url,
       REDIS_KEY_PREFIX: 'held:',
       COUNT_FILE: countFile,
@@ -322,7 +331,7 @@ async function main() {
   if (floor > 0) rows.push(...(await phase('floor', [floor])));
   const render = process.argv.includes('--md') ? markdownTable : table;
   console.log(
-    `\nload average: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; Node ${process.version}`,
+    `\nload average: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; Node ${process.version}; our server's node flags: ${productionNodeFlags().join(' ') || 'none'}`,
   );
   console.log(
     render(

@@ -1,6 +1,6 @@
 // The servers under test: the built app (with or without Redis) and the floor, each on its own database.
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -50,6 +50,20 @@ export const UI_ROUTE: TurnRoute = {
   isComplete: (text) => text.endsWith(UI_DONE) && text.includes(UI_FINISH, text.length - 400),
 };
 
+/**
+ * The `node` flags production starts the server with: the Dockerfile's CMD, between `node` and the
+ * script. The bench starts our server the same way; BENCH_OURS_FLAGS (space-separated, may be
+ * empty for Node's defaults) replaces them for an experiment.
+ */
+export function productionNodeFlags(): string[] {
+  if (process.env.BENCH_OURS_FLAGS !== undefined)
+    return process.env.BENCH_OURS_FLAGS.split(' ').filter(Boolean);
+  const cmd = /^CMD\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+  const argv = cmd ? (JSON.parse(cmd[1]!) as string[]) : [];
+  if (argv[0] !== 'node') throw new Error('Dockerfile: CMD is not ["node", …flags, script]');
+  return argv.slice(1, -1);
+}
+
 // config.ts caps RATE_LIMIT_CHAT_PER_MINUTE at 100000, so the brief's 1000000 would fail at boot.
 const CHAT_RATE_LIMIT = '100000';
 
@@ -69,7 +83,7 @@ export async function startOurs(opts: OursOptions): Promise<Child> {
   const port = await freePort();
   return spawnServer({
     name: opts.name ?? (opts.redisPrefix ? 'ours+redis' : 'ours'),
-    args: [...(opts.nodeFlags ?? []), opts.serverJs],
+    args: [...productionNodeFlags(), ...(opts.nodeFlags ?? []), opts.serverJs],
     cwd: ROOT,
     port,
     env: {

@@ -1,4 +1,5 @@
 // Deployment as it happens: replicas booting together, one PGlite folder per process, bad folders, production guards.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -225,6 +226,41 @@ describe('configuration files', () => {
     const text = readFileSync(join(ROOT, '.env.example'), 'utf8');
     const listed = new Set([...text.matchAll(/^# ?([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]));
     expect(Object.keys(configSchema.shape).filter((k) => !listed.has(k))).toEqual([]);
+  });
+
+  it('the image and `npm start` give node the same flags, and this node accepts them', () => {
+    const cmd = /^CMD\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+    const argv = JSON.parse(cmd![1]!) as string[];
+    expect(argv[0]).toBe('node');
+    expect(argv.at(-1)).toBe('dist/src/server.js');
+    const flags = argv.slice(1, -1);
+    const start = (
+      JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
+    ).scripts.start;
+    expect(start).toBe(['node', ...flags, 'scripts/start.mjs'].join(' '));
+    // A flag this runtime does not know stops node before the server runs: "bad option".
+    const run = spawnSync(
+      process.execPath,
+      [...flags, '-p', 'require("node:v8").getHeapStatistics().heap_size_limit'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    // --max-semi-space-size=16: the heap limit counts three semi-spaces of 16 MiB (Node 20's size).
+    const semi = flags.find((f) => f.startsWith('--max-semi-space-size='));
+    if (semi) {
+      const plain = spawnSync(
+        process.execPath,
+        ['--max-semi-space-size=1', '-p', 'require("node:v8").getHeapStatistics().heap_size_limit'],
+        {
+          encoding: 'utf8',
+        },
+      );
+      const mib = Number(semi.split('=')[1]);
+      expect(Number(run.stdout) - Number(plain.stdout)).toBe(3 * (mib - 1) * 2 ** 20);
+    }
   });
 
   it('a .env in the working directory is read, and the environment wins over it', async () => {
