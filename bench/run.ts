@@ -1,6 +1,6 @@
 // `npm run bench`: streamed chat turns against the built server and a framework-free floor, then query latency.
 // The AI SDK route (POST /api/v1/chat/ui) runs as its own target, `ours-ui`, on the same build.
-// Knobs (env): BENCH_REDIS=1|0, BENCH_UI=0 (skip the AI SDK target), BENCH_REPEATS=3, BENCH_TURNS_16=3000, BENCH_TURNS_64=6000, BENCH_WARMUP=<turns per phase> (default a tenth of the phase, at least 100), BENCH_QUERIES=0,
+// Knobs (env): BENCH_REDIS=1|0, BENCH_UI=0 (skip the AI SDK target), BENCH_REPEATS=3, BENCH_TURNS_16=3000, BENCH_TURNS_64=6000, BENCH_STARTUP=<turns at c=16 a fresh server runs first, reported apart> (default 3000; 0: none), BENCH_WARMUP=<turns per phase> (default a tenth of the phase, at least 100), BENCH_QUERIES=0,
 // BENCH_PROFILE=1 (profile our server after the phases), BENCH_SERVER_JS=<path> (default dist/src/server.js),
 // BENCH_FLOOR_NAMED=1 (the floor uses named prepared statements too, as our server does).
 import { readFileSync, rmSync } from 'node:fs';
@@ -12,11 +12,12 @@ import { type Child, cpuSeconds, machineJiffies } from './procs.js';
 import { profileOurs } from './profile.js';
 import { runQueries } from './queries.js';
 import { median, percentile, sleep } from './stats.js';
-import { printSummary, type Sample, type TargetReport } from './summary.js';
+import { printSummary, type Sample, type StartupSample, type TargetReport } from './summary.js';
 import {
   checkTurn,
   dropRedisPrefix,
   NATIVE_ROUTE,
+  productionNodeFlags,
   REDIS_URL,
   ROOT,
   recordTurn,
@@ -38,6 +39,13 @@ const phases = [
   { concurrency: 16, turns: envInt('BENCH_TURNS_16', 3000) },
   { concurrency: 64, turns: envInt('BENCH_TURNS_64', 6000) },
 ];
+// A fresh server's first few thousand turns pay V8's tier-up: TurboFan compiles the hot paths on
+// its helper threads, and the CPU of those threads counts (bench/RESULTS.md, sixth and seventh
+// sessions). A replica serving for hours paid it long ago, so every server first runs a start-up
+// load (BENCH_STARTUP turns at c=16, default 3000; 0 skips it) whose CPU per turn is reported on
+// its own ("start-up" rows), then each phase's warm-up and timed turns: the phases measure the
+// steady state production runs in, the start-up rows what a fresh process pays on top.
+const startupTurns = process.env.BENCH_STARTUP === '0' ? 0 : envInt('BENCH_STARTUP', 3000);
 // Per phase: a warm-up at the phase's concurrency so JIT, pools and sockets are hot before timing.
 // BENCH_WARMUP sets it (turns, every target alike): each repeat starts fresh servers, so a short
 // warm-up bills V8's tier-up compilation to the measured turns; a long-running server has none.
@@ -77,6 +85,25 @@ interface Target {
   child?: Child;
   turnsSent: number;
   samples: Map<number, Sample[]>;
+  startup: StartupSample[];
+}
+
+/** The start-up load of a fresh server: its CPU per turn, tier-up compilation included. */
+async function runStartup(t: Target): Promise<StartupSample> {
+  const child = t.child!;
+  const cpu0 = cpuSeconds(child.pid);
+  const r = await runLoad({
+    base: child.base,
+    path: t.route.path,
+    body: t.route.body,
+    isComplete: t.route.isComplete,
+    concurrency: 16,
+    turns: startupTurns,
+    maxMs: PHASE_MAX_MS,
+  });
+  const cpu1 = cpuSeconds(child.pid);
+  t.turnsSent += r.turns;
+  return { turns: r.ok, cpuMsPerTurn: ((cpu1 - cpu0) * 1000) / Math.max(1, r.ok), errors: r.errors };
 }
 
 async function runPhase(t: Target, concurrency: number, turns: number): Promise<Sample> {
@@ -132,7 +159,15 @@ async function main() {
     start: Target['start'],
     route = NATIVE_ROUTE,
   ): Promise<Target> => {
-    const t: Target = { key, route, db: await createBenchDb(label), start, turnsSent: 0, samples: new Map() };
+    const t: Target = {
+      key,
+      route,
+      db: await createBenchDb(label),
+      start,
+      turnsSent: 0,
+      samples: new Map(),
+      startup: [],
+    };
     targets.push(t);
     return t;
   };
@@ -170,7 +205,7 @@ async function main() {
     console.log(
       `recorded turn: ${probe.events} events, ${probe.chars} chars of reply; targets: ${targets.map((t) => t.key).join(', ')}` +
         (wantRedis ? ` (Redis ${REDIS_URL}, prefix ${redisPrefix})` : ' (no Redis)') +
-        `; Node ${process.version} (the servers run the bench's node)`,
+        `; Node ${process.version} (the servers run the bench's node; ours with ${productionNodeFlags().join(' ') || 'no flags'})`,
     );
 
     // One server at a time (20 pooled connections each; the shared Postgres allows 100), in an
@@ -183,6 +218,14 @@ async function main() {
         try {
           await checkTurn(t.child.base, t.route);
           t.turnsSent++;
+          if (startupTurns > 0) {
+            const s = await runStartup(t);
+            t.startup.push(s);
+            console.log(
+              `  rep ${rep + 1} start-up ${t.key.padEnd(10)} ${s.turns} turns at c=16, cpu ${s.cpuMsPerTurn.toFixed(2)} ms/turn` +
+                (s.errors ? `  ERRORS ${s.errors}` : ''),
+            );
+          }
           for (const { concurrency, turns } of phases) {
             const s = await runPhase(t, concurrency, turns);
             const list = t.samples.get(concurrency) ?? [];
@@ -219,6 +262,7 @@ async function main() {
           updated: (after.tup_updated - b.tup_updated) / t.turnsSent,
           ...tableWrites(b, after, t.turnsSent),
         },
+        startup: t.startup,
         phases: [...t.samples.entries()].map(([concurrency, list]) => ({
           concurrency,
           runs: list,

@@ -1,7 +1,7 @@
 // The end-of-run report: medians, ratios to the floor with the issue's goals, writes per turn, queries, profile.
 import { type ProfileSummary, renderProfile } from './profile.js';
 import type { QueryResults } from './queries.js';
-import { fmt, markdownTable, table } from './stats.js';
+import { fmt, markdownTable, median, table } from './stats.js';
 
 export interface Sample {
   turnsPerSec: number;
@@ -21,6 +21,13 @@ export interface Sample {
   errorSamples: string[];
   /** Events per turn seen (min, max). */
   events: [number, number];
+}
+
+/** A fresh server's start-up load (c=16): what it costs before V8 has compiled the hot paths. */
+export interface StartupSample {
+  turns: number;
+  cpuMsPerTurn: number;
+  errors: number;
 }
 
 export interface PhaseReport {
@@ -45,6 +52,8 @@ export interface TargetReport {
     /** Other tables written during the run (background jobs), as "table +ins/~upd/-del" totals. */
     other: string[];
   };
+  /** One per repeat, in order (empty with BENCH_STARTUP=0). */
+  startup: StartupSample[];
   phases: PhaseReport[];
 }
 
@@ -147,6 +156,31 @@ export function turnRows(reports: TargetReport[]): { header: string[]; rows: str
   return { header, rows };
 }
 
+/** Each target's start-up CPU per turn against its floor's (the Redis floor for +redis targets). */
+export function startupRows(reports: TargetReport[]): { header: string[]; rows: string[][] } {
+  const header = ['target', 'turns', 'CPU ms/turn', '× floor', 'per-repeat × floor (min–max)', 'errors'];
+  const floorOf = (key: string) =>
+    reports.find((r) => r.key === (key.endsWith('+redis') ? 'floor+redis' : 'floor'))?.startup ?? [];
+  const rows: string[][] = [];
+  for (const r of reports) {
+    if (!r.startup.length) continue;
+    const floor = floorOf(r.key);
+    const cpu = median(r.startup.map((x) => x.cpuMsPerTurn));
+    const floorCpu = floor.length ? median(floor.map((x) => x.cpuMsPerTurn)) : Number.NaN;
+    const n = Math.min(r.startup.length, floor.length);
+    const per = Array.from({ length: n }, (_, i) => r.startup[i]!.cpuMsPerTurn / floor[i]!.cpuMsPerTurn);
+    rows.push([
+      r.key,
+      String(median(r.startup.map((x) => x.turns))),
+      fmt(cpu, 2),
+      r.key.startsWith('floor') ? '1.00' : fmt(cpu / floorCpu, 2),
+      r.key.startsWith('floor') || !n ? '—' : `${fmt(Math.min(...per), 2)}–${fmt(Math.max(...per), 2)}`,
+      String(r.startup.reduce((k, x) => k + x.errors, 0)),
+    ]);
+  }
+  return { header, rows };
+}
+
 /** Ratios of the runs made in the same repeat (interleaved), as min–max per figure. */
 function spread(runs: Sample[], floorRuns: Sample[]): string {
   const n = Math.min(runs.length, floorRuns.length);
@@ -213,6 +247,14 @@ export function printSummary(s: SummaryInput): void {
     `goals: turns/s ≥ ${GOALS.turnsPerSec}× floor, first-event p50 ≤ ${GOALS.firstP50}× floor`,
     render(t.header, t.rows),
   );
+  const st = startupRows(s.reports);
+  if (st.rows.length) {
+    out.push(
+      '',
+      'Start-up: the first turns of each fresh server (c=16), before the phases above; V8 compiles the hot paths meanwhile. Median of the repeats; × floor per repeat (min–max)',
+      render(st.header, st.rows),
+    );
+  }
   const ui = uiRatios(s.reports);
   if (ui.length) {
     out.push(
