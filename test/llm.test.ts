@@ -420,6 +420,63 @@ describe('OpenAI-compatible provider', () => {
       await h2.close();
     }
   });
+  it('a burst past one connection’s 100 streams opens only the connections it needs', async () => {
+    // After one reply warms the connection, the model holds every reply of the burst open until
+    // all of them arrived, as a slow model does: the burst needs 3 connections of 100 streams.
+    const burst = 250;
+    const held: ServerHttp2Stream[] = [];
+    const answer = (s: ServerHttp2Stream) => {
+      s.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+      s.end('data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
+    };
+    let warm = false;
+    const h2 = await h2cProvider((stream) => {
+      if (!warm) {
+        warm = true;
+        return answer(stream);
+      }
+      held.push(stream);
+      if (held.length === burst) for (const s of held) answer(s);
+    });
+    try {
+      const p = provider({ baseUrl: h2.url, http2: true });
+      expect((await run(p)).tokens).toEqual(['ok']);
+      const replies = await Promise.all(Array.from({ length: burst }, () => run(p)));
+      expect(replies.map((r) => r.tokens.join(''))).toEqual(Array(burst).fill('ok'));
+      expect(h2.sessions).toHaveLength(3);
+    } finally {
+      await h2.close();
+    }
+  });
+  it('a connection the provider closes (GOAWAY or reset) is replaced by the next reply', async () => {
+    const h2 = await h2cProvider((stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+      stream.end('data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
+    });
+    const closed = (session: ServerHttp2Session) =>
+      session.closed ? Promise.resolve() : new Promise((r) => session.once('close', r));
+    try {
+      const p = provider({ baseUrl: h2.url, http2: true });
+      expect((await run(p)).tokens).toEqual(['ok']);
+      h2.sessions[0]!.close(); // GOAWAY: no new streams on it
+      await closed(h2.sessions[0]!);
+      const second = await Promise.all(Array.from({ length: 5 }, () => run(p)));
+      expect(second.map((r) => r.tokens.join(''))).toEqual(Array(5).fill('ok'));
+      // Replies sent before the client saw the GOAWAY may be retried: at most two new connections
+      // (undici reconnecting the old client for them, and the pool's new one), never one per reply.
+      expect(h2.sessions.length).toBeGreaterThanOrEqual(2);
+      expect(h2.sessions.length).toBeLessThanOrEqual(3);
+      const afterGoaway = h2.sessions.length;
+      for (const session of h2.sessions) session.destroy(); // the connections drop
+      await Promise.all(h2.sessions.map(closed));
+      const third = await Promise.all(Array.from({ length: 5 }, () => run(p)));
+      expect(third.map((r) => r.tokens.join(''))).toEqual(Array(5).fill('ok'));
+      expect(h2.sessions.length - afterGoaway).toBeGreaterThanOrEqual(1);
+      expect(h2.sessions.length - afterGoaway).toBeLessThanOrEqual(2);
+    } finally {
+      await h2.close();
+    }
+  });
   it('does not hold a burst of HTTP/2 replies when the provider refuses the connection', async () => {
     const p = provider({ baseUrl: 'http://127.0.0.1:1/v1', http2: true, maxRetries: 1 });
     const replies = await Promise.all(Array.from({ length: 5 }, () => run(p)));

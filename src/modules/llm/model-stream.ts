@@ -14,7 +14,7 @@ import { SseDecoder, SseTooLarge } from './sse-decoder.js';
 
 /** What every stream of one provider shares. */
 export interface CompletionClient {
-  /** undici's Agent, or a FirstConnectionGate in front of it. */
+  /** undici's Agent (HTTP/1.1), or an H2Pool. */
   dispatcher: Pick<Dispatcher, 'dispatch'>;
   origin: string;
   path: string;

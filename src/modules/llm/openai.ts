@@ -5,7 +5,7 @@ import type { buildConnector as BuildConnector, Dispatcher } from 'undici';
 // mocks), ≈ 100 modules and several MB of every instance's memory this client never uses.
 import buildConnector from 'undici/lib/core/connect.js';
 import Agent from 'undici/lib/dispatcher/agent.js';
-import { FirstConnectionGate } from './h2-gate.js';
+import { H2Pool } from './h2-gate.js';
 import { type CompletionClient, ModelStream } from './model-stream.js';
 import type { ModelProvider } from './provider.js';
 
@@ -26,30 +26,37 @@ export interface OpenAIProviderOptions {
   log: Pick<Logger, 'warn' | 'debug'>;
 }
 
+/** Streams per HTTP/2 connection: what Node and most HTTP/2 servers allow by default. */
+const H2_STREAMS = 100;
+
 /**
  * One keep-alive connection pool per provider (undici). Over HTTP/1.1 a streaming reply holds its
  * socket until the model finishes (finished sockets are kept for the next reply). With `http2`, up
- * to 100 replies share one connection: undici would not multiplex a POST (not idempotent: a broken
- * connection fails every stream on it), so our requests say they may be (`idempotent: true` on each
- * request, see ModelStream); a reply whose connection breaks fails or retries on its own terms. Not
- * for a provider that answers only HTTP/1.1 over https: pipelined streams would wait behind each other.
+ * to 100 replies share one connection (H2Pool: connections opened one at a time, as many as the
+ * replies need): undici would not multiplex a POST (not idempotent: a broken connection fails every
+ * stream on it), so our requests say they may be (`idempotent: true` on each request, see
+ * ModelStream); a reply whose connection breaks fails or retries on its own terms. Not for a
+ * provider that answers only HTTP/1.1 over https: pipelined streams would wait behind each other.
  */
-export function createModelDispatcher(http2: boolean, https: boolean): Dispatcher {
+export function createModelDispatcher(origin: string, http2: boolean): Pick<Dispatcher, 'dispatch'> {
   if (!http2) return new Agent({ keepAliveTimeout: 10_000, headersTimeout: 0, bodyTimeout: 0 });
-  const streams = 100; // what Node and most HTTP/2 servers allow per connection by default
-  return new Agent({
-    allowH2: true,
-    // The pool builds its own connector and would drop `useH2c`: given here, it is used as is.
-    ...(https
-      ? {}
-      : { connect: buildConnector({ allowH2: true, useH2c: true } as BuildConnector.BuildOptions) }),
-    maxConcurrentStreams: streams,
-    pipelining: streams,
-    keepAliveTimeout: 10_000,
-    // The connect and idle clocks are ours (per read, abortable): undici's must not fire first.
-    headersTimeout: 0,
-    bodyTimeout: 0,
-  });
+  return new H2Pool(
+    origin,
+    {
+      allowH2: true,
+      // Over http: h2c with prior knowledge (the default connector would speak HTTP/1.1).
+      ...(origin.startsWith('https:')
+        ? {}
+        : { connect: buildConnector({ allowH2: true, useH2c: true } as BuildConnector.BuildOptions) }),
+      maxConcurrentStreams: H2_STREAMS,
+      pipelining: H2_STREAMS,
+      keepAliveTimeout: 10_000,
+      // The connect and idle clocks are ours (per read, abortable): undici's must not fire first.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    },
+    H2_STREAMS,
+  );
 }
 
 export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider {
@@ -57,9 +64,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
   const url = new URL(endpoint);
   const maxRetries = opts.maxRetries ?? 2;
   const http2 = opts.http2 ?? false;
-  const pool = createModelDispatcher(http2, endpoint.startsWith('https:'));
-  // Over HTTP/2 a cold start's burst of replies waits for one connection (see FirstConnectionGate).
-  const dispatcher = http2 ? new FirstConnectionGate(pool) : pool;
+  const dispatcher = createModelDispatcher(url.origin, http2);
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     accept: 'text/event-stream',

@@ -13,3 +13,10 @@ declare module 'undici/lib/core/connect.js' {
   const build: typeof buildConnector;
   export default build;
 }
+
+declare module 'undici/lib/dispatcher/client.js' {
+  import type { Client } from 'undici';
+
+  const ClientClass: typeof Client;
+  export default ClientClass;
+}
