@@ -5,7 +5,7 @@ import type { buildConnector as BuildConnector, Dispatcher } from 'undici';
 // mocks), ≈ 100 modules and several MB of every instance's memory this client never uses.
 import buildConnector from 'undici/lib/core/connect.js';
 import Agent from 'undici/lib/dispatcher/agent.js';
-import { H2Pool } from './h2-gate.js';
+import { H2Pool } from './h2-pool.js';
 import { type CompletionClient, ModelStream } from './model-stream.js';
 import type { ModelProvider } from './provider.js';
 
