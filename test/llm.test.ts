@@ -1,6 +1,15 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createH2cServer, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import {
+  createServer as createH2cServer,
+  createSecureServer,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { personas } from '../src/modules/agents/personas.js';
 import { createOpenAIProvider, type OpenAIProviderOptions } from '../src/modules/llm/openai.js';
@@ -477,6 +486,83 @@ describe('OpenAI-compatible provider', () => {
       await h2.close();
     }
   });
+  it('over https, ALPN picks HTTP/2 and a burst of 150 replies shares 2 connections', async () => {
+    // A certificate for 127.0.0.1, made here; the client trusts it through NODE_EXTRA_CA_CERTS,
+    // which Node reads only at start: the replies run in a process of their own.
+    const dir = mkdtempSync(join(tmpdir(), 'h2-tls-'));
+    const made = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(made.status, made.stderr).toBe(0);
+    const sessions: ServerHttp2Session[] = [];
+    const protocols: string[] = [];
+    const held: ServerHttp2Stream[] = [];
+    const server = createSecureServer({
+      key: readFileSync(join(dir, 'key.pem')),
+      cert: readFileSync(join(dir, 'cert.pem')),
+      allowHTTP1: false,
+    });
+    server.on('session', (session) => {
+      sessions.push(session);
+      protocols.push(session.alpnProtocol ?? '');
+    });
+    server.on('stream', (stream) => {
+      stream.resume();
+      stream.on('end', () => {
+        // Held until the whole burst arrived: it needs two connections of 100 streams.
+        held.push(stream);
+        if (held.length < 150) return;
+        for (const s of held) {
+          s.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+          s.end('data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/h2-tls-burst.ts', url, '150'], {
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (c: Buffer) => {
+        out += c;
+      });
+      child.stderr.on('data', (c: Buffer) => {
+        err += c;
+      });
+      const code = await new Promise((r) => child.once('exit', r));
+      expect(code, err).toBe(0);
+      expect(JSON.parse(out)).toEqual(Array(150).fill('ok'));
+      expect(protocols).toEqual(['h2', 'h2']);
+    } finally {
+      for (const session of sessions) session.destroy();
+      await new Promise((r) => server.close(r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
   it('does not hold a burst of HTTP/2 replies when the provider refuses the connection', async () => {
     const p = provider({ baseUrl: 'http://127.0.0.1:1/v1', http2: true, maxRetries: 1 });
     const replies = await Promise.all(Array.from({ length: 5 }, () => run(p)));
