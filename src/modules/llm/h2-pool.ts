@@ -28,7 +28,9 @@ type Pending = [Dispatcher.DispatchOptions, Dispatcher.DispatchHandler];
  *   streams end as undici ends them.
  *
  * A reply's connect clock (ModelStream) runs while it waits, as it would while its own
- * connection opened.
+ * connection opened. `streams` is what the pool puts on one connection (100). A provider that
+ * allows fewer concurrent streams makes the replies past its limit wait on that connection
+ * for a free stream. nginx allows 128, Go's server 250 and Cloudflare 256.
  */
 export class H2Pool implements Pick<Dispatcher, 'dispatch'> {
   private readonly clients: ClientType[] = [];
