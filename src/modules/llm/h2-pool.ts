@@ -43,14 +43,8 @@ export class H2Pool implements Pick<Dispatcher, 'dispatch'> {
     private readonly streams: number,
   ) {}
 
-  /** Open connections and the one being opened (for tests and metrics). */
-  get size(): number {
-    return this.clients.length;
-  }
-
   dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     for (const c of this.clients) {
-      if (c === this.opening) continue;
       const s = c.stats;
       if (s.connected && s.size < this.streams) {
         c.dispatch(opts, handler);
