@@ -3,7 +3,7 @@
 // Run: npm run bench:held -- [levels=1000,5000,10000] [--followers=10000] [--model=h2c|h1|inproc]
 //      [--floor=N: a bare node:http server holding N SSE streams, the reference floor]
 //      [--snapshot=DIR: heap snapshots at 10 and at the first level] [--md]
-// Env: HELD_NODE_FLAGS (extra node flags for the server), MALLOC_ARENA_MAX (passed to the server).
+// Env: HELD_NODE_FLAGS (extra node flags for the server), HELD_SERVER_ENV ('K=V K2=V2', environment for the server).
 // Production path: the built server (dist/, as production runs it; `npm run bench:held` builds
 // first), real Postgres (a bench database), a private redis-server, SSE heartbeat 5 s. The count
 // hook is compiled to JS beside dist/ so no TypeScript loader sits in the measured process, and
@@ -126,9 +126,8 @@ async function phase(kind: 'live' | 'followers' | 'floor', levels: number[]): Pr
       SSE_HEARTBEAT_MS: String(HEARTBEAT_MS),
       PRODUCER_HEARTBEAT_MS: '5000',
       SHUTDOWN_GRACE_MS: '0',
-      // glibc's malloc arenas, as the start script would set them (bench: pass it through).
-      ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
-      // Experiments: environment for the measured server only, e.g. HELD_SERVER_ENV='LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'.
+      // Experiments: environment for the measured server only, e.g. HELD_SERVER_ENV='MALLOC_ARENA_MAX=2'
+      // or 'LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'.
       ...Object.fromEntries(
         (process.env.HELD_SERVER_ENV ?? '')
           .split(' ')

@@ -88,19 +88,19 @@ interface Target {
   startup: StartupSample[];
 }
 
+/** Where a target's turns go: its server, route, body and what a whole answer looks like. */
+const loadOf = (t: Target) => ({
+  base: t.child!.base,
+  path: t.route.path,
+  body: t.route.body,
+  isComplete: t.route.isComplete,
+});
+
 /** The start-up load of a fresh server: its CPU per turn, tier-up compilation included. */
 async function runStartup(t: Target): Promise<StartupSample> {
   const child = t.child!;
   const cpu0 = cpuSeconds(child.pid);
-  const r = await runLoad({
-    base: child.base,
-    path: t.route.path,
-    body: t.route.body,
-    isComplete: t.route.isComplete,
-    concurrency: 16,
-    turns: startupTurns,
-    maxMs: PHASE_MAX_MS,
-  });
+  const r = await runLoad({ ...loadOf(t), concurrency: 16, turns: startupTurns, maxMs: PHASE_MAX_MS });
   const cpu1 = cpuSeconds(child.pid);
   t.turnsSent += r.turns;
   return { turns: r.ok, cpuMsPerTurn: ((cpu1 - cpu0) * 1000) / Math.max(1, r.ok), errors: r.errors };
@@ -108,7 +108,7 @@ async function runStartup(t: Target): Promise<StartupSample> {
 
 async function runPhase(t: Target, concurrency: number, turns: number): Promise<Sample> {
   const child = t.child!;
-  const load = { base: child.base, path: t.route.path, body: t.route.body, isComplete: t.route.isComplete };
+  const load = loadOf(t);
   const warm = await runLoad({
     ...load,
     concurrency,

@@ -135,6 +135,27 @@ async function h1Provider(handle: (req: IncomingMessage, res: ServerResponse) =>
   };
 }
 
+/** A broken provider over HTTP/1.1: `head`, then `chunk` again and again, the body never ending. */
+async function endlessProvider(status: number, contentType: string, head: string, chunk: string) {
+  let closed = 0;
+  const h1 = await h1Provider((_req, res) => {
+    res.writeHead(status, { 'content-type': contentType });
+    res.write(head);
+    const pump = setInterval(() => res.write(chunk), 1);
+    res.on('close', () => {
+      clearInterval(pump);
+      closed++;
+    });
+  });
+  return { ...h1, closed: () => closed };
+}
+
+/** A whole one-token answer ("ok"), as a provider streams it. */
+function answerOk(stream: ServerHttp2Stream): void {
+  stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+  stream.end('data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
+}
+
 /** A provider over HTTP/2 without TLS (h2c): `answer` gets each stream once its request body ended. */
 async function h2cProvider(answer: (stream: ServerHttp2Stream, body: string) => void) {
   const sessions: ServerHttp2Session[] = [];
@@ -416,10 +437,7 @@ describe('OpenAI-compatible provider', () => {
     }
   });
   it('opens one HTTP/2 connection for a burst of replies that start before any connection is up', async () => {
-    const h2 = await h2cProvider((stream) => {
-      stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
-      stream.end('data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
-    });
+    const h2 = await h2cProvider(answerOk);
     try {
       const p = provider({ baseUrl: h2.url, http2: true });
       const replies = await Promise.all(Array.from({ length: 50 }, () => run(p)));
@@ -434,18 +452,14 @@ describe('OpenAI-compatible provider', () => {
     // all of them arrived, as a slow model does: the burst needs 3 connections of 100 streams.
     const burst = 250;
     const held: ServerHttp2Stream[] = [];
-    const answer = (s: ServerHttp2Stream) => {
-      s.respond({ ':status': 200, 'content-type': 'text/event-stream' });
-      s.end('data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
-    };
     let warm = false;
     const h2 = await h2cProvider((stream) => {
       if (!warm) {
         warm = true;
-        return answer(stream);
+        return answerOk(stream);
       }
       held.push(stream);
-      if (held.length === burst) for (const s of held) answer(s);
+      if (held.length === burst) for (const s of held) answerOk(s);
     });
     try {
       const p = provider({ baseUrl: h2.url, http2: true });
@@ -458,10 +472,7 @@ describe('OpenAI-compatible provider', () => {
     }
   });
   it('a connection the provider closes (GOAWAY or reset) is replaced by the next reply', async () => {
-    const h2 = await h2cProvider((stream) => {
-      stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
-      stream.end('data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
-    });
+    const h2 = await h2cProvider(answerOk);
     const closed = (session: ServerHttp2Session) =>
       session.closed ? Promise.resolve() : new Promise((r) => session.once('close', r));
     try {
@@ -532,10 +543,7 @@ describe('OpenAI-compatible provider', () => {
         // Held until the whole burst arrived: it needs two connections of 100 streams.
         held.push(stream);
         if (held.length < 150) return;
-        for (const s of held) {
-          s.respond({ ':status': 200, 'content-type': 'text/event-stream' });
-          s.end('data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
-        }
+        for (const s of held) answerOk(s);
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -623,43 +631,34 @@ describe('OpenAI-compatible provider', () => {
   });
 
   it('fails an endless error body at a bounded size, and closes that request', async () => {
-    let closed = 0;
-    const h1 = await h1Provider((_req, res) => {
-      res.writeHead(500, { 'content-type': 'application/json' });
-      res.write('{"error":{"message":"overloaded, and then some"}}');
-      // A broken provider: the body never ends.
-      const pump = setInterval(() => res.write(' '.repeat(4096)), 2);
-      res.on('close', () => {
-        clearInterval(pump);
-        closed++;
-      });
-    });
+    const h1 = await endlessProvider(
+      500,
+      'application/json',
+      '{"error":{"message":"overloaded, and then some"}}',
+      ' '.repeat(4096),
+    );
     try {
       const r = await run(provider({ baseUrl: h1.url, maxRetries: 0 }));
       expect(r.error).toMatchObject({ code: 'MODEL_HTTP_ERROR', status: 500 });
       expect((r.error as Error).message).toContain('overloaded, and then some');
-      await waitFor(() => closed === 1);
+      await waitFor(() => h1.closed() === 1);
     } finally {
       await h1.close();
     }
   });
   it('fails a stream whose line never ends, and closes that request', async () => {
-    let closed = 0;
-    const h1 = await h1Provider((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write('data: {"choices":[{"delta":{"content":"');
-      const pump = setInterval(() => res.write('x'.repeat(64 * 1024)), 1);
-      res.on('close', () => {
-        clearInterval(pump);
-        closed++;
-      });
-    });
+    const h1 = await endlessProvider(
+      200,
+      'text/event-stream',
+      'data: {"choices":[{"delta":{"content":"',
+      'x'.repeat(64 * 1024),
+    );
     try {
       const r = await run(provider({ baseUrl: h1.url, maxRetries: 0 }));
       expect(r.error).toMatchObject({ code: 'MODEL_STREAM_ERROR' });
       expect((r.error as Error).message).toContain(`a line longer than ${MAX_SSE_EVENT_BYTES} bytes`);
       expect(r.tokens).toEqual([]);
-      await waitFor(() => closed === 1);
+      await waitFor(() => h1.closed() === 1);
     } finally {
       await h1.close();
     }
