@@ -1,11 +1,12 @@
 // A held event stream gives its connection's HTTP parser back (src/plugins/sse.ts,
 // releaseHttpParser): what a client sees of that, and what the database keeps.
-import { Agent, type ClientRequest, request as httpRequest } from 'node:http';
+import { Agent, type ClientRequest, createServer, request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
+import { releaseHttpParser } from '../src/plugins/sse.js';
 import { createTestApp } from './support/app.js';
 import { createTestDb, createTestRedis, type TestDb } from './support/backends.js';
 import { type FakeModel, fakeProvider, startFakeModel } from './support/fake-model.js';
@@ -97,7 +98,7 @@ afterAll(async () => {
 });
 
 describe('a held stream frees its connection’s HTTP parser', () => {
-  it('streams and stores the whole reply, then closes the connection; the next turn opens a new one', async () => {
+  it('streams and stores the whole reply; the connection then carries the next turn', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const headers = await auth('held-connection-1');
     fake.setScript({ tokens: ['depois ', 'da ', 'pausa'], firstTokenDelayMs: 400 });
@@ -110,14 +111,22 @@ describe('a held stream frees its connection’s HTTP parser', () => {
       status: 'completed',
       content: 'depois da pausa',
     });
-    // The server ends the connection after the stream (it can read no further request on it).
-    await first.closed;
 
+    // The server reads the next request on the same connection, with a parser of its own again.
     fake.setScript({ tokens: ['de ', 'novo'] });
     const second = await turn(heldPort, agent, headers, 'de novo?');
-    expect(second.reused).toBe(false);
+    expect(second.reused).toBe(true);
+    expect(second.socket).toBe(first.socket);
     expect(textOf(second.raw)).toBe('de novo');
+    const { events: again } = parseSse(second.raw);
+    expect(await row(again[0]!.data.message_id)).toEqual({ status: 'completed', content: 'de novo' });
+    // And a third, after that one was held too.
+    fake.setScript({ tokens: ['e ', 'outra'], firstTokenDelayMs: 300 });
+    const third = await turn(heldPort, agent, headers, 'mais?');
+    expect(third.socket).toBe(first.socket);
+    expect(textOf(third.raw)).toBe('e outra');
     agent.destroy();
+    await first.closed;
   });
 
   it('a stream that ends before its first check keeps its connection for the next request', async () => {
@@ -135,7 +144,7 @@ describe('a held stream frees its connection’s HTTP parser', () => {
     agent.destroy();
   });
 
-  it('drops a request pipelined behind a released stream; the stream completes and the server goes on', async () => {
+  it('answers a request pipelined behind a released stream once the stream ends', async () => {
     fake.setScript({ tokens: ['um ', 'dois'], firstTokenDelayMs: 400 });
     const body = JSON.stringify({ message: 'oi' });
     const socket = connect(heldPort, '127.0.0.1');
@@ -149,7 +158,13 @@ describe('a held stream frees its connection’s HTTP parser', () => {
       raw += c;
       if (raw.includes(': ping')) pinged();
     });
-    const ended = new Promise<void>((r) => socket.once('end', () => r()));
+    let answered: () => void;
+    const health = new Promise<void>((r) => {
+      answered = r;
+    });
+    socket.on('data', () => {
+      if (/HTTP\/1\.1 200 OK[\s\S]*HTTP\/1\.1 200 OK[\s\S]*"status":"ok"}$/.test(raw)) answered();
+    });
     socket.write(
       `POST /api/v1/chat/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
         `Authorization: ${(await auth('held-connection-3')).authorization}\r\n` +
@@ -157,13 +172,13 @@ describe('a held stream frees its connection’s HTTP parser', () => {
     );
     await ping;
     socket.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
-    await ended;
+    await health;
     socket.destroy();
-    // One response on the connection: the stream, whole, and nothing answered after it.
-    expect(raw.match(/HTTP\/1\.1 /g)).toHaveLength(1);
-    expect(raw).toContain('"type":"complete"');
-    expect(raw.endsWith('0\r\n\r\n')).toBe(true);
-    expect((await fetch(`http://127.0.0.1:${heldPort}/health`)).status).toBe(200);
+    // Two responses, in order: the whole stream (its chunked body ended), then the health check.
+    const [stream, second] = raw.split(/(?=HTTP\/1\.1 )/);
+    expect(stream).toContain('"type":"complete"');
+    expect(stream!.endsWith('0\r\n\r\n')).toBe(true);
+    expect(second).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
   });
 
   it('still sees the client leave: under GENERATION_ON_DISCONNECT=cancel the reply stops and keeps its partial', async () => {
@@ -208,5 +223,46 @@ describe('a held stream frees its connection’s HTTP parser', () => {
     const stored = await row(messageId);
     expect(stored!.content.startsWith('palavra ')).toBe(true);
     expect(stored!.content.length).toBeLessThan(200 * 'palavra '.length);
+  });
+});
+
+describe('releaseHttpParser on this runtime', () => {
+  it('frees the parser of a response in flight, and the connection reads the next request afterwards', async () => {
+    const released: boolean[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('held ');
+        released.push(releaseHttpParser(res));
+        // A second call finds nothing left to free.
+        released.push(releaseHttpParser(res));
+        setTimeout(() => res.end(req.url), 20);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const get = (path: string) =>
+      new Promise<{ body: string; socket: Socket }>((resolve, reject) => {
+        httpRequest({ host: '127.0.0.1', port, path, agent }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            body += c;
+          });
+          res.on('end', () => resolve({ body, socket: res.socket }));
+        })
+          .on('error', reject)
+          .end();
+      });
+    const a = await get('/one');
+    const b = await get('/two');
+    agent.destroy();
+    await new Promise((r) => server.close(r));
+    // If a Node release changes its parser's shape this says so (the optimisation would be off).
+    expect(released).toEqual([true, false, true, false]);
+    expect([a.body, b.body]).toEqual(['held /one', 'held /two']);
+    expect(b.socket).toBe(a.socket);
   });
 });

@@ -1,6 +1,6 @@
 // Server-Sent Events over a hijacked reply: whole events batched into few writes, heartbeats while idle.
 import type { ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 export interface SseStream {
@@ -232,42 +232,105 @@ interface HttpParser {
   remove(): void;
   close(): void;
 }
-type ParsedSocket = Socket & { parser?: HttpParser | null };
+type HeldSocket = Socket & {
+  parser?: HttpParser | null;
+  server?: { emit(event: 'connection', socket: Socket): boolean } | null;
+  _handle?: { _consumed?: boolean } | null;
+  [kHeldBytes]?: Buffer[] | null;
+};
+const kHeldBytes = Symbol('heldBytes');
+/** A client may send a request behind a held stream (pipelining); more than this closes its connection. */
+const MAX_HELD_BYTES = 64 * 1024;
+
+/** The listeners Node's HTTP server puts on a connection's socket, by event, as Node names them. */
+const SERVER_LISTENERS: ReadonlyArray<readonly [string, string]> = [
+  ['end', 'bound socketOnEnd'],
+  ['close', 'bound socketOnClose'],
+  ['drain', 'bound socketOnDrain'],
+  ['error', 'socketOnError'],
+  ['timeout', 'socketOnTimeout'],
+];
+const listenerNamed = (socket: Socket, event: string, name: string) =>
+  socket.listeners(event).find((fn) => (fn as { name?: string }).name === name) as
+    | ((...args: unknown[]) => void)
+    | undefined;
+
+/** Bytes a client sends while its connection has no parser: kept for the parser it gets next. */
+function holdBytes(this: HeldSocket, chunk: Buffer): void {
+  const held = this[kHeldBytes] ?? [];
+  this[kHeldBytes] = held;
+  held.push(chunk);
+  if (held.reduce((n, b) => n + b.length, 0) > MAX_HELD_BYTES) this.destroy();
+}
 
 /**
  * Frees the HTTP parser of a held stream's connection; returns whether it did.
  *
- * Node's HTTP server keeps one parser per connection (a C++ object: llhttp and the header slots),
- * so that it can read the next request on it. On Node 24 it is ~10 KB of malloc'd memory (2 KB on
- * Node 20): for 10,000 held streams, ~58 MB of RSS that does nothing, since a stream's request has
- * been read whole and its connection carries nothing else while the stream lasts. This does what
- * Node does itself when a connection is upgraded: the parser leaves the server's connection list
- * (request and header timeouts, closeIdleConnections) and the socket, and its C++ object is deleted.
- * Without a parser the connection cannot carry another request, so it closes when the stream
- * ends (`_last`, Node's own flag for `Connection: close`); bytes a client sends meanwhile (a
- * pipelined request, which HTTP lets it retry on a new connection) are dropped, as a closed parser
- * would drop them. Any shape other than Node's (another runtime, a future Node) leaves it alone.
+ * Node's HTTP server keeps one parser per connection (a C++ object: llhttp and the header slots)
+ * to read the next request on it. On Node 24 it is ~10 KB of malloc'd memory (2 KB on Node 20):
+ * for 10,000 held streams ~58 MB of RSS doing nothing, since a stream's request has been read
+ * whole. So, as Node does for an upgraded connection, the parser leaves the server's connection
+ * list (request and header timeouts, closeIdleConnections) and the socket, and is deleted. Bytes
+ * the client sends meanwhile (a pipelined request) wait, up to 64 KB. When the stream ends the
+ * socket goes back to the server as a new connection (`'connection'`, Node's documented way to
+ * hand it a socket), with a parser of its own and those bytes: keep-alive works as before. Any
+ * shape other than Node's (another runtime, a future Node) leaves the connection alone, or closes
+ * it after the stream rather than guess.
  */
 export function releaseHttpParser(res: ServerResponse): boolean {
-  const socket = res.socket as ParsedSocket | null;
+  const socket = res.socket as HeldSocket | null;
   const parser = socket?.parser;
   if (!socket || !parser || res.writableEnded || !res.req?.complete) return false;
   if (typeof parser.remove !== 'function' || typeof parser.close !== 'function') return false;
   if (parser.incoming !== res.req && parser.incoming !== null) return false;
-  // The server's data listener feeds the parser; it asserts on state a released connection no longer keeps.
-  for (const fn of socket.listeners('data')) {
-    if ((fn as { name?: string }).name === 'bound socketOnData')
-      socket.removeListener('data', fn as () => void);
-  }
-  (res as { _last?: boolean })._last = true;
+  const feed = listenerNamed(socket, 'data', 'bound socketOnData');
+  if (!feed) return false;
+  socket.removeListener('data', feed);
   socket.parser = null;
   if (parser._consumed) {
     parser.unconsume();
     parser._consumed = false;
   }
+  // The next parser reads the socket in C++ again only if the handle says it is free.
+  if (socket._handle) socket._handle._consumed = false;
   parser.remove();
   parser.close();
+  // Node's wrappers of on/addListener exist for a parser that reads in C++; without one it restores these itself.
+  socket.on = Socket.prototype.on;
+  socket.addListener = Socket.prototype.addListener;
+  socket.prependListener = Socket.prototype.prependListener;
+  socket.on('data', holdBytes);
+  res.on('finish', handBack);
   return true;
+}
+
+/**
+ * A released stream's response finished (Node's own 'finish' listener, which detaches it and arms
+ * the keep-alive timer, ran first): the socket becomes a new connection of the server's.
+ */
+function handBack(this: ServerResponse): void {
+  const socket = this.req.socket as HeldSocket;
+  if (socket.destroyed || !socket.readable || !socket.writable || !socket.server) return;
+  const found = SERVER_LISTENERS.map(([event, name]) => [event, listenerNamed(socket, event, name)] as const);
+  if (found.some(([, fn]) => !fn)) {
+    socket.destroySoon(); // not the listeners this was written against: close rather than guess
+    return;
+  }
+  for (const [event, fn] of found) socket.removeListener(event, fn!);
+  for (const event of ['resume', 'pause']) {
+    for (const fn of socket.listeners(event)) {
+      const name = (fn as { name?: string }).name;
+      if (name === 'onSocketResume' || name === 'onSocketPause')
+        socket.removeListener(event, fn as () => void);
+    }
+  }
+  socket.removeListener('data', holdBytes);
+  // A new connection has no idle timer until its first response; the old one's must not fire on it.
+  socket.setTimeout(0);
+  const held = socket[kHeldBytes];
+  socket[kHeldBytes] = null;
+  socket.server.emit('connection', socket);
+  if (held) socket.unshift(Buffer.concat(held));
 }
 
 /**
