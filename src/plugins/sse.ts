@@ -227,6 +227,8 @@ class Stream implements SseStream {
 
 interface HttpParser {
   incoming: unknown;
+  onIncoming: unknown;
+  socket: unknown;
   _consumed?: boolean;
   unconsume(): void;
   remove(): void;
@@ -295,6 +297,15 @@ export function releaseHttpParser(res: ServerResponse): boolean {
   if (socket._handle) socket._handle._consumed = false;
   parser.remove();
   parser.close();
+  // What Node's cleanParser lets go of (the JS object stays, bound into the socket's end listener).
+  const slots = parser.constructor as Partial<
+    Record<'kOnMessageBegin' | 'kOnExecute' | 'kOnTimeout', number>
+  >;
+  for (const slot of [slots.kOnMessageBegin, slots.kOnExecute, slots.kOnTimeout])
+    if (typeof slot === 'number') (parser as unknown as Record<number, unknown>)[slot] = null;
+  parser.onIncoming = null;
+  parser.incoming = null;
+  parser.socket = null;
   // Node's wrappers of on/addListener exist for a parser that reads in C++; without one it restores these itself.
   socket.on = Socket.prototype.on;
   socket.addListener = Socket.prototype.addListener;

@@ -14,13 +14,11 @@ import { SseDecoder, SseTooLarge } from './sse-decoder.js';
 
 /** What every stream of one provider shares. */
 export interface CompletionClient {
-  /** undici's Agent (HTTP/1.1), or an H2Pool. */
+  /** undici's Agent (HTTP/1.1), or an H2Client (HTTP/2). */
   dispatcher: Pick<Dispatcher, 'dispatch'>;
   origin: string;
   path: string;
   headers: Record<string, string>;
-  /** May share an HTTP/2 connection (see createModelDispatcher). */
-  idempotent: boolean;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   maxRetries: number;
@@ -435,9 +433,6 @@ export class ModelStream implements AsyncIterableIterator<ModelEvent>, PushingMo
         // Not a Buffer or a string: undici would keep it for the life of the response (see OnceBody).
         // (undici's types list no Blob, though its dispatch takes one.)
         body: new OnceBody(JSON.stringify(body)) as unknown as Dispatcher.DispatchOptions['body'],
-        // May share an HTTP/2 connection (see createModelDispatcher). Said per request rather than
-        // by a composed dispatcher, whose wrappers would keep the response's raw header Buffers.
-        idempotent: client.idempotent,
       },
       a,
     );

@@ -1,11 +1,10 @@
-// The OpenAI-compatible streaming client (Maritaca, Groq, OpenAI, OpenRouter, Ollama, vLLM) over undici + SSE.
+// The OpenAI-compatible streaming client (Maritaca, Groq, OpenAI, OpenRouter, Ollama, vLLM): undici (HTTP/1.1) or node:http2, + SSE.
 import type { Logger } from 'pino';
-import type { buildConnector as BuildConnector, Dispatcher } from 'undici';
-// The pool and the connector alone: undici's index loads all of it (fetch, WebSocket, caches,
-// mocks), ≈ 100 modules and several MB of every instance's memory this client never uses.
-import buildConnector from 'undici/lib/core/connect.js';
+import type { Dispatcher } from 'undici';
+// The pool alone: undici's index loads all of it (fetch, WebSocket, caches, mocks), ≈ 100 modules
+// and several MB of every instance's memory this client never uses.
 import Agent from 'undici/lib/dispatcher/agent.js';
-import { H2Pool } from './h2-pool.js';
+import { H2Client } from './h2-client.js';
 import { type CompletionClient, ModelStream } from './model-stream.js';
 import type { ModelProvider } from './provider.js';
 
@@ -30,33 +29,14 @@ export interface OpenAIProviderOptions {
 const H2_STREAMS = 100;
 
 /**
- * One keep-alive connection pool per provider (undici). Over HTTP/1.1 a streaming reply holds its
- * socket until the model finishes (finished sockets are kept for the next reply). With `http2`, up
- * to 100 replies share one connection (H2Pool: connections opened one at a time, as many as the
- * replies need): undici would not multiplex a POST (not idempotent: a broken connection fails every
- * stream on it), so our requests say they may be (`idempotent: true` on each request, see
- * ModelStream); a reply whose connection breaks fails or retries on its own terms. Not for a
- * provider that answers only HTTP/1.1 over https: pipelined streams would wait behind each other.
+ * The connections to a provider. Over HTTP/1.1, undici's keep-alive pool: a streaming reply holds
+ * its socket until the model finishes (finished sockets are kept for the next reply). With
+ * `http2`, up to 100 replies share one connection (H2Client, on node:http2). Not for a provider
+ * that answers only HTTP/1.1 over https: ALPN must pick h2.
  */
 export function createModelDispatcher(origin: string, http2: boolean): Pick<Dispatcher, 'dispatch'> {
   if (!http2) return new Agent({ keepAliveTimeout: 10_000, headersTimeout: 0, bodyTimeout: 0 });
-  return new H2Pool(
-    origin,
-    {
-      allowH2: true,
-      // Over http: h2c with prior knowledge (the default connector would speak HTTP/1.1).
-      ...(origin.startsWith('https:')
-        ? {}
-        : { connect: buildConnector({ allowH2: true, useH2c: true } as BuildConnector.BuildOptions) }),
-      maxConcurrentStreams: H2_STREAMS,
-      pipelining: H2_STREAMS,
-      keepAliveTimeout: 10_000,
-      // The connect and idle clocks are ours (per read, abortable): undici's must not fire first.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    },
-    H2_STREAMS,
-  );
+  return new H2Client(origin, H2_STREAMS, 10_000);
 }
 
 export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider {
@@ -77,7 +57,6 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     origin: url.origin,
     path: url.pathname + url.search,
     headers,
-    idempotent: http2,
     connectTimeoutMs: opts.connectTimeoutMs,
     idleTimeoutMs: opts.idleTimeoutMs,
     maxRetries,
