@@ -275,6 +275,39 @@ describe.skipIf(!backends().databaseUrl)('group commit of reply writes', () => {
     ).toEqual([]);
   }, 60_000);
 
+  it('a stop recorded in a row reaches its producer at the next checkpoint (no pub/sub), and stops that reply alone', async () => {
+    const model = await startHeldModel();
+    models.push(model);
+    const app = await appWith(handleWith(tdb.url!, 10, 2), model, { CHECKPOINT_MS: '100' });
+    const responses = await startHeld(app, model, 3, 'rowstop');
+    const ids = rowsOf<{ id: string }>(
+      await tdb.handle.db.execute(sql`
+        select id from chat_messages where role = 'assistant' and session_id like 'rowstop-%' order by session_id`),
+    ).map((r) => r.id);
+    expect(ids).toHaveLength(3);
+    // What another instance's stop leaves in the row when its pub/sub message is lost (or there is no Redis).
+    await tdb.handle.db.execute(sql`
+      update chat_messages set metadata = metadata || jsonb_build_object('stop_requested_at', now())
+      where id = ${ids[1]}`);
+    const stopped = await Promise.race([
+      responses[1]!,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('not stopped within 10 s')), 10_000),
+      ),
+    ]);
+    expect(parseSse(stopped.body).events.at(-1)!.data.type).toBe('complete');
+    let rows = await rowsOfReplies(tdb.handle.db, ids);
+    expect(Object.fromEntries(rows.map((r) => [r.id, r.status]))).toEqual({
+      [ids[0]!]: 'streaming',
+      [ids[1]!]: 'stopped',
+      [ids[2]!]: 'streaming',
+    });
+    model.release();
+    await Promise.all(responses);
+    rows = await rowsOfReplies(tdb.handle.db, ids);
+    expect(rows.filter((r) => r.status === 'completed')).toHaveLength(2);
+  }, 60_000);
+
   it('writes many live replies in statements bounded by ticks, not by the number of replies', async () => {
     const live = 300;
     const tickMs = 100;

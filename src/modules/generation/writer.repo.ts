@@ -36,7 +36,7 @@ const toJson = (rows: unknown[]) => {
 };
 
 const checkpointStatement = namedStatement(
-  'chat_checkpoint_many_v1',
+  'chat_checkpoint_many_v2',
   ['payload'],
   (v) => sql`
       with v as (
@@ -55,7 +55,8 @@ const checkpointStatement = namedStatement(
         returning 1
       )
       select m.id, m.status, (m.metadata ? 'stop_requested_at') as stop
-      from chat_messages m join v on m.id = v.id`,
+      from chat_messages m join v on m.id = v.id
+      where m.status <> 'streaming' or m.metadata ? 'stop_requested_at'`,
 );
 
 const finalizeStatement = namedStatement(
@@ -89,19 +90,25 @@ const finalizeStatement = namedStatement(
 );
 
 /**
- * Heartbeats and checkpoints of many streaming replies in one statement. Each row answers what
- * its producer must know: whether a stop was recorded, and the row's status (a row that is no
- * longer `streaming` is not written; its producer learns why).
+ * Heartbeats and checkpoints of many streaming replies in one statement. A row answers only when
+ * its producer must act: a stop was recorded, or the row is no longer `streaming` (it was not
+ * written; its producer learns why). The rest, nearly all of them, answer nothing: at 10k live
+ * replies the answers were 2,000 parsed rows a second for no news.
  */
 export async function checkpointMany(db: Db, rows: CheckpointRow[]): Promise<Map<string, CheckpointAnswer>> {
+  // A heartbeat's row is its id alone: json_to_recordset reads a missing key as null.
   const payload = toJson(
-    rows.map((r) => ({
-      id: r.messageId,
-      content: r.content,
-      agent_id: r.meta?.agentId ?? null,
-      agent_name: r.meta?.agentName ?? null,
-      stream: r.meta?.stream ?? null,
-    })),
+    rows.map((r) =>
+      r.content === null && !r.meta
+        ? { id: r.messageId }
+        : {
+            id: r.messageId,
+            content: r.content,
+            agent_id: r.meta?.agentId ?? null,
+            agent_name: r.meta?.agentName ?? null,
+            stream: r.meta?.stream ?? null,
+          },
+    ),
   );
   // The final select reads the rows as they were before the UPDATE (a CTE's changes are not
   // visible to it): status and stop intent are not columns the UPDATE touches.

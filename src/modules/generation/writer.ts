@@ -36,7 +36,8 @@ export interface FinalResult {
 }
 
 export interface WriterMetrics {
-  checkpoint(result: 'ok' | 'failed'): void;
+  /** `rows` checkpoints (one statement's) written, or failed. */
+  checkpoint(result: 'ok' | 'failed', rows: number): void;
   /** One statement (or hook transaction) of `rows` replies. */
   writerBatch(kind: 'checkpoint' | 'final', rows: number): void;
 }
@@ -191,19 +192,20 @@ export function createReplyWriter(opts: WriterOptions): ReplyWriter {
         opts.db,
         batch.map((b) => b.row),
       );
-      for (const { slot, row } of batch) {
-        opts.metrics?.checkpoint('ok');
-        const answer = answers.get(row.messageId);
-        // A stop recorded in the row, or a row a stop already closed: the reply stops here.
-        if (answer && live.get(row.messageId) === slot) slot.reply.answered(answer);
-      }
+      opts.metrics?.checkpoint('ok', batch.length);
+      // Only rows with news answer: a stop recorded in the row, or a row a stop already closed.
+      if (answers.size > 0)
+        for (const { slot, row } of batch) {
+          const answer = answers.get(row.messageId);
+          if (answer && live.get(row.messageId) === slot) slot.reply.answered(answer);
+        }
     } catch (err) {
       if (batch.length > 1 && !isOutage(err)) {
         for (const b of batch) await writeCheckpoints([b]);
         return;
       }
+      opts.metrics?.checkpoint('failed', batch.length);
       for (const { slot, row } of batch) {
-        opts.metrics?.checkpoint('failed');
         // Not stored: the next tick writes it again, until the final write.
         slot.persistedChars = -1;
         if (row.meta) slot.metaWritten = false;

@@ -15,8 +15,8 @@ export interface TurnMetrics {
   turnEnded(outcome: TurnOutcome): void;
   /** Seconds from the turn's start event to its first content chunk. */
   firstChunk(seconds: number): void;
-  /** A failed checkpoint also counts as a Postgres error. */
-  checkpoint(result: 'ok' | 'failed'): void;
+  /** `rows` checkpoints of one statement; failed ones also count as Postgres errors. */
+  checkpoint(result: 'ok' | 'failed', rows: number): void;
   finalWriteRetry(): void;
   /** The final write gave up (the row keeps its last checkpoint); a Postgres error. */
   finalWriteFailed(): void;
@@ -158,9 +158,10 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       turnStarted: () => started.inc(),
       turnEnded: (outcome) => ended.inc({ outcome }),
       firstChunk: (seconds) => firstChunk.observe(seconds),
-      checkpoint: (result) => {
-        checkpoints.inc({ result });
-        if (result === 'failed') pgErrors.inc({ source: 'generation' });
+      // Once per statement, by count: a labelled inc per row built its label key each time.
+      checkpoint: (result, rows) => {
+        checkpoints.inc({ result }, rows);
+        if (result === 'failed') pgErrors.inc({ source: 'generation' }, rows);
       },
       finalWriteRetry: () => finalRetries.inc(),
       finalWriteFailed: () => pgErrors.inc({ source: 'generation' }),
