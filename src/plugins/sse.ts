@@ -90,6 +90,25 @@ function wheelFor(heartbeatMs: number): HeartbeatWheel {
   return w;
 }
 
+/** A heartbeat as a whole HTTP/1.1 chunk (size line, `: ping` comment, chunk end), shared by every stream. */
+const PING = ': ping\n\n';
+const PING_CHUNK = Buffer.from(`${PING.length.toString(16)}\r\n${PING}\r\n`, 'latin1');
+type ChunkedResponse = FastifyReply['raw'] & { chunkedEncoding?: boolean; outputSize?: number };
+
+/**
+ * Writes a heartbeat. `res.write` frames a chunk as four writes on a corked socket (size, CRLF,
+ * data, CRLF) and uncorks on the next tick: ~1.5 KB of garbage per beat, 3 MB/s at 10k streams on
+ * 5 s heartbeats, which alone kept V8's memory reducer from ever running (it waits for allocation
+ * under ~1 MB/s). A chunked response with nothing of its own waiting (headers out, no output
+ * queued in it) takes the same bytes as one write of a shared Buffer straight to its socket.
+ */
+function writePing(raw: ChunkedResponse): void {
+  const socket = raw.socket;
+  if (raw.chunkedEncoding === true && raw.headersSent && raw.outputSize === 0 && socket && !socket.destroyed)
+    socket.write(PING_CHUNK);
+  else raw.write(PING);
+}
+
 // One function for every stream's batch timer (a stream passes itself): no closure per stream.
 const flushStream = (s: Stream) => s.flush();
 
@@ -187,7 +206,7 @@ class Stream implements SseStream {
       releaseHttpParser(this.raw);
     }
     if (this.pending || this.lastWrite > due) return;
-    this.raw.write(': ping\n\n');
+    writePing(this.raw);
     this.lastWrite = Date.now();
   }
 
