@@ -1,5 +1,6 @@
 // Held replies: N live replies (a slow model process holds each open) and N followers on one instance.
-// Per level: RSS, CPU, heartbeat lag, open descriptors, Postgres statements/s, refusals.
+// Per level: RSS, CPU, heartbeat lag, open descriptors, Postgres statements/s, JS allocation rate (above
+// ~1 MB/s V8's memory reducer does not run: the heap keeps its garbage headroom), refusals.
 // Run: npm run bench:held -- [levels=1000,5000,10000] [--followers=10000] [--model=h2c|h1|inproc]
 //      [--floor=N: a bare node:http server holding N SSE streams, the reference floor]
 //      [--snapshot=DIR: heap snapshots at 10 and at the first level] [--md]
@@ -301,6 +302,7 @@ async function phase(kind: 'live' | 'followers' | 'floor', levels: number[]): Pr
         String(fds(child.pid)),
         fmt((s1.pgQueries - s0.pgQueries) / windowS, 0),
         fmt((x1 - x0) / windowS, 0),
+        fmt((s1.allocatedBytes - s0.allocatedBytes) / 1048576 / windowS, 2),
         `${fmt(percentile(gaps, 50), 0)} / ${fmt(percentile(gaps, 99), 0)}`,
         `${fmt(s1.delay.p50, 1)} / ${fmt(s1.delay.p99, 1)}`,
         `${refused} / ${failures}`,
@@ -346,6 +348,7 @@ async function main() {
         'server fds',
         'PG statements/s (client)',
         'PG xacts/s (pg_stat_database)',
+        'JS allocated MB/s',
         `ping gap p50 / p99 ms (interval ${HEARTBEAT_MS})`,
         'event-loop delay p50 / p99 ms',
         '503 refused / other failures',
