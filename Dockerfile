@@ -24,9 +24,10 @@ EXPOSE 3000
 # startCommand on purpose: Railway's startCommand replaces this ENTRYPOINT, and tini with it.
 # Without DATABASE_URL this image refuses to start (NODE_ENV=production) unless EMBEDDED=true.
 ENTRYPOINT ["/usr/bin/tini", "--"]
-# --max-semi-space-size=16: V8's young generation as Node 20 sized it. Node 24 sizes it from the
-# memory limit (64 MiB semi-spaces on a 4 GiB heap), which held 10k live replies at 627 MB RSS
-# instead of 456-509 and an idle server at 235 MB instead of 153-161 (bench/RESULTS.md, seventh
-# session); CPU per chat turn did not measurably change. `npm start` and `npm run bench` use the
-# same flags (bench/targets.ts reads them from this line).
-CMD ["node", "--max-semi-space-size=16", "dist/src/server.js"]
+# --max-semi-space-size=8: V8's young generation pinned small. Node 24 sizes it from the memory
+# limit (64 MiB semi-spaces on a 4 GiB heap), which held 10k live replies at 627 MB RSS and an idle
+# server at 235 MB; 16 MiB (Node 20's own size) held them at 456-509 and 153-161 (seventh
+# session), 8 MiB saves another 16 MB of committed young space. CPU per chat turn did not
+# measurably change between 8, 16 and 64 (bench/RESULTS.md, eighth session). `npm start` and
+# `npm run bench` use the same flags (bench/targets.ts reads them from this line).
+CMD ["node", "--max-semi-space-size=8", "dist/src/server.js"]

@@ -248,7 +248,7 @@ describe('configuration files', () => {
     );
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
-    // --max-semi-space-size=16: the heap limit counts three semi-spaces of 16 MiB (Node 20's size).
+    // --max-semi-space-size=N: the heap limit counts three semi-spaces of N MiB.
     const semi = flags.find((f) => f.startsWith('--max-semi-space-size='));
     if (semi) {
       const plain = spawnSync(
