@@ -26,7 +26,6 @@ type Stream = ClientHttp2Stream & { [kRequest]?: H2Request };
 /** One request on a stream: what the stream's (shared) listeners report to. */
 class H2Request {
   done = false;
-  responded = false;
   stream: Stream | null = null;
 
   constructor(
@@ -55,7 +54,6 @@ class H2Request {
 function onResponse(this: Stream, headers: IncomingHttpHeaders): void {
   const r = this[kRequest]!;
   if (r.done) return;
-  r.responded = true;
   const status = Number(headers[':status']);
   const raw: string[] = [];
   for (const [name, value] of Object.entries(headers)) {
@@ -90,7 +88,7 @@ function onClose(this: Stream): void {
   const r = this[kRequest]!;
   r.client.streamClosed(r.owner);
   // Closed without an end or an error of its own (a reset with NO_ERROR, the session gone).
-  r.fail(new Error(`HTTP/2 stream closed (code ${this.rstCode ?? 'none'})`));
+  if (!r.done) r.fail(new Error(`HTTP/2 stream closed (code ${this.rstCode ?? 'none'})`));
 }
 
 /**
@@ -150,8 +148,9 @@ export class H2Client implements Pick<Dispatcher, 'dispatch'> {
     try {
       stream = owner.session.request(headers, { endStream: size === 0 });
     } catch (err) {
-      // The session went away between the pick and now: this reply fails (and is retried) on its own.
-      owner.usable = false;
+      // The session cannot take a stream (going away, out of stream ids): it takes no more, and
+      // this reply fails (and is retried, on another connection) on its own.
+      this.retire(owner);
       this.streamClosed(owner);
       process.nextTick(() => r.fail(err as Error));
       return true;
