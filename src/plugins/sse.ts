@@ -271,6 +271,10 @@ const SERVER_LISTENERS: ReadonlyArray<readonly [string, string]> = [
   ['error', 'socketOnError'],
   ['timeout', 'socketOnTimeout'],
 ];
+const CONSUME_LISTENERS: ReadonlyArray<readonly [string, string]> = [
+  ['resume', 'onSocketResume'],
+  ['pause', 'onSocketPause'],
+];
 const listenerNamed = (socket: Socket, event: string, name: string) =>
   socket.listeners(event).find((fn) => (fn as { name?: string }).name === name) as
     | ((...args: unknown[]) => void)
@@ -347,12 +351,10 @@ function handBack(this: ServerResponse): void {
     return;
   }
   for (const [event, fn] of found) socket.removeListener(event, fn!);
-  for (const event of ['resume', 'pause']) {
-    for (const fn of socket.listeners(event)) {
-      const name = (fn as { name?: string }).name;
-      if (name === 'onSocketResume' || name === 'onSocketPause')
-        socket.removeListener(event, fn as () => void);
-    }
+  // Only there while a parser read in C++ (releaseHttpParser's unconsume leaves them).
+  for (const [event, name] of CONSUME_LISTENERS) {
+    const fn = listenerNamed(socket, event, name);
+    if (fn) socket.removeListener(event, fn);
   }
   socket.removeListener('data', holdBytes);
   // A new connection has no idle timer until its first response; the old one's must not fire on it.

@@ -38,11 +38,11 @@ interface Chunk {
 
 /**
  * The request body, handed over once and then let go. undici keeps the body it was given for the
- * life of the response (on its request object and in the closures of the HTTP/2 stream), which for
- * a streaming reply is minutes: a Buffer kept the whole prompt (≈ 2 KB) per live reply. A Blob-like
- * object (undici's `isBlobLike`: tagged `Blob`, with `size` and `arrayBuffer()`) is kept instead,
- * and it gives its bytes away when undici reads them. Not an iterable: undici would neither
- * multiplex it on an HTTP/2 connection nor know its length. The body is read once: a retry (ours,
+ * life of the response (on its request object), which for a streaming reply is minutes: a Buffer
+ * kept the whole prompt (≈ 2 KB) per live reply. A Blob-like object (undici's `isBlobLike`: tagged
+ * `Blob`, with `size` and `arrayBuffer()`) is kept instead, and it gives its bytes away when undici
+ * (or H2Client, which reads it the same way) takes them. Not an iterable: undici would not know its
+ * length. The body is read once: a retry (ours,
  * see `failed`) is a new request with a body of its own. The bytes are in memory of their own,
  * exactly their size, so the ArrayBuffer is the body and nothing else.
  */
