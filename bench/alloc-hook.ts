@@ -10,8 +10,15 @@ import { Session } from 'node:inspector';
 const session = new Session();
 session.connect();
 let sampling = false;
+// ALLOC_SKIP=N ignores the first N signals (bench/held.ts signals once for the idle snapshot, then
+// at the start and the end of each window: ALLOC_SKIP=1 profiles the first level's window).
+let skip = Number(process.env.ALLOC_SKIP ?? 0);
 
 process.on('SIGUSR2', () => {
+  if (skip > 0) {
+    skip--;
+    return;
+  }
   if (!sampling) {
     sampling = true;
     session.post('HeapProfiler.startSampling', {

@@ -303,6 +303,9 @@ async function phase(kind: 'live' | 'followers' | 'floor', levels: number[]): Pr
         fmt((s1.pgQueries - s0.pgQueries) / windowS, 0),
         fmt((x1 - x0) / windowS, 0),
         fmt((s1.allocatedBytes - s0.allocatedBytes) / 1048576 / windowS, 2),
+        // Promoted by scavenges: what fills the old generation between major GCs (garbage there
+        // waits for the next one, and the old space's committed pages grow with it).
+        `${fmt((s1.gc.promotedBytes - s0.gc.promotedBytes) / 1048576 / windowS, 2)} (${s1.gc.scavenges - s0.gc.scavenges} / ${s1.gc.markCompacts - s0.gc.markCompacts - 1})`,
         `${fmt(percentile(gaps, 50), 0)} / ${fmt(percentile(gaps, 99), 0)}`,
         `${fmt(s1.delay.p50, 1)} / ${fmt(s1.delay.p99, 1)}`,
         `${refused} / ${failures}`,
@@ -349,6 +352,7 @@ async function main() {
         'PG statements/s (client)',
         'PG xacts/s (pg_stat_database)',
         'JS allocated MB/s',
+        'promoted MB/s (scavenges / major GCs)',
         `ping gap p50 / p99 ms (interval ${HEARTBEAT_MS})`,
         'event-loop delay p50 / p99 ms',
         '503 refused / other failures',

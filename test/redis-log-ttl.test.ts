@@ -1,5 +1,6 @@
 // The stream log's TTL: a reply's key expires whether its events took one flush or many, and a key
 // that the next XADD re-creates on a new connection (Redis restarted, the key gone) expires too.
+// One flush is one script call: a command in it that fails does not stop the others.
 import { afterAll, describe, expect, it } from 'vitest';
 import { chunkEvent, type StreamEntry, startEvent } from '../src/modules/generation/events.js';
 import { createRedisMirror } from '../src/modules/generation/redis-log.js';
@@ -45,5 +46,44 @@ describe.skipIf(!redis)('stream log TTL', () => {
     expect(await r.client.ttl(key)).toBeGreaterThan(0);
     mirror.end(messageId);
     await r.client.del(key);
+  });
+
+  it('one flush logs every reply, merges a run of chunks, releases a slot, and a failing XADD stops nothing else', async () => {
+    const r = redis!;
+    const mirror = createRedisMirror(r, { maxLen: 1000, ttlS: 600, log: silentLogger() });
+    const ok = '6f1c1f5e-0000-4000-8000-0000000000b1';
+    const clash = '6f1c1f5e-0000-4000-8000-0000000000b2';
+    const okKey = `${r.prefix}gen:${ok}`;
+    const clashKey = `${r.prefix}gen:${clash}`;
+    const slots = `${r.prefix}test:slots`;
+    await waitFor(async () => r.ready());
+    await r.client.del(okKey, clashKey, slots);
+    await r.client.zadd(slots, 1, 'slot-a', 2, 'slot-b');
+    // An entry already past the one the mirror will add: Redis refuses that XADD (id too small).
+    await r.client.xadd(clashKey, '99999-999', 'e', '{}');
+
+    mirror.append(ok, {
+      id: '0-1',
+      seq: 1,
+      offset: 0,
+      event: startEvent({ sessionId: 's', messageId: ok, userMessageId: null, startedAt: new Date() }),
+    });
+    mirror.append(ok, { id: '3-2', seq: 2, offset: 3, event: chunkEvent('um ', 'zumbi') });
+    mirror.append(ok, { id: '8-3', seq: 3, offset: 8, event: chunkEvent('dois ', 'zumbi') });
+    mirror.append(clash, { id: '4-1', seq: 1, offset: 4, event: chunkEvent('tres', 'zumbi') });
+    mirror.removeLater(slots, 'slot-a');
+    await waitFor(async () => (await r.client.zcard(slots)) === 1);
+
+    const logged = await r.client.xrange(okKey, '-', '+');
+    expect(logged.map(([id]) => id)).toEqual(['0-1', '8-3']);
+    expect(JSON.parse(logged[1]![1][1]!)).toEqual({ type: 'chunk', content: 'um dois ', agent_id: 'zumbi' });
+    expect(await r.client.ttl(okKey)).toBeGreaterThan(0);
+    // The refused XADD left its key as it was, and the EXPIRE after it still ran.
+    expect((await r.client.xrange(clashKey, '-', '+')).map(([id]) => id)).toEqual(['99999-999']);
+    expect(await r.client.ttl(clashKey)).toBeGreaterThan(0);
+    expect(await r.client.zrange(slots, 0, -1)).toEqual(['slot-b']);
+    mirror.end(ok);
+    mirror.end(clash);
+    await r.client.del(okKey, clashKey, slots);
   });
 });

@@ -2,9 +2,9 @@
 //
 // Key layout (every key starts with the Redis prefix):
 //   <prefix>gen:<messageId>   STREAM of events; entry id = the SSE cursor `<offset>-<seq>`; field `e` = event JSON;
-//                             capped with MAXLEN ~ STREAM_LOG_MAXLEN; EXPIRE STREAM_LOG_TTL_S in the same MULTI as
-//                             a reply's first XADDs on each connection (again after half the TTL), so a key
-//                             re-created after a Redis restart (a new connection) expires too
+//                             capped with MAXLEN ~ STREAM_LOG_MAXLEN; EXPIRE STREAM_LOG_TTL_S in the same script
+//                             call as a reply's first XADDs on each connection (again after half the TTL), so a
+//                             key re-created after a Redis restart (a new connection) expires too
 //   <prefix>gen:stop          pub/sub channel; message = messageId to stop
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -28,6 +28,38 @@ export interface RedisLogOptions {
 }
 
 const FLUSH_DELAY_MS = 5;
+
+/**
+ * One flush as one command. KEYS: the keys it touches. ARGV[1] MAXLEN, ARGV[2] TTL (s), then ops:
+ *   'x' <key index> <entry id> <event JSON>   XADD key MAXLEN ~ ARGV[1] id e json
+ *   'e' <key index>                           EXPIRE key ARGV[2]
+ *   'z' <key index> <member>                  ZREM key member
+ * A script runs whole or not at all, as the MULTI it replaces did (Redis refuses it up front when
+ * out of memory; a connection lost mid-flush leaves no XADD without its EXPIRE). pcall, as in a
+ * MULTI: one failing command (an XADD resent after a reconnect, its id already there) does not
+ * stop the others.
+ * Why a script and not MULTI: ioredis builds a Command, a promise and a timer per command of a
+ * MULTI, linked through the pipeline, and V8 promoted ~2 MB/s of them to the old generation at
+ * 10k live replies (bench:held's "promoted MB/s"): the old space, and RSS, grew with it.
+ */
+const FLUSH_SCRIPT = `local i = 3
+while i <= #ARGV do
+  local op, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
+  if op == 'x' then
+    redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[1], ARGV[i + 2], 'e', ARGV[i + 3])
+    i = i + 4
+  elseif op == 'e' then
+    redis.pcall('EXPIRE', key, ARGV[2])
+    i = i + 2
+  else
+    redis.pcall('ZREM', key, ARGV[i + 2])
+    i = i + 3
+  end
+end`;
+
+type FlushClient = Redis & {
+  genMirrorFlush(numKeys: number, keys: string[], args: Array<string | number>): Promise<unknown>;
+};
 
 const keyOf = (redis: RedisHandle, messageId: string) => `${redis.prefix}gen:${messageId}`;
 
@@ -56,6 +88,8 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
   const ttlSetAt = new Map<string, number>();
   let ttlConn: unknown = null;
   const renewAfterMs = (opts.ttlS * 1000) / 2;
+  const client = redis.client as FlushClient;
+  client.defineCommand('genMirrorFlush', { lua: FLUSH_SCRIPT });
 
   const removeNow = (list: Array<[string, string]>) => {
     if (list.length === 0) return;
@@ -82,21 +116,20 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
     const now = Date.now();
     // Keys of this flush whose EXPIRE was skipped (their TTL was set by an earlier flush).
     let skipped: string[] | null = null;
-    // MULTI, not a bare pipeline: a connection lost mid-flush leaves no XADD without its EXPIRE.
-    const pipe = redis.client.multi();
-    for (const [key, member] of removing) pipe.zrem(key, member);
+    const keys: string[] = [];
+    const args: Array<string | number> = [opts.maxLen, opts.ttlS];
+    for (const [key, member] of removing) {
+      keys.push(key);
+      args.push('z', keys.length, member);
+    }
     for (const [messageId, q] of queues) {
       const key = keyOf(redis, messageId);
+      keys.push(key);
+      const k = keys.length;
       // A run of chunks is one entry: its text joined, under the last chunk's cursor and fields.
       let run: ChunkEvent | null = null;
       let runId = '';
       let runText = '';
-      const addRun = () => {
-        if (!run) return;
-        pipe.xadd(key, 'MAXLEN', '~', opts.maxLen, runId, 'e', JSON.stringify({ ...run, content: runText }));
-        run = null;
-        runText = '';
-      };
       for (const e of q.entries) {
         if (e.event.type === 'chunk') {
           run = e.event;
@@ -104,13 +137,17 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
           runText += e.event.content;
           continue;
         }
-        addRun();
-        pipe.xadd(key, 'MAXLEN', '~', opts.maxLen, e.id, 'e', JSON.stringify(e.event));
+        if (run) {
+          args.push('x', k, runId, JSON.stringify({ ...run, content: runText }));
+          run = null;
+          runText = '';
+        }
+        args.push('x', k, e.id, JSON.stringify(e.event));
       }
-      addRun();
+      if (run) args.push('x', k, runId, JSON.stringify({ ...(run as ChunkEvent), content: runText }));
       const setAt = ttlSetAt.get(messageId);
       if (setAt === undefined || now - setAt >= renewAfterMs) {
-        pipe.expire(key, opts.ttlS);
+        args.push('e', k);
         if (!q.end) ttlSetAt.set(messageId, now);
       } else {
         skipped ??= [];
@@ -119,7 +156,9 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
       if (q.end) ttlSetAt.delete(messageId);
     }
     queues.clear();
-    pipe.exec().then(
+    // Nothing to send (a reply that ended with no event left to log).
+    if (keys.length === 0) return;
+    client.genMirrorFlush(keys.length, keys, args).then(
       () => {
         // Sent again on a new connection after this one dropped (ioredis resends unanswered
         // commands): the XADDs may have re-created keys on a restarted Redis, so they get the TTL.
@@ -130,7 +169,7 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
         }
       },
       (err: Error) => {
-        // An aborted MULTI ran none of its commands (e.g. Redis refused an XADD for memory): the
+        // A refused script ran none of its commands (e.g. Redis is out of memory): the
         // releases go again on their own, since a lost one would hold its slot until the slot TTL;
         // an EXPIRE it carried did not run either, so every key gets one with its next flush.
         ttlSetAt.clear();
