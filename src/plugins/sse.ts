@@ -96,20 +96,58 @@ const PING_CHUNK = Buffer.from(`${PING.length.toString(16)}\r\n${PING}\r\n`, 'la
 type ChunkedResponse = FastifyReply['raw'] & { chunkedEncoding?: boolean; outputSize?: number };
 
 /**
+ * Whether `raw` takes a whole chunk straight to its socket: chunked, nothing of its own queued, on a
+ * real connection, and its headers already written (the caller knows: `headersSent` is true from writeHead on, before
+ * the header block has left with the first write).
+ */
+function directChunks(raw: ChunkedResponse): boolean {
+  const socket = raw.socket;
+  // Only a real connection: a response over anything else (an injected request's stand-in socket,
+  // a wrapper) frames and carries its bytes its own way.
+  return (
+    raw.chunkedEncoding === true &&
+    raw.headersSent &&
+    raw.outputSize === 0 &&
+    socket instanceof Socket &&
+    !socket.destroyed
+  );
+}
+
+/**
  * Writes a heartbeat. `res.write` frames a chunk as four writes on a corked socket (size, CRLF,
  * data, CRLF) and uncorks on the next tick: ~1.5 KB of garbage per beat, 3 MB/s at 10k streams on
  * 5 s heartbeats, which alone kept V8's memory reducer from ever running (it waits for allocation
  * under ~1 MB/s). A chunked response with nothing of its own waiting (headers out, no output
  * queued in it) takes the same bytes as one write of a shared Buffer straight to its socket.
  */
-function writePing(raw: ChunkedResponse): void {
-  const socket = raw.socket;
-  if (raw.chunkedEncoding === true && raw.headersSent && raw.outputSize === 0 && socket && !socket.destroyed)
-    socket.write(PING_CHUNK);
+function writePing(raw: ChunkedResponse, headerOut: boolean): void {
+  if (headerOut && directChunks(raw)) raw.socket!.write(PING_CHUNK);
   else raw.write(PING);
 }
 
-// One function for every stream's batch timer (a stream passes itself): no closure per stream.
+/**
+ * Writes a batch of events as one HTTP/1.1 chunk: straight to the socket when the response allows
+ * it (as writePing), else through `res.write`. The direct write is one string write of the framed
+ * chunk, not Node's four corked writes and its next-tick uncork. Backpressure is then the
+ * socket's: Stream.write and drained() look at both.
+ */
+function writeChunk(raw: ChunkedResponse, text: string): void {
+  if (directChunks(raw)) raw.socket!.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
+  else raw.write(text);
+}
+
+/**
+ * Streams with events waiting, flushed together by one timer BATCH_MS after the first joined: a
+ * Timeout per stream per batch was ~200 bytes of garbage per token.
+ */
+let due: Stream[] = [];
+function flushDue(): void {
+  const list = due;
+  due = [];
+  for (const s of list) s.flush();
+}
+
+// One function for a stream's first flush (a stream passes itself): no closure per stream.
 const flushStream = (s: Stream) => s.flush();
 
 // One 'close' listener for every response, which finds its stream on the response itself.
@@ -126,8 +164,9 @@ function onResponseClose(this: StreamResponse): void {
 class Stream implements SseStream {
   private pending = '';
   private scheduled = false;
-  private batchTimer: NodeJS.Timeout | undefined;
   private wroteOnce = false;
+  /** The header block went out (with the first write, or flushHeaders). */
+  private headerOut = false;
   private lastWrite = Date.now();
   private done = false;
   private closeHandler: (() => void) | null = null;
@@ -157,29 +196,30 @@ class Stream implements SseStream {
     if (this.done) return false;
     this.pending += text;
     this.schedule();
-    return !this.raw.writableNeedDrain;
+    return !this.raw.writableNeedDrain && !this.raw.socket?.writableNeedDrain;
   }
 
   end(): void {
     if (this.done) return;
     this.done = true;
     this.wheel.remove(this, this.slot);
-    // The last events leave with the end: a batch timer still set would only wake to find it closed.
-    clearTimeout(this.batchTimer);
+    // The last events leave with the end (a batch still due finds the stream done).
     this.raw.end(this.pending || undefined);
     this.pending = '';
   }
 
   drained(): Promise<void> {
     const raw = this.raw;
-    if (this.done || !raw.writableNeedDrain) return Promise.resolve();
+    // The response's own buffer, or the socket's when events went to it directly (writeChunk).
+    const behind = raw.writableNeedDrain ? raw : raw.socket?.writableNeedDrain ? raw.socket : null;
+    if (this.done || !behind) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
-        raw.off('drain', done);
+        behind.off('drain', done);
         raw.off('close', done);
         resolve();
       };
-      raw.once('drain', done);
+      behind.once('drain', done);
       raw.once('close', done);
     });
   }
@@ -206,21 +246,22 @@ class Stream implements SseStream {
       releaseHttpParser(this.raw);
     }
     if (this.pending || this.lastWrite > due) return;
-    writePing(this.raw);
+    writePing(this.raw, this.headerOut);
     this.lastWrite = Date.now();
   }
 
   flush(): void {
     this.scheduled = false;
-    this.batchTimer = undefined;
     if (this.done) return;
     if (this.pending) {
-      this.raw.write(this.pending);
+      if (this.headerOut) writeChunk(this.raw, this.pending);
+      else this.raw.write(this.pending);
       this.pending = '';
       this.lastWrite = Date.now();
-    } else if (!this.raw.headersSent) {
+    } else if (!this.headerOut) {
       this.raw.flushHeaders();
     }
+    this.headerOut = true;
   }
 
   // Events produced in one burst go out in one socket write (each event is whole inside it):
@@ -230,8 +271,11 @@ class Stream implements SseStream {
     this.scheduled = true;
     // The first write (headers, `start`) leaves at once; later events gather for a few ms, which
     // no reader notices but which turns a fast reply into two socket writes instead of many.
-    if (this.wroteOnce) this.batchTimer = setTimeout(flushStream, BATCH_MS, this);
-    else setImmediate(flushStream, this);
+    if (!this.wroteOnce) setImmediate(flushStream, this);
+    else {
+      if (due.length === 0) setTimeout(flushDue, BATCH_MS);
+      due.push(this);
+    }
     this.wroteOnce = true;
   }
 
