@@ -1,6 +1,12 @@
 // A held event stream gives its connection's HTTP parser back (src/plugins/sse.ts,
 // releaseHttpParser): what a client sees of that, and what the database keeps.
-import { Agent, type ClientRequest, createServer, request as httpRequest } from 'node:http';
+import {
+  Agent,
+  type ClientRequest,
+  createServer,
+  request as httpRequest,
+  type ServerResponse,
+} from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
@@ -227,6 +233,21 @@ describe('a held stream frees its connection’s HTTP parser', () => {
 });
 
 describe('releaseHttpParser on this runtime', () => {
+  it('a held stream keeps a short shared header string, not its whole header block', async () => {
+    const { app, port } = await start({ SSE_HEARTBEAT_MS: '100' });
+    const responses: ServerResponse[] = [];
+    app.server.on('request', (_req: unknown, res: ServerResponse) => responses.push(res));
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    fake.setScript({ tokens: ['devagar ', 'e ', 'sempre'], firstTokenDelayMs: 300 });
+    const held = await turn(port, agent, await auth('held-connection-5'), 'oi');
+    agent.destroy();
+    expect(textOf(held.raw)).toBe('devagar e sempre');
+    expect(held.raw).toMatch(/\n: ping\n\n/);
+    const [res] = responses;
+    expect(res!.headersSent).toBe(true);
+    expect((res as unknown as { _header: string })._header.length).toBeLessThan(40);
+  });
+
   it('frees the parser of a response in flight, and the connection reads the next request afterwards', async () => {
     const released: boolean[] = [];
     const server = createServer((req, res) => {

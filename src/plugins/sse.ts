@@ -147,6 +147,17 @@ function flushDue(): void {
   for (const s of list) s.flush();
 }
 
+/**
+ * A response keeps its header block (`_header`, ~0.5 KB here: CORS, rate limit, request id) for its
+ * whole life, though once it has left only its truthiness is read (`headersSent`, and the guards
+ * of setHeader/writeHead). A held stream's is swapped for one short string shared by all of them.
+ */
+const SENT_HEADER = 'HTTP/1.1 200 OK\r\n\r\n';
+function forgetHeaderBlock(raw: FastifyReply['raw']): void {
+  const r = raw as unknown as { _header?: unknown; _headerSent?: unknown };
+  if (r._headerSent === true && typeof r._header === 'string') r._header = SENT_HEADER;
+}
+
 // One function for a stream's first flush (a stream passes itself): no closure per stream.
 const flushStream = (s: Stream) => s.flush();
 
@@ -244,6 +255,7 @@ class Stream implements SseStream {
     if (!this.parserReleased) {
       this.parserReleased = true;
       releaseHttpParser(this.raw);
+      if (this.headerOut) forgetHeaderBlock(this.raw);
     }
     if (this.pending || this.lastWrite > due) return;
     writePing(this.raw, this.headerOut);
