@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import { agentIds, resolveAgent } from '../agents/roster.js';
-import type { ReplyOptions } from '../generation/generation.js';
+import type { Generation, ReplyOptions } from '../generation/generation.js';
 import { DEDUPE_KEY_PREFIX } from '../generation/generation.repo.js';
 import type { Replies } from '../generation/replies.js';
 import type { Release } from './admission.js';
@@ -104,11 +104,9 @@ export function createTurnService(deps: TurnServiceDeps) {
       const started = await insertAndStart({ ...t, agentId: options.fixedAgentId ?? agent?.id ?? null });
       // A reply's slot goes back with its last log flush; a request that started none gives it
       // back at once, since its client may post again right away.
-      // then() with one function, not finally(): a held reply keeps one closure, not three.
-      if (started.kind === 'new') {
-        const releaseSlot = () => release();
-        started.done.then(releaseSlot, releaseSlot);
-      } else release(true);
+      // whenDone, not a promise's then(): a held reply keeps one closure, no promise or reactions.
+      if (started.kind === 'new') started.reply.whenDone(() => release());
+      else release(true);
       return started.turn;
     } catch (err) {
       release(true);
@@ -127,9 +125,7 @@ export function createTurnService(deps: TurnServiceDeps) {
     idempotencyKey: string | undefined;
     options: TurnOptions;
     retried?: boolean;
-  }): Promise<
-    { kind: 'new'; turn: TurnStart; done: Promise<unknown> } | { kind: 'attached'; turn: TurnStart }
-  > {
+  }): Promise<{ kind: 'new'; turn: TurnStart; reply: Generation } | { kind: 'attached'; turn: TurnStart }> {
     const { caller, body, sessionId, scope, hash, idempotencyKey } = t;
     const ids = { messageId: randomUUID(), userMessageId: randomUUID() };
     let result: repo.TurnInsertResult;
@@ -180,7 +176,7 @@ export function createTurnService(deps: TurnServiceDeps) {
     deps.log.info({ sessionId, messageId: ids.messageId }, 'turn persisted');
     return {
       kind: 'new',
-      done: reply.done,
+      reply,
       turn: { kind: 'new', messageId: ids.messageId, sessionId, cancel: () => reply.abort('interrupted') },
     };
   }

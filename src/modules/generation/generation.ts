@@ -82,7 +82,13 @@ export interface Generation {
   /** Calls `fn` once, on the next appended event or the end (at once if it already ended). */
   onChange(fn: () => void): void;
   abort(reason: AbortReason): void;
+  /** Settles when the reply is done (after its final write and hook). Made on first use. */
   readonly done: Promise<GenerationOutcome>;
+  /**
+   * Calls `fn` with this reply once it is done, whatever its outcome (at once if it is): what a
+   * held reply's owners (the registry, the turn's slot) wait on, without a promise each.
+   */
+  whenDone(fn: (gen: Generation) => void): void;
 }
 
 export interface ReplyIds {
@@ -117,7 +123,6 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
   readonly entries: StreamEntry[] = [];
   ended = false;
   stored: boolean | null = null;
-  readonly done: Promise<GenerationOutcome>;
   private readonly deps: ProducerDeps;
   private readonly userMessageId: string;
   private readonly input: TurnInput;
@@ -145,8 +150,17 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
   private readonly state: Partial<RoutedTurn> & { model?: string; completeExtra: CompleteExtra } = {
     completeExtra: NO_EXTRA,
   };
-  private resolveDone!: (outcome: GenerationOutcome) => void;
-  private rejectDone!: (err: unknown) => void;
+  /**
+   * The end, once reached: the outcome, or what finish() threw. Who waits for it is a function or
+   * two (whenDone), and a promise only for a caller that asks for `done`: a held reply keeps no
+   * promise, resolving functions or reactions.
+   */
+  private settled: { outcome: GenerationOutcome } | { err: unknown } | null = null;
+  private doneFn: ((gen: Generation) => void) | null = null;
+  private moreDoneFns: Array<(gen: Generation) => void> | null = null;
+  private donePromise: Promise<GenerationOutcome> | null = null;
+  private resolveDone: ((outcome: GenerationOutcome) => void) | null = null;
+  private rejectDone: ((err: unknown) => void) | null = null;
   /** What went wrong inside modelEvent, if anything did. */
   private pushFailure: { err: unknown } | null = null;
 
@@ -172,11 +186,47 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
     // Checkpoints are timer-driven (the writer's one timer for all replies), so database writes
     // depend on elapsed time, never on chunk count.
     deps.writer.track(this);
-    this.done = new Promise((resolve, reject) => {
-      this.resolveDone = resolve;
-      this.rejectDone = reject;
-    });
     void this.run();
+  }
+
+  get done(): Promise<GenerationOutcome> {
+    if (!this.donePromise) {
+      const s = this.settled;
+      if (!s)
+        this.donePromise = new Promise((resolve, reject) => {
+          this.resolveDone = resolve;
+          this.rejectDone = reject;
+        });
+      else this.donePromise = 'outcome' in s ? Promise.resolve(s.outcome) : Promise.reject(s.err);
+    }
+    return this.donePromise;
+  }
+
+  whenDone(fn: (gen: Generation) => void): void {
+    if (this.settled) fn(this);
+    else if (!this.doneFn) this.doneFn = fn;
+    else if (this.moreDoneFns) this.moreDoneFns.push(fn);
+    else this.moreDoneFns = [fn];
+  }
+
+  private settle(s: { outcome: GenerationOutcome } | { err: unknown }): void {
+    this.settled = s;
+    if (this.resolveDone) {
+      if ('outcome' in s) this.resolveDone(s.outcome);
+      else this.rejectDone!(s.err);
+      this.resolveDone = null;
+      this.rejectDone = null;
+    }
+    const fns = this.moreDoneFns ? [this.doneFn!, ...this.moreDoneFns] : this.doneFn ? [this.doneFn] : [];
+    this.doneFn = null;
+    this.moreDoneFns = null;
+    for (const fn of fns) {
+      try {
+        fn(this);
+      } catch (err) {
+        this.deps.log.error({ err, messageId: this.messageId }, 'a reply-done callback failed');
+      }
+    }
   }
 
   /** Calls `fn` once, on the next appended event or the end (at once if it already ended). */
@@ -331,7 +381,10 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
   private modelDone(failure: { err: unknown } | null): void {
     const signal = this.controller?.signal;
     const f = this.pushFailure ?? failure ?? (signal?.aborted ? { err: signal.reason as unknown } : null);
-    this.finish(f).then(this.resolveDone, this.rejectDone);
+    this.finish(f).then(
+      (outcome) => this.settle({ outcome }),
+      (err: unknown) => this.settle({ err }),
+    );
   }
 
   /** Everything after the model: the status, the final write, the terminal event, the hook. */

@@ -43,8 +43,7 @@ export function createRegistry(opts: RegistryOptions): GenerationRegistry {
       live.set(gen.messageId, gen);
       const key = opts.userKey(gen);
       perUser.set(key, (perUser.get(key) ?? 0) + 1);
-      const retireThis = () => retire(gen);
-      gen.done.then(retireThis, retireThis);
+      gen.whenDone(retire);
     },
     get(id) {
       const done = finished.get(id);
