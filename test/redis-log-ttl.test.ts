@@ -1,6 +1,7 @@
 // The stream log's TTL: a reply's key expires whether its events took one flush or many, and a key
 // that the next XADD re-creates on a new connection (Redis restarted, the key gone) expires too.
-// One flush is one script call: a command in it that fails does not stop the others.
+// One flush is one script call: a command in it that fails does not stop the others. A key that
+// an eviction removed mid-reply gets its TTL again, and a long reply's key is renewed.
 import { afterAll, describe, expect, it } from 'vitest';
 import { chunkEvent, type StreamEntry, startEvent } from '../src/modules/generation/events.js';
 import { createRedisMirror } from '../src/modules/generation/redis-log.js';
@@ -13,7 +14,7 @@ afterAll(async () => {
 });
 
 describe.skipIf(!redis)('stream log TTL', () => {
-  it('a reply spanning several flushes keeps a TTL; after a reconnect, a re-created key gets one again', async () => {
+  it('a reply spanning several flushes keeps a TTL; a key re-created after a reconnect or an eviction gets one again', async () => {
     const r = redis!;
     const mirror = createRedisMirror(r, { maxLen: 1000, ttlS: 600, log: silentLogger() });
     const messageId = '6f1c1f5e-0000-4000-8000-0000000000aa';
@@ -44,7 +45,19 @@ describe.skipIf(!redis)('stream log TTL', () => {
     append(chunkEvent('dois ', 'abaporu'));
     await logged(1);
     expect(await r.client.ttl(key)).toBeGreaterThan(0);
-    mirror.end(messageId);
+
+    // An eviction mid-reply (maxmemory): the key goes while the connection stays; the next XADD
+    // makes it again, and it gets a TTL again.
+    await r.client.del(key);
+    append(chunkEvent('tres ', 'abaporu'));
+    await logged(1);
+    expect(await r.client.ttl(key)).toBeGreaterThan(0);
+
+    // A reply outliving half its TTL: the next flush renews it.
+    await r.client.expire(key, 100);
+    append(chunkEvent('quatro', 'abaporu'));
+    await logged(2);
+    expect(await r.client.ttl(key)).toBeGreaterThan(300);
     await r.client.del(key);
   });
 
@@ -82,8 +95,6 @@ describe.skipIf(!redis)('stream log TTL', () => {
     expect((await r.client.xrange(clashKey, '-', '+')).map(([id]) => id)).toEqual(['99999-999']);
     expect(await r.client.ttl(clashKey)).toBeGreaterThan(0);
     expect(await r.client.zrange(slots, 0, -1)).toEqual(['slot-b']);
-    mirror.end(ok);
-    mirror.end(clash);
     await r.client.del(okKey, clashKey, slots);
   });
 });

@@ -65,7 +65,6 @@ export interface ProducerDeps {
 /** Where events are mirrored for other instances (a Redis Stream); optional. */
 export interface EventMirror {
   append(messageId: string, entry: StreamEntry): void;
-  end(messageId: string): void;
 }
 
 export interface Generation {
@@ -485,7 +484,6 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
     );
     this.ended = true;
     metrics?.turnEnded(status);
-    deps.mirror?.end(messageId);
     this.wake();
 
     const result: GenerationOutcome = {

@@ -2,9 +2,9 @@
 //
 // Key layout (every key starts with the Redis prefix):
 //   <prefix>gen:<messageId>   STREAM of events; entry id = the SSE cursor `<offset>-<seq>`; field `e` = event JSON;
-//                             capped with MAXLEN ~ STREAM_LOG_MAXLEN; EXPIRE STREAM_LOG_TTL_S in the same script
-//                             call as a reply's first XADDs on each connection (again after half the TTL), so a
-//                             key re-created after a Redis restart (a new connection) expires too
+//                             capped with MAXLEN ~ STREAM_LOG_MAXLEN; the script call that adds entries also gives
+//                             the key STREAM_LOG_TTL_S when it has less than half of it left, or none (a new key,
+//                             or one re-created after a Redis restart or an eviction)
 //   <prefix>gen:stop          pub/sub channel; message = messageId to stop
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -30,10 +30,15 @@ export interface RedisLogOptions {
 const FLUSH_DELAY_MS = 5;
 
 /**
- * One flush as one command. KEYS: the keys it touches. ARGV[1] MAXLEN, ARGV[2] TTL (s), then ops:
+ * One flush as one command. KEYS: the keys it touches. ARGV[1] MAXLEN, ARGV[2] TTL (s), ARGV[3]
+ * half the TTL, then ops:
  *   'x' <key index> <entry id> <event JSON>   XADD key MAXLEN ~ ARGV[1] id e json
- *   'e' <key index>                           EXPIRE key ARGV[2]
+ *   'e' <key index>                           EXPIRE key ARGV[2], when its TTL is under ARGV[3]
+ *                                             (-1: none, a new or re-created key; -2: no key)
  *   'z' <key index> <member>                  ZREM key member
+ * The TTL is read where the key is, so no XADD can leave a key without one: not after a Redis
+ * restart or failover, and not when an eviction removed the key mid-reply and the next XADD made
+ * it again (the client-side record of which keys had a TTL missed that case).
  * A script runs whole or not at all, as the MULTI it replaces did (Redis refuses it up front when
  * out of memory; a connection lost mid-flush leaves no XADD without its EXPIRE). pcall, as in a
  * MULTI: one failing command (an XADD resent after a reconnect, its id already there) does not
@@ -42,14 +47,16 @@ const FLUSH_DELAY_MS = 5;
  * MULTI, linked through the pipeline, and V8 promoted ~2 MB/s of them to the old generation at
  * 10k live replies (bench:held's "promoted MB/s"): the old space, and RSS, grew with it.
  */
-const FLUSH_SCRIPT = `local i = 3
+const FLUSH_SCRIPT = `local renewBelow = tonumber(ARGV[3])
+local i = 4
 while i <= #ARGV do
   local op, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
   if op == 'x' then
     redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[1], ARGV[i + 2], 'e', ARGV[i + 3])
     i = i + 4
   elseif op == 'e' then
-    redis.pcall('EXPIRE', key, ARGV[2])
+    local ttl = redis.call('TTL', key)
+    if ttl ~= -2 and ttl < renewBelow then redis.pcall('EXPIRE', key, ARGV[2]) end
     i = i + 2
   else
     redis.pcall('ZREM', key, ARGV[i + 2])
@@ -78,16 +85,11 @@ export interface RedisMirror extends EventMirror {
  * a merged chunk exactly where its client stopped, so merging loses nothing and saves Redis work.
  */
 export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): RedisMirror {
-  const queues = new Map<string, { entries: StreamEntry[]; end: boolean }>();
+  const queues = new Map<string, StreamEntry[]>();
   let removals: Array<[string, string]> = [];
   let scheduled = false;
   const shouldLog = throttle(10_000);
-  // When each live reply's key got its TTL, on the connection `ttlConn`. A key keeps its TTL across
-  // XADDs, so a reply's later flushes skip the EXPIRE; a new connection (Redis restarted or failed
-  // over, the key may be gone and re-created by the next XADD) or half the TTL elapsed sets it again.
-  const ttlSetAt = new Map<string, number>();
-  let ttlConn: unknown = null;
-  const renewAfterMs = (opts.ttlS * 1000) / 2;
+  const renewBelowS = Math.floor(opts.ttlS / 2);
   const client = redis.client as FlushClient;
   client.defineCommand('genMirrorFlush', { lua: FLUSH_SCRIPT });
 
@@ -103,26 +105,17 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
     removals = [];
     if (!redis.ready()) {
       // Redis is away: resume falls back to the stored row; a release waits for the reconnect.
-      for (const [messageId, q] of queues) if (q.end) ttlSetAt.delete(messageId);
       queues.clear();
       removeNow(removing);
       return;
     }
-    const conn = redis.client.stream;
-    if (conn !== ttlConn) {
-      ttlSetAt.clear();
-      ttlConn = conn;
-    }
-    const now = Date.now();
-    // Keys of this flush whose EXPIRE was skipped (their TTL was set by an earlier flush).
-    let skipped: string[] | null = null;
     const keys: string[] = [];
-    const args: Array<string | number> = [opts.maxLen, opts.ttlS];
+    const args: Array<string | number> = [opts.maxLen, opts.ttlS, renewBelowS];
     for (const [key, member] of removing) {
       keys.push(key);
       args.push('z', keys.length, member);
     }
-    for (const [messageId, q] of queues) {
+    for (const [messageId, entries] of queues) {
       const key = keyOf(redis, messageId);
       keys.push(key);
       const k = keys.length;
@@ -130,7 +123,7 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
       let run: ChunkEvent | null = null;
       let runId = '';
       let runText = '';
-      for (const e of q.entries) {
+      for (const e of entries) {
         if (e.event.type === 'chunk') {
           run = e.event;
           runId = e.id;
@@ -145,39 +138,18 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
         args.push('x', k, e.id, JSON.stringify(e.event));
       }
       if (run) args.push('x', k, runId, JSON.stringify({ ...(run as ChunkEvent), content: runText }));
-      const setAt = ttlSetAt.get(messageId);
-      if (setAt === undefined || now - setAt >= renewAfterMs) {
-        args.push('e', k);
-        if (!q.end) ttlSetAt.set(messageId, now);
-      } else {
-        skipped ??= [];
-        skipped.push(key);
-      }
-      if (q.end) ttlSetAt.delete(messageId);
+      args.push('e', k);
     }
     queues.clear();
-    // Nothing to send (a reply that ended with no event left to log).
     if (keys.length === 0) return;
-    client.genMirrorFlush(keys.length, keys, args).then(
-      () => {
-        // Sent again on a new connection after this one dropped (ioredis resends unanswered
-        // commands): the XADDs may have re-created keys on a restarted Redis, so they get the TTL.
-        if (skipped && redis.client.stream !== conn) {
-          const again = redis.client.pipeline();
-          for (const key of skipped) again.expire(key, opts.ttlS);
-          again.exec().catch(() => {});
-        }
-      },
-      (err: Error) => {
-        // A refused script ran none of its commands (e.g. Redis is out of memory): the
-        // releases go again on their own, since a lost one would hold its slot until the slot TTL;
-        // an EXPIRE it carried did not run either, so every key gets one with its next flush.
-        ttlSetAt.clear();
-        removeNow(removing);
-        if (shouldLog())
-          opts.log.warn({ err: err.message }, 'stream log mirror failed; resume falls back to the database');
-      },
-    );
+    client.genMirrorFlush(keys.length, keys, args).catch((err: Error) => {
+      // A refused script ran none of its commands (e.g. Redis is out of memory): the releases go
+      // again on their own, since a lost one would hold its slot until the slot TTL. (A key's
+      // TTL is checked again by its next flush.)
+      removeNow(removing);
+      if (shouldLog())
+        opts.log.warn({ err: err.message }, 'stream log mirror failed; resume falls back to the database');
+    });
   };
   const schedule = () => {
     if (scheduled) return;
@@ -188,18 +160,9 @@ export function createRedisMirror(redis: RedisHandle, opts: RedisLogOptions): Re
 
   return {
     append(messageId, entry) {
-      let q = queues.get(messageId);
-      if (!q) {
-        q = { entries: [], end: false };
-        queues.set(messageId, q);
-      }
-      q.entries.push(entry);
-      schedule();
-    },
-    end(messageId) {
       const q = queues.get(messageId);
-      if (q) q.end = true;
-      else ttlSetAt.delete(messageId);
+      if (q) q.push(entry);
+      else queues.set(messageId, [entry]);
       schedule();
     },
     removeLater(key, member) {
