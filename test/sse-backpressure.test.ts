@@ -104,9 +104,8 @@ describe('an event stream to a client that stops reading', () => {
     expect(server.writableLength).toBeLessThan(1_000_000);
 
     // Reading again: the rest arrives, the response ends, the connection stays open (keep-alive).
-    let decoded: Buffer | null = null;
     client.on('data', (c: Buffer) => received.push(c));
-    decoded = await waitFor(async () => {
+    const decoded = await waitFor(async () => {
       const all = Buffer.concat(received);
       const head = all.indexOf('\r\n\r\n');
       return head < 0 ? undefined : (dechunk(all.subarray(head + 4)) ?? undefined);

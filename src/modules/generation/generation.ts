@@ -216,15 +216,19 @@ class LiveGeneration implements Generation, LiveReply, ModelSink {
       this.resolveDone = null;
       this.rejectDone = null;
     }
-    const fns = this.moreDoneFns ? [this.doneFn!, ...this.moreDoneFns] : this.doneFn ? [this.doneFn] : [];
+    const first = this.doneFn;
+    const more = this.moreDoneFns;
     this.doneFn = null;
     this.moreDoneFns = null;
-    for (const fn of fns) {
-      try {
-        fn(this);
-      } catch (err) {
-        this.deps.log.error({ err, messageId: this.messageId }, 'a reply-done callback failed');
-      }
+    if (first) this.callDone(first);
+    if (more) for (const fn of more) this.callDone(fn);
+  }
+
+  private callDone(fn: (gen: Generation) => void): void {
+    try {
+      fn(this);
+    } catch (err) {
+      this.deps.log.error({ err, messageId: this.messageId }, 'a reply-done callback failed');
     }
   }
 
