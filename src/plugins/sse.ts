@@ -96,9 +96,9 @@ const PING_CHUNK = Buffer.from(`${PING.length.toString(16)}\r\n${PING}\r\n`, 'la
 type ChunkedResponse = FastifyReply['raw'] & { chunkedEncoding?: boolean; outputSize?: number };
 
 /**
- * Whether `raw` takes a whole chunk straight to its socket: chunked, nothing of its own queued, on a
- * real connection, and its headers already written (the caller knows: `headersSent` is true from writeHead on, before
- * the header block has left with the first write).
+ * Whether `raw` takes a whole chunk straight to its socket: chunked, nothing of its own queued, on
+ * a real connection, and its headers already written (the caller knows: `headersSent` is true from
+ * writeHead on, before the header block has left with the first write).
  */
 function directChunks(raw: ChunkedResponse): boolean {
   const socket = raw.socket;
@@ -150,7 +150,10 @@ function flushDue(): void {
 /**
  * A response keeps its header block (`_header`, ~0.5 KB here: CORS, rate limit, request id) for its
  * whole life, though once it has left only its truthiness is read (`headersSent`, and the guards
- * of setHeader/writeHead). A held stream's is swapped for one short string shared by all of them.
+ * of setHeader/writeHead). A held stream's is swapped for one short string shared by all of them,
+ * at its first heartbeat check; until then flattenHeaderBlock (openSse) keeps it one flat string.
+ * Swapping at the first write instead, with or without the flattening, measured worse (10k live:
+ * 151 and 163 MB of live heap, against 146–149), for a reason not found; so it waits.
  */
 const SENT_HEADER = 'HTTP/1.1 200 OK\r\n\r\n';
 function forgetHeaderBlock(raw: FastifyReply['raw']): void {
